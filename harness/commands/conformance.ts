@@ -1,0 +1,44 @@
+/** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden conformance, one row per case x backend x stage. */
+import { parseArgs } from 'node:util';
+import '../backends.js';
+import { runConformance } from '../conformance.js';
+import { createBackend, probeBackends } from '../registry.js';
+import type { Backend } from '../interface.js';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { backend: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help || positionals.length !== 1) {
+    console.log(
+      'usage: tsa conformance <golden-dir> [--backend NAME] [--threads N]\n\n' +
+        'Runs every stage of every available backend (or only --backend NAME; an unavailable one is an error)\n' +
+        'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.',
+    );
+    return values.help ? 0 : 2;
+  }
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  const backends: Backend[] = [];
+  if (values.backend) {
+    backends.push(await createBackend(values.backend, { threads }));
+  } else {
+    for (const row of await probeBackends({ threads })) {
+      if (row.available) backends.push(await createBackend(row.name, { threads }));
+      else console.log(`skipping backend ${row.name}: ${row.reason}`);
+    }
+  }
+  let failures = 0;
+  console.log(['result', 'case', 'backend', 'stage', 'tau', 'ms', 'detail'].join('\t'));
+  try {
+    const rows = await runConformance(positionals[0]!, backends, (r) => {
+      if (!r.pass) failures++;
+      console.log([r.pass ? 'PASS' : 'FAIL', r.case, r.backend, r.stage, r.tau ?? '-', r.ms.toFixed(0), r.detail].join('\t'));
+    });
+    console.log(`\n${rows.length - failures} passed, ${failures} failed`);
+  } finally {
+    for (const b of backends) await b.dispose();
+  }
+  return failures === 0 ? 0 : 1;
+}

@@ -1,0 +1,43 @@
+/** Typed errors of the library. Every error says what was wrong and what was expected. */
+
+export type TsaInputErrorCode =
+  | 'SHAPE'
+  | 'HEADS'
+  | 'NON_FINITE'
+  | 'OPTION'
+  | 'INDICES'
+  | 'TYPE';
+
+export class TsaError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: nothing was computed. */
+export class TsaInputError extends TsaError {
+  constructor(message: string, readonly inputCode: TsaInputErrorCode) {
+    super(message, `TSA_INPUT_${inputCode}`);
+  }
+}
+
+/** One backend's reason for being unavailable. */
+export interface UnavailableReason {
+  backend: string;
+  reason: string;
+}
+
+/** A backend (or every backend) could not be created. */
+export class BackendUnavailableError extends TsaError {
+  constructor(message: string, readonly reasons: UnavailableReason[] = []) {
+    super(message, 'TSA_BACKEND_UNAVAILABLE');
+  }
+}
+
+/** The backend's device or workers are gone; create a new backend (or fall back). */
+export class BackendLostError extends TsaError {
+  constructor(message: string) {
+    super(message, 'TSA_BACKEND_LOST');
+  }
+}

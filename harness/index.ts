@@ -1,0 +1,18 @@
+/** Public entry of token-sparse-attention. */
+import './backends.js';
+
+export * from './interface.js';
+export * from './errors.js';
+export { resolveOptions, validateInput } from './validate.js';
+export {
+  registerBackend,
+  registeredBackends,
+  createBackend,
+  selectBackend,
+  probeBackends,
+  type BackendEntry,
+  type ProbeRow,
+  type Selection,
+  type SelectOptions,
+} from './registry.js';
+export { createReferenceBackend } from '../reference/index.js';

@@ -1,0 +1,145 @@
+/**
+ * The one interface every backend implements (reference/, assembly/, gpu/).
+ *
+ * Layouts (identical to ../shared/golden):
+ *   q       [H][L][D]     float32, query heads
+ *   k, v    [Hkv][L][D]   float32, key/value heads, never expanded in memory:
+ *                         query head h reads KV head floor(h / (H / Hkv))
+ *   scores  [H][L-W]      raw importance of each prefix key (mean window prob)
+ *   pooled  [H][L-W]      scores after average pooling (kernel P, include-pad)
+ *   indices [H][L']       kept positions per head, strictly ascending, the
+ *                         window L-W..L-1 always last; L' = keep + W
+ *   output  [L][H*D]      token-major, column h*D + d; pruned (t, h) rows are 0
+ *
+ * Stage names, shared by every backend so each is easy to find:
+ *   score -> pool -> budget -> select -> gather -> attend -> scatter
+ * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
+ */
+
+/** Shape of one attention call: one sequence (batch 1), prefill. */
+export interface AttentionShape {
+  /** Query heads H. */
+  heads: number;
+  /** Key/value heads Hkv; H must be a multiple of Hkv. */
+  kvHeads: number;
+  /** Head dimension D. */
+  headDim: number;
+  /** Sequence length L. */
+  seqLen: number;
+}
+
+/** Q, K, V after RoPE, in the layouts above. */
+export interface AttentionInput extends AttentionShape {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+}
+
+/** Token Sparse Attention options; every field has the spec's default. */
+export interface TsaOptions {
+  /** tau: attention mass that may be pruned (default 0.005); 0 means dense. */
+  coverage?: number;
+  /** W: the last W queries score the prefix and are always kept (default 128). */
+  window?: number;
+  /** P: average-pooling kernel over token scores, odd (default 7). */
+  poolKernel?: number;
+  /** Floor on kept prefix tokens (default 1024). */
+  minTokens?: number;
+}
+
+export type ResolvedTsaOptions = Required<TsaOptions>;
+
+export const DEFAULT_OPTIONS: Readonly<ResolvedTsaOptions> = Object.freeze({
+  coverage: 0.005,
+  window: 128,
+  poolKernel: 7,
+  minTokens: 1024,
+});
+
+/** Shape of a per-head score array: [heads][prefixLen], prefixLen = L - W. */
+export interface ScoreShape {
+  heads: number;
+  prefixLen: number;
+}
+
+/** Why a layer runs dense instead of token-sparse. */
+export type DenseReason =
+  /** L <= minTokens + W: nothing to gain (spec step 2.6). */
+  | 'short-context'
+  /** coverage (tau) is 0: the layer is configured dense. */
+  | 'zero-coverage'
+  /** The cumulative-mass rule prunes no token (c == 0). */
+  | 'nothing-pruned'
+  /** A backend's cost rule judged selection slower than dense here. */
+  | 'not-worth-it';
+
+/** Outcome of the keep-count rule for one layer (shared by all heads). */
+export type Budget =
+  | {
+      mode: 'sparse';
+      /** Kept prefix tokens per head: max(minTokens, (L - W) - pruned). */
+      keep: number;
+      /** Pruned count c after the +1 of the spec (before the minTokens floor). */
+      pruned: number;
+    }
+  | { mode: 'dense'; reason: DenseReason; detail: string };
+
+/** Milliseconds spent per stage of one `tokenSparseAttention` call. */
+export interface StageTimings {
+  scores: number;
+  pool: number;
+  budget: number;
+  select: number;
+  /** gather + attend + scatter (or dense attention when the layer is dense). */
+  attend: number;
+  /** Wall time of the whole call. */
+  total: number;
+}
+
+export interface TsaResult {
+  /** [L][H*D]; rows of pruned (t, h) pairs are exactly 0. */
+  output: Float32Array;
+  budget: Budget;
+  /** [H][L'] kept positions, or null when the layer ran dense. */
+  indices: Int32Array | null;
+  /** L' (keep + W), or L when dense. */
+  keptLength: number;
+  /** keptLength / L. */
+  keptFraction: number;
+  timings: StageTimings;
+}
+
+/**
+ * A Token Sparse Attention backend. All methods validate their inputs
+ * (throwing `TsaInputError` before computing anything) and are async so that
+ * GPU and threaded backends fit the same shape.
+ */
+export interface Backend {
+  /** Registry name: 'reference' | 'wasm' | 'webgpu'. */
+  readonly name: string;
+  /** What this instance runs on, e.g. "wasm relaxed-simd, 2 threads". */
+  readonly description: string;
+
+  /** score: mean window-query attention probability of each prefix key, [H][L-W]. */
+  scores(input: AttentionInput, options?: TsaOptions): Promise<Float32Array>;
+  /** pool: average pooling along tokens, kernel P, zero padding P/2, divisor P. */
+  pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Float32Array>;
+  /** budget: the keep count of the layer, or dense with the reason. L = prefixLen + W. */
+  budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget>;
+  /** select: per head, the `keep` best prefix positions plus the window, ascending, [H][keep+W]. */
+  select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions): Promise<Int32Array>;
+  /** gather + causal attention on the compact set + scatter; output [L][H*D]. */
+  attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number): Promise<Float32Array>;
+  /** Plain causal attention over all L tokens; output [L][H*D]. */
+  dense(input: AttentionInput): Promise<Float32Array>;
+  /** The whole pipeline. */
+  tokenSparseAttention(input: AttentionInput, options?: TsaOptions): Promise<TsaResult>;
+  /** Releases workers, devices and memory; the backend is unusable afterwards. */
+  dispose(): Promise<void>;
+}
+
+/** Options a backend factory accepts (each backend ignores what it has no use for). */
+export interface BackendCreateOptions {
+  /** Worker threads for CPU backends (default: the number of cores). */
+  threads?: number;
+}

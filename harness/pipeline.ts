@@ -1,0 +1,68 @@
+/**
+ * The Token Sparse Attention pipeline composed from a backend's stages:
+ * score -> pool -> budget -> select -> (gather, attend, scatter).
+ * CPU backends use it as their `tokenSparseAttention`; the GPU backend runs
+ * its own fused version to avoid readbacks between stages.
+ */
+import type { AttentionInput, Backend, Budget, ResolvedTsaOptions, TsaOptions, TsaResult } from './interface.js';
+import { resolveOptionsFor, validateInput } from './validate.js';
+
+/** The dense fallbacks that need no scores (spec step 2.6), or null. */
+export function denseBeforeScoring(seqLen: number, o: ResolvedTsaOptions): Budget | null {
+  if (o.coverage === 0) {
+    return { mode: 'dense', reason: 'zero-coverage', detail: 'coverage (tau) is 0: the layer is dense' };
+  }
+  if (seqLen <= o.minTokens + o.window) {
+    return {
+      mode: 'dense',
+      reason: 'short-context',
+      detail: `seqLen ${seqLen} <= minTokens ${o.minTokens} + window ${o.window}`,
+    };
+  }
+  return null;
+}
+
+export async function runPipeline(
+  backend: Backend,
+  input: AttentionInput,
+  options: TsaOptions | undefined,
+): Promise<TsaResult> {
+  validateInput(input);
+  const o = resolveOptionsFor(input, options);
+  const L = input.seqLen;
+  const timings = { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
+  const start = performance.now();
+  let t = start;
+  const lap = (): number => {
+    const now = performance.now();
+    const dt = now - t;
+    t = now;
+    return dt;
+  };
+
+  let budget = denseBeforeScoring(L, o);
+  let indices: Int32Array | null = null;
+  let output: Float32Array;
+  if (budget === null) {
+    const shape = { heads: input.heads, prefixLen: L - o.window };
+    const scores = await backend.scores(input, o);
+    timings.scores = lap();
+    const pooled = await backend.pool(scores, shape, o);
+    timings.pool = lap();
+    budget = await backend.budget(pooled, shape, o);
+    timings.budget = lap();
+    if (budget.mode === 'sparse') {
+      indices = await backend.select(pooled, shape, budget.keep, o);
+      timings.select = lap();
+    }
+  }
+  const keptLength = budget.mode === 'sparse' ? budget.keep + o.window : L;
+  if (indices !== null) {
+    output = await backend.attendSelected(input, indices, keptLength);
+  } else {
+    output = await backend.dense(input);
+  }
+  timings.attend = lap();
+  timings.total = performance.now() - start;
+  return { output, budget, indices, keptLength, keptFraction: keptLength / L, timings };
+}

@@ -1,0 +1,147 @@
+/**
+ * Runtime backend selection. Backends register with a priority and a factory
+ * that either returns a working backend or throws with the reason it cannot
+ * run here. `selectBackend()` tries them from the highest priority down and
+ * keeps every reason; forcing a backend by name never falls back silently.
+ */
+import { BackendUnavailableError, TsaError, type UnavailableReason } from './errors.js';
+import type { Backend, BackendCreateOptions } from './interface.js';
+
+export interface BackendEntry {
+  name: string;
+  /** Higher wins when no backend is forced. */
+  priority: number;
+  /** One line on what it is, for `tsa backends`. */
+  summary: string;
+  /**
+   * Creates a working instance or throws (ideally `BackendUnavailableError`)
+   * saying why not. `autoSelect: false` means "works, but do not pick me
+   * unless forced" (for example a GPU backend on a software rasterizer), with
+   * the reason in `whyNotAuto`.
+   */
+  create(options: BackendCreateOptions): Promise<Backend & { autoSelect?: boolean; whyNotAuto?: string }>;
+}
+
+export interface ProbeRow {
+  name: string;
+  priority: number;
+  summary: string;
+  available: boolean;
+  /** Selected / skipped explanation. */
+  reason: string;
+}
+
+export interface Selection {
+  backend: Backend;
+  /** One row per registered backend, highest priority first. */
+  report: ProbeRow[];
+  /** Why this backend was picked. */
+  why: string;
+}
+
+const entries = new Map<string, BackendEntry>();
+
+export function registerBackend(entry: BackendEntry): void {
+  entries.set(entry.name, entry);
+}
+
+export function registeredBackends(): BackendEntry[] {
+  return [...entries.values()].sort((a, b) => b.priority - a.priority);
+}
+
+function reasonOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Creates one backend by name; throws `BackendUnavailableError` with the probe's reason. */
+export async function createBackend(name: string, options: BackendCreateOptions = {}): Promise<Backend> {
+  const entry = entries.get(name);
+  if (!entry) {
+    throw new BackendUnavailableError(
+      `unknown backend '${name}'; registered: ${registeredBackends().map((e) => e.name).join(', ')}`,
+      [{ backend: name, reason: 'not registered' }],
+    );
+  }
+  try {
+    return await entry.create(options);
+  } catch (e) {
+    if (e instanceof TsaError && !(e instanceof BackendUnavailableError)) throw e;
+    throw new BackendUnavailableError(`backend '${name}' is unavailable: ${reasonOf(e)}`, [
+      { backend: name, reason: reasonOf(e) },
+    ]);
+  }
+}
+
+export interface SelectOptions extends BackendCreateOptions {
+  /** Force this backend; an unavailable forced backend is an error. */
+  backend?: string;
+}
+
+/**
+ * The best backend that works here. Without `backend`, tries every registered
+ * backend by priority and disposes the ones it does not return.
+ */
+export async function selectBackend(options: SelectOptions = {}): Promise<Selection> {
+  const { backend: forced, ...createOptions } = options;
+  if (forced !== undefined) {
+    const backend = await createBackend(forced, createOptions);
+    const entry = entries.get(forced)!;
+    const row = { name: forced, priority: entry.priority, summary: entry.summary, available: true, reason: 'forced by name' };
+    return { backend, report: [row], why: `'${forced}' forced by name (${backend.description})` };
+  }
+  const report: ProbeRow[] = [];
+  const reasons: UnavailableReason[] = [];
+  let chosen: Backend | null = null;
+  let why = '';
+  for (const entry of registeredBackends()) {
+    const row: ProbeRow = { name: entry.name, priority: entry.priority, summary: entry.summary, available: false, reason: '' };
+    report.push(row);
+    if (chosen) {
+      row.reason = `not probed: '${chosen.name}' has higher priority`;
+      continue;
+    }
+    try {
+      const b = await entry.create(createOptions);
+      row.available = true;
+      if (b.autoSelect === false) {
+        row.reason = `works but not chosen automatically: ${b.whyNotAuto ?? 'no reason given'}`;
+        reasons.push({ backend: entry.name, reason: row.reason });
+        await b.dispose();
+        continue;
+      }
+      chosen = b;
+      row.reason = `selected: ${b.description}`;
+      why = `'${b.name}' is the highest-priority backend that works here (${b.description})`;
+      const skipped = reasons.map((r) => `${r.backend}: ${r.reason}`).join('; ');
+      if (skipped) why += `; skipped ${skipped}`;
+    } catch (e) {
+      row.reason = reasonOf(e);
+      reasons.push({ backend: entry.name, reason: row.reason });
+    }
+  }
+  if (!chosen) {
+    throw new BackendUnavailableError(
+      `no backend works here: ${reasons.map((r) => `${r.backend}: ${r.reason}`).join('; ')}`,
+      reasons,
+    );
+  }
+  return { backend: chosen, report, why };
+}
+
+/** Probes every backend (creating and disposing each) for `tsa backends`. */
+export async function probeBackends(options: BackendCreateOptions = {}): Promise<ProbeRow[]> {
+  const rows: ProbeRow[] = [];
+  for (const entry of registeredBackends()) {
+    const row: ProbeRow = { name: entry.name, priority: entry.priority, summary: entry.summary, available: false, reason: '' };
+    try {
+      const b = await entry.create(options);
+      row.available = true;
+      row.reason = b.autoSelect === false ? `works, not auto-selected: ${b.whyNotAuto ?? ''}` : b.description;
+      await b.dispose();
+    } catch (e) {
+      row.reason = reasonOf(e);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
