@@ -136,6 +136,11 @@ export interface Backend {
   tokenSparseAttention(input: AttentionInput, options?: TsaOptions): Promise<TsaResult>;
   /** Releases workers, devices and memory; the backend is unusable afterwards. */
   dispose(): Promise<void>;
+  /**
+   * Accelerator-side milliseconds of the last call (GPU timestamp queries),
+   * where the backend can measure them; undefined on CPU backends.
+   */
+  lastDeviceTimeMs?(): number | null;
 }
 
 /** Options a backend factory accepts (each backend ignores what it has no use for). */

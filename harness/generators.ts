@@ -1,0 +1,135 @@
+/**
+ * Seeded input generators for tests and benchmarks.
+ *
+ * - gaussian: every q, k, v value i.i.d. N(0, 1). Attention is near uniform,
+ *   so almost nothing is pruned: the worst case for TSA's overhead.
+ * - structured: heavy-tailed attention as in trained models. Per KV head g a
+ *   random unit direction u_g; keys k_t = noise + a_t * u_g with a_t = SINK for
+ *   token 0, a Pareto-tailed strength for about 3% "heavy" tokens, 0 for the
+ *   rest; queries q = noise + beta_h * sqrt(D) * u_g, so a key's logit is
+ *   lifted by about beta_h * a_t. Values are plain noise.
+ */
+import type { AttentionInput, AttentionShape } from './interface.js';
+
+export type InputKind = 'gaussian' | 'structured';
+export const INPUT_KINDS: readonly InputKind[] = ['gaussian', 'structured'];
+
+/** Structured-input parameters (logit lifts, in units of the score). */
+export const STRUCTURED = Object.freeze({
+  sink: 12,
+  heavyShare: 0.03,
+  /** Pareto scale and tail index of heavy-token lifts, capped at heavyMax. */
+  heavyMin: 3,
+  heavyAlpha: 1.5,
+  heavyMax: 11,
+  /** Query alignment per head within its GQA group, from 1 down to betaMin. */
+  betaMin: 0.85,
+});
+
+/** xoshiro128** PRNG: fast, seedable, 32-bit state words. */
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  private spare: number | null = null;
+
+  constructor(seed: number) {
+    // splitmix32 to spread the seed over the state.
+    let s = seed >>> 0;
+    const next = () => {
+      s = (s + 0x9e3779b9) >>> 0;
+      let z = s;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.a = next();
+    this.b = next();
+    this.c = next();
+    this.d = next();
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  u32(): number {
+    const r = Math.imul(this.rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
+    const t = this.b << 9;
+    this.c ^= this.a;
+    this.d ^= this.b;
+    this.b ^= this.c;
+    this.a ^= this.d;
+    this.c ^= t;
+    this.d = this.rotl(this.d, 11);
+    return r;
+  }
+
+  /** Uniform in (0, 1). */
+  uniform(): number {
+    return (this.u32() + 0.5) / 4294967296;
+  }
+
+  /** Standard normal (Box-Muller, both outputs used). */
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const th = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(th);
+    return r * Math.cos(th);
+  }
+
+  fillNormal(out: Float32Array, scale = 1): Float32Array {
+    for (let i = 0; i < out.length; i++) out[i] = this.normal() * scale;
+    return out;
+  }
+
+  private rotl(x: number, k: number): number {
+    return ((x << k) | (x >>> (32 - k))) >>> 0;
+  }
+}
+
+/** Seeded random input of the given kind and shape. */
+export function generateInput(kind: InputKind, shape: AttentionShape, seed = 1): AttentionInput {
+  const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = shape;
+  const rng = new Rng(seed);
+  const q = rng.fillNormal(new Float32Array(H * L * D));
+  const k = rng.fillNormal(new Float32Array(Hkv * L * D));
+  const v = rng.fillNormal(new Float32Array(Hkv * L * D));
+  if (kind === 'structured') addStructure(rng, { ...shape, q, k, v });
+  return { ...shape, q, k, v };
+}
+
+function addStructure(rng: Rng, x: AttentionInput): void {
+  const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L, q, k } = x;
+  const S = STRUCTURED;
+  const group = H / Hkv;
+  for (let g = 0; g < Hkv; g++) {
+    const u = rng.fillNormal(new Float32Array(D));
+    let norm = 0;
+    for (let d = 0; d < D; d++) norm += u[d]! * u[d]!;
+    norm = Math.sqrt(norm);
+    for (let d = 0; d < D; d++) u[d]! /= norm;
+    // Keys: sink at token 0, heavy-tailed lifts on ~heavyShare of tokens.
+    for (let t = 0; t < L; t++) {
+      let a = 0;
+      if (t === 0) a = S.sink;
+      else if (rng.uniform() < S.heavyShare) a = Math.min(S.heavyMax, S.heavyMin * rng.uniform() ** (-1 / S.heavyAlpha));
+      if (a === 0) continue;
+      const o = (g * L + t) * D;
+      for (let d = 0; d < D; d++) k[o + d]! += a * u[d]!;
+    }
+    // Queries of the group: aligned with u_g, strength beta_h * sqrt(D).
+    for (let j = 0; j < group; j++) {
+      const h = g * group + j;
+      const beta = group === 1 ? 1 : 1 - ((1 - S.betaMin) * j) / (group - 1);
+      const lift = beta * Math.sqrt(D);
+      for (let t = 0; t < L; t++) {
+        const o = (h * L + t) * D;
+        for (let d = 0; d < D; d++) q[o + d]! += lift * u[d]!;
+      }
+    }
+  }
+}
