@@ -119,6 +119,8 @@ export interface Backend {
   readonly name: string;
   /** What this instance runs on, e.g. "wasm relaxed-simd, 2 threads". */
   readonly description: string;
+  /** CPU threads this instance computes on (CPU backends); absent means 1 or not applicable. */
+  readonly threads?: number;
 
   /** score: mean window-query attention probability of each prefix key, [H][L-W]. */
   scores(input: AttentionInput, options?: TsaOptions): Promise<Float32Array>;
