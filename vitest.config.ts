@@ -6,7 +6,8 @@ export default defineConfig({
     // A native crash (Dawn, WASM threads) in the threads pool kills the whole
     // run without a report; forks isolate it to one file.
     pool: 'forks',
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

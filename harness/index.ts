@@ -16,3 +16,7 @@ export {
   type SelectOptions,
 } from './registry.js';
 export { createReferenceBackend } from '../reference/index.js';
+export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js';
+export { runConformance, checkCase, type ConformanceRow } from './conformance.js';
+export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
+export { runPipeline } from './pipeline.js';
