@@ -8,6 +8,8 @@ const commands: Record<string, Command> = {
   backends: { summary: 'probe every backend and say which one is selected and why', load: () => import('./commands/backends.js') },
   conformance: { summary: 'compare every stage of every backend with a golden directory', load: () => import('./commands/conformance.js') },
   bench: { summary: 'dense vs token-sparse attention across context lengths', load: () => import('./commands/bench.js') },
+  generate: { summary: 'a story from a llama2.c model, sparse prefill + dense decode', load: () => import('./commands/generate.js') },
+  eval: { summary: 'quality of sparse prefill on a real model vs dense and baselines', load: () => import('./commands/eval.js') },
 };
 
 function usage(): string {

@@ -149,4 +149,10 @@ export interface Backend {
 export interface BackendCreateOptions {
   /** Worker threads for CPU backends (default: the number of cores). */
   threads?: number;
+  /**
+   * Backends with a cost rule (webgpu) may run dense where token-sparse
+   * attention would not pay (Budget reason 'not-worth-it'); false turns it
+   * off so tokenSparseAttention follows the spec exactly (conformance).
+   */
+  costRule?: boolean;
 }

@@ -22,10 +22,10 @@ export async function run(argv: string[]): Promise<number> {
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   const backends: Backend[] = [];
   if (values.backend) {
-    backends.push(await createBackend(values.backend, { threads }));
+    backends.push(await createBackend(values.backend, { threads, costRule: false }));
   } else {
     for (const row of await probeBackends({ threads })) {
-      if (row.available) backends.push(await createBackend(row.name, { threads }));
+      if (row.available) backends.push(await createBackend(row.name, { threads, costRule: false }));
       else console.log(`skipping backend ${row.name}: ${row.reason}`);
     }
   }

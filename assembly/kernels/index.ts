@@ -1,0 +1,15 @@
+/**
+ * The WASM kernels of the CPU backend, one per stage of Token Sparse Attention:
+ * score (scoreStats + scoreMean) -> pool -> budget -> select -> gather (gatherKeys, gatherRows)
+ * -> attend -> scatter. Compiled twice (asconfig.json): plain SIMD and relaxed SIMD (fused
+ * multiply-add), both with threads over an imported shared memory. The host (assembly/index.ts)
+ * lays out all memory and calls parallel kernels on every thread at once (see common.ts).
+ */
+export { BK as BLOCK_KEYS, BQ as BLOCK_QUERIES } from './common';
+export { scoreStats, scoreMean } from './score';
+export { pool } from './pool';
+export { budget } from './budget';
+export { select } from './select';
+export { gatherKeys, gatherRows } from './gather';
+export { attend } from './attend';
+export { scatter } from './scatter';

@@ -1,0 +1,130 @@
+/// <reference types="@webgpu/types" />
+/**
+ * WebGPU adapter and device acquisition through the `webgpu` npm package
+ * (Dawn's dawn.node). Order: a core adapter on Vulkan, then a compatibility
+ * adapter on Dawn's OpenGL / OpenGL ES backend (EGL, headless with
+ * EGL_PLATFORM=surfaceless). Every attempt is recorded so an unavailable
+ * backend says what was tried.
+ */
+import { BackendUnavailableError } from '../harness/errors.js';
+
+/** One attempt at an adapter: Dawn backend toggle and feature level. */
+export interface AdapterAttempt {
+  backend: 'vulkan' | 'opengl';
+  featureLevel: 'core' | 'compatibility';
+}
+
+export const DEFAULT_ATTEMPTS: readonly AdapterAttempt[] = [
+  { backend: 'vulkan', featureLevel: 'core' },
+  { backend: 'opengl', featureLevel: 'compatibility' },
+];
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapterInfo: GPUAdapterInfo;
+  attempt: AdapterAttempt;
+  /** A CPU rasterizer (llvmpipe, SwiftShader, lavapipe) or the adapter's fallback flag. */
+  software: boolean;
+  /** Adapter name, Dawn backend and feature level, for `Backend.description`. */
+  summary: string;
+  timestamps: boolean;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+/**
+ * dawn.node GPU instances, one per Dawn backend. They stay reachable for the
+ * whole process: if one is garbage-collected while work is pending, node
+ * crashes inside Dawn.
+ */
+const instances = new Map<string, GPU>();
+let dawn: DawnModule | null = null;
+
+async function loadDawn(): Promise<DawnModule> {
+  if (dawn) return dawn;
+  try {
+    const name = 'webgpu'; // a variable: the optional package is resolved at run time only
+    dawn = (await import(name)) as DawnModule;
+  } catch (e) {
+    throw new BackendUnavailableError(
+      `the optional package 'webgpu' (Dawn for node) is not installed or failed to load: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  // GPUBufferUsage, GPUMapMode, ... as globals, like in a browser.
+  for (const [k, v] of Object.entries(dawn.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  return dawn;
+}
+
+function instanceFor(d: DawnModule, backend: AdapterAttempt['backend']): GPU {
+  let gpu = instances.get(backend);
+  if (!gpu) {
+    // Headless EGL: no X11/Wayland display is needed for Dawn's OpenGL backend.
+    if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
+    gpu = d.create([`backend=${backend}`]);
+    instances.set(backend, gpu);
+  }
+  return gpu;
+}
+
+const SOFTWARE = /llvmpipe|softpipe|swiftshader|lavapipe|software/i;
+
+function describeAdapter(info: GPUAdapterInfo): string {
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return [...new Set(parts)].join(' / ') || 'unnamed adapter';
+}
+
+/** Every numeric limit of the adapter, requested in full (WebGPU's defaults are small). */
+function allLimits(adapter: GPUAdapter): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key in adapter.limits) {
+    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+    if (typeof v === 'number') out[key] = v;
+  }
+  return out;
+}
+
+/** The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try. */
+export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS): Promise<GpuContext> {
+  const d = await loadDawn();
+  const tried: string[] = [];
+  for (const attempt of attempts) {
+    const label = `${attempt.backend} (${attempt.featureLevel})`;
+    let adapter: GPUAdapter | null = null;
+    try {
+      adapter = await instanceFor(d, attempt.backend).requestAdapter({
+        featureLevel: attempt.featureLevel,
+        powerPreference: 'high-performance',
+      });
+    } catch (e) {
+      tried.push(`${label}: requestAdapter threw ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    if (!adapter) {
+      tried.push(`${label}: no adapter`);
+      continue;
+    }
+    const timestamps = adapter.features.has('timestamp-query');
+    try {
+      const device = await adapter.requestDevice({
+        requiredLimits: allLimits(adapter),
+        requiredFeatures: timestamps ? ['timestamp-query'] : [],
+      });
+      const info = adapter.info;
+      const name = describeAdapter(info);
+      const software = info.isFallbackAdapter || SOFTWARE.test(name);
+      return {
+        device,
+        adapterInfo: info,
+        attempt,
+        software,
+        timestamps,
+        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode`,
+      };
+    } catch (e) {
+      tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  throw new BackendUnavailableError(`no WebGPU adapter: tried ${tried.join('; ')}`);
+}

@@ -1,0 +1,176 @@
+/**
+ * attend: causal softmax attention, FlashAttention-2 style, for every query
+ * head of a chunk of heads.
+ *
+ * Math (per head, rows a < n): out[a] = sum_{b <= a} softmax_b(q[a] . k[b] * scale) v[b],
+ * computed tile by tile with an online softmax: for each key tile,
+ * m' = max(m, rowmax S), alpha = exp(m - m'), P = exp(S - m'),
+ * l = l * alpha + rowsum P, O = O * alpha + P V; finally out = O / l.
+ *
+ * Memory layout: Q [head][row][dim], K and V [kvHead][row][dim] with
+ * kvHead = head / kvDiv (GQA on the original tensors, kvDiv = 1 on gathered
+ * per-head copies), output O [head][row][dim]; all f32, rows of `dim` floats,
+ * heads `*HeadStride` floats apart, each binding a window starting at the
+ * chunk's first head (`*Base` = offset of that head inside the window).
+ *
+ * One workgroup per (query tile of BM rows, head). The Q tile stays in
+ * registers (scaled by 1/sqrt(D)) and is staged into workgroup memory one DK
+ * chunk at a time; K chunks, then P and V chunks, go through workgroup memory.
+ * Key tiles above the diagonal are skipped; tiles run heaviest first.
+ *
+ * `gate` makes one recorded dispatch serve both outcomes of the GPU-side
+ * budget: 1 runs only if state.mode is sparse (rows n = state L'), 2 only if
+ * the layer went dense.
+ */
+import { bm, bn, threads, unionVec4, type TileConfig } from '../tiles.js';
+import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { paramsStruct, unroll, type ParamFields } from './params.js';
+import { STATE } from './state.js';
+
+export const ATTEND_PARAMS: ParamFields = [
+  ['n', 'u32'],
+  ['dim', 'u32'],
+  ['qBase', 'u32'],
+  ['kBase', 'u32'],
+  ['vBase', 'u32'],
+  ['oBase', 'u32'],
+  ['qHeadStride', 'u32'],
+  ['kvHeadStride', 'u32'],
+  ['oHeadStride', 'u32'],
+  ['h0', 'u32'],
+  ['kvDiv', 'u32'],
+  ['kv0', 'u32'],
+  ['gate', 'u32'],
+  ['scale', 'f32'],
+];
+
+/** Gate values of ATTEND_PARAMS.gate (and of gather/scatter). */
+export const GATE = { always: 0, ifSparse: 1, ifDense: 2 } as const;
+
+export function attendWgsl(c: TileConfig): string {
+  const dk4 = c.dk / 4;
+  const nch = c.dp / c.dk;
+  const qu = Math.ceil((bm(c) * dk4) / threads(c));
+  const td4 = c.dp / 4 / c.nx;
+  const stageQ = (ch: number) =>
+    unroll(qu, (u) => `    if (qe${u} < BM * DK4) { sm[QS + (qe${u} / DK4) * DPAD + qe${u} % DK4] = qr${ch}_${u}; }`);
+  return `${paramsStruct(ATTEND_PARAMS)}
+@group(0) @binding(1) var<storage, read> qIn: array<f32>;
+@group(0) @binding(2) var<storage, read> kIn: array<f32>;
+@group(0) @binding(3) var<storage, read> vIn: array<f32>;
+@group(0) @binding(4) var<storage, read_write> oOut: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+${tileConsts(c)}
+const BV: u32 = ${c.bv}u;
+const PPAD: u32 = ${bn(c) / 4 + 1}u;
+const PS: u32 = 0u;
+const VS: u32 = BM * PPAD;
+var<workgroup> sm: array<vec4<f32>, ${unionVec4(c)}>;
+var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
+var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
+
+/** Q[row][col..col+4) * scale, zero outside n rows and dim columns. */
+fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  if (row < n) {
+    for (var cc = 0u; cc < 4u; cc = cc + 1u) {
+      if (col + cc < p.dim) { x[cc] = qIn[base + row * p.dim + col + cc] * p.scale; }
+    }
+  }
+  return x;
+}
+
+@compute @workgroup_size(${threads(c)})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  var n = p.n;
+  if (p.gate != 0u) {
+    let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
+    if ((p.gate == 1u) != sparse) { return; }
+    if (sparse) { n = state[${STATE.keptLength}]; }
+  }
+  let nTiles = (n + BM - 1u) / BM;
+  if (wg.x >= nTiles) { return; }
+  let qt = nTiles - 1u - wg.x;
+  let q0 = qt * BM;
+  let head = p.h0 + wg.y;
+  let qBase = p.qBase + wg.y * p.qHeadStride;
+  let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
+  let kBase = p.kBase + kvOff;
+  let vBase = p.vBase + kvOff;
+  let oBase = p.oBase + wg.y * p.oHeadStride;
+  let tx = tid % NX;
+  let ty = tid / NX;
+
+  // The Q tile in registers: chunk ch, slot u holds vec4 qe_u of that chunk.
+${unroll(qu, (u) => `  let qe${u} = tid + ${u}u * THREADS;`)}
+${unroll(nch, (ch) =>
+  unroll(qu, (u) => `  let qr${ch}_${u} = loadQ4(qBase, q0 + qe${u} / DK4, ${ch * c.dk}u + 4u * (qe${u} % DK4), n);`),
+)}
+
+${unroll(c.tm, (i) => `  var m${i} = NEG;\n  var l${i} = 0.0;`)}
+${unroll(c.tm, (i) => unroll(td4, (j) => `  var o${i}${j} = vec4<f32>(0.0);`))}
+
+  let lastKey = min(q0 + BM - 1u, n - 1u);
+  let nKeyTiles = lastKey / BN + 1u;
+  for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
+    let k0 = kt * BN;
+${zeroLogits(c)}
+${unroll(nch, (ch) => `${stageQ(ch)}
+${loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'n', d0: `${ch * c.dk}u` })}
+    workgroupBarrier();
+${accumulateChunk(c)}
+    workgroupBarrier();`)}
+    if (k0 + BN - 1u > q0 || k0 + BN > n) {
+${maskLogits(c, { q0: 'q0', k0: 'k0', shift: '0u', nKeys: 'n' })}
+    }
+${unroll(c.tm, (i) => `    redM[(ty + ${i}u * NY) * NX + tx] = max(${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).reduce((a, b) => `max(${a}, ${b})`)}, NEG);`)}
+    workgroupBarrier();
+${unroll(c.tm, (i) => `    var tmax${i} = NEG;
+    for (var x = 0u; x < NX; x = x + 1u) { tmax${i} = max(tmax${i}, redM[(ty + ${i}u * NY) * NX + x]); }
+    let mNew${i} = max(m${i}, tmax${i});
+    let alpha${i} = exp(m${i} - mNew${i});
+    m${i} = mNew${i};
+${unroll(c.tn, (j) => `    s${i}${j} = exp(s${i}${j} - mNew${i});
+    sm[PS + (ty + ${i}u * NY) * PPAD + (tx + ${j}u * NX) / 4u][(tx + ${j}u * NX) % 4u] = s${i}${j};`)}
+    redL[(ty + ${i}u * NY) * NX + tx] = ${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).join(' + ')};
+${unroll(td4, (j) => `    o${i}${j} = o${i}${j} * alpha${i};`)}`)}
+    for (var vc = 0u; vc < BN / BV; vc = vc + 1u) {
+      let v0 = k0 + vc * BV;
+      if (v0 > lastKey) { break; }
+      for (var e = tid; e < BV * DP; e = e + THREADS) {
+        let row = v0 + e / DP;
+        let col = e % DP;
+        var x = 0.0;
+        if (row < n && col < p.dim) { x = vIn[vBase + row * p.dim + col]; }
+        sm[VS + e / 4u][col % 4u] = x;
+      }
+      workgroupBarrier();
+      if (vc == 0u) {
+${unroll(c.tm, (i) => `        var ls${i} = 0.0;
+        for (var x = 0u; x < NX; x = x + 1u) { ls${i} = ls${i} + redL[(ty + ${i}u * NY) * NX + x]; }
+        l${i} = l${i} * alpha${i} + ls${i};`)}
+      }
+      for (var b4 = 0u; b4 < BV / 4u; b4 = b4 + 1u) {
+${unroll(c.tm, (i) => `        let pr${i} = sm[PS + (ty + ${i}u * NY) * PPAD + vc * (BV / 4u) + b4];`)}
+${unroll(4, (kk) => {
+  const w = 'xyzw'[kk];
+  return `${unroll(td4, (j) => `        let v${j}_${kk} = sm[VS + (b4 * 4u + ${kk}u) * DP4 + tx + ${j}u * NX];`)}
+${unroll(c.tm, (i) => unroll(td4, (j) => `        o${i}${j} = fma(vec4<f32>(pr${i}.${w}), v${j}_${kk}, o${i}${j});`))}`;
+})}
+      }
+      workgroupBarrier();
+    }
+  }
+
+${unroll(c.tm, (i) => `  {
+    let row = q0 + ty + ${i}u * NY;
+    if (row < n) {
+${unroll(td4, (j) => `      for (var cc = 0u; cc < 4u; cc = cc + 1u) {
+        let col = 4u * (tx + ${j}u * NX) + cc;
+        if (col < p.dim) { oOut[oBase + row * p.dim + col] = o${i}${j}[cc] / l${i}; }
+      }`)}
+    }
+  }`)}
+}
+`;
+}

@@ -1,0 +1,307 @@
+/**
+ * budget: the keep count of the layer, exactly, on the GPU.
+ *
+ * Math. With S_t = sum_h pooled[h][t] (so g_t = S_t / H) the spec's rule
+ * "cumsum_k(sort_asc(g) / (sum g + 1e-8)) < tau" is
+ *     prefix_k(sort_asc(S)) < Theta = tau * (sum_t S_t + H * 1e-8).
+ * Every pooled value is turned into a 128-bit fixed-point integer
+ * X = floor(x * 2^s), with s chosen from the largest value so that all sums
+ * fit (budgetFix); the sums are then exact integers, the same in any
+ * reduction order. Theta is floor((T + C) * tau_64 / 2^64) with
+ * tau_64 = floor(tau * 2^64) and C = H * 1e-8 * 2^s. The count
+ * c = max{k : prefix_k < Theta} comes from a radix select over the 128-bit
+ * keys, most significant byte first (budgetHist + budgetChoose per byte):
+ * each pass keeps the bucket where the running sum first reaches Theta,
+ * adding the counts and sums of the buckets below it; after the last byte
+ * the group left holds equal values v and the count takes the largest j
+ * with base + j v < Theta. No sort of L scores, no float rounding: the only
+ * approximation is truncating values below 2^-s, more than 2^80 times
+ * smaller than the largest.
+ *
+ * budgetDecide applies c == 0 -> dense, else pruned = c + 1,
+ * keep = max(minTokens, P - pruned), L' = keep + W, and the cost rule
+ * (dense when L' > maxKeptLength), writing the state buffer (state.ts).
+ *
+ * Layouts: pooled [H][P] f32; keys [P] vec4<u32>; hist [256][5] u32
+ * (count, 128-bit sum); state u32 words per STATE.
+ */
+import { paramsStruct, type ParamFields } from './params.js';
+import { STATE } from './state.js';
+import { U128_WGSL } from './u128.wgsl.js';
+
+const S = STATE;
+
+/** Elements a thread folds sequentially (runs of one bucket cost one atomic). */
+const ITEMS = 16;
+
+export const BUDGET_INIT_PARAMS: ParamFields = [['P', 'u32']];
+export const BUDGET_MAX_PARAMS: ParamFields = [['count', 'u32']];
+export const BUDGET_FIX_PARAMS: ParamFields = [
+  ['P', 'u32'],
+  ['H', 'u32'],
+  ['kBits', 'u32'],
+  ['sCap', 'u32'],
+];
+export const BUDGET_HIST_PARAMS: ParamFields = [
+  ['P', 'u32'],
+  ['word', 'u32'],
+  ['shift', 'u32'],
+];
+export const BUDGET_CHOOSE_PARAMS: ParamFields = [
+  ['word', 'u32'],
+  ['shift', 'u32'],
+  ['first', 'u32'],
+  ['last', 'u32'],
+  ['tauLo', 'u32'],
+  ['tauHi', 'u32'],
+  ['cHi', 'f32'],
+  ['cLo', 'f32'],
+];
+export const BUDGET_DECIDE_PARAMS: ParamFields = [
+  ['P', 'u32'],
+  ['W', 'u32'],
+  ['L', 'u32'],
+  ['minTokens', 'u32'],
+  ['maxKeptLength', 'u32'],
+];
+
+/** Zeroes the histogram and the radix state; one workgroup of 256. */
+export function budgetInitWgsl(): string {
+  return `${paramsStruct(BUDGET_INIT_PARAMS)}
+@group(0) @binding(1) var<storage, read_write> state: array<u32>;
+@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) tid: u32) {
+  for (var w = 0u; w < 5u; w = w + 1u) { hist[tid * 5u + w] = 0u; }
+  if (tid < ${S.words}u) { state[tid] = 0u; }
+  if (tid == 0u) { state[${S.groupCount}] = p.P; }
+}
+`;
+}
+
+/** state.maxBits = max over all pooled values of their bits (non-negative floats order as u32). */
+export function budgetMaxWgsl(): string {
+  return `${paramsStruct(BUDGET_MAX_PARAMS)}
+@group(0) @binding(1) var<storage, read> pooled: array<f32>;
+@group(0) @binding(2) var<storage, read_write> state: array<atomic<u32>>;
+var<workgroup> wmax: atomic<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) tid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  var m = 0u;
+  for (var e = gid.x; e < p.count; e = e + nwg.x * 256u) {
+    m = max(m, bitcast<u32>(pooled[e]) & 0x7fffffffu);
+  }
+  atomicMax(&wmax, m);
+  workgroupBarrier();
+  if (tid == 0u) { atomicMax(&state[${S.maxBits}], atomicLoad(&wmax)); }
+}
+`;
+}
+
+/** keys[t] = sum_h fix128(pooled[h][t], s); s = min(kBits - (emax + 1), sCap). */
+export function budgetFixWgsl(): string {
+  return `${paramsStruct(BUDGET_FIX_PARAMS)}
+@group(0) @binding(1) var<storage, read> pooled: array<f32>;
+@group(0) @binding(2) var<storage, read_write> keys: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> state: array<u32>;
+${U128_WGSL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let maxBits = state[${S.maxBits}];
+  let e = i32(maxBits >> 23u);
+  // max < 2^(emax + 1); a subnormal maximum is < 2^-126.
+  let emax = select(e - 127, -127, e == 0);
+  let s = min(i32(p.kBits) - (emax + 1), i32(p.sCap));
+  if (gid.x == 0u) { state[${S.shift}] = bitcast<u32>(s); }
+  for (var t = gid.x; t < p.P; t = t + nwg.x * 256u) {
+    var acc = vec4<u32>(0u);
+    for (var h = 0u; h < p.H; h = h + 1u) { acc = add128(acc, fix128(pooled[h * p.P + t], s)); }
+    keys[t] = acc;
+  }
+}
+`;
+}
+
+/** Shared by the radix passes: is key in the group fixed by the prefix bytes above (word, shift)? */
+const IN_GROUP = `
+fn inGroup(key: vec4<u32>, prefix: vec4<u32>) -> bool {
+  for (var w = p.word + 1u; w < 4u; w = w + 1u) {
+    if (key[w] != prefix[w]) { return false; }
+  }
+  if (p.shift < 24u && (key[p.word] >> (p.shift + 8u)) != (prefix[p.word] >> (p.shift + 8u))) { return false; }
+  return true;
+}
+`;
+
+/** Histogram (count, 128-bit sum) of the current byte over the keys still in the group. */
+export function budgetHistWgsl(): string {
+  return `${paramsStruct(BUDGET_HIST_PARAMS)}
+@group(0) @binding(1) var<storage, read> keys: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> state: array<u32>;
+@group(0) @binding(3) var<storage, read_write> hist: array<atomic<u32>>;
+var<workgroup> local: array<atomic<u32>, 1280>;
+${U128_WGSL}
+${IN_GROUP}
+
+/** Adds a 128-bit value into 4 atomic words, carrying exactly (order-independent). */
+fn atomicAdd128Local(at: u32, v: vec4<u32>) {
+  var carry = 0u;
+  for (var w = 0u; w < 4u; w = w + 1u) {
+    var c = 0u;
+    if (v[w] != 0u) { let old = atomicAdd(&local[at + w], v[w]); c = c + select(0u, 1u, old + v[w] < old); }
+    if (carry != 0u) { let old = atomicAdd(&local[at + w], carry); c = c + select(0u, 1u, old + carry < old); }
+    carry = c;
+  }
+}
+fn atomicAdd128Global(at: u32, v: vec4<u32>) {
+  var carry = 0u;
+  for (var w = 0u; w < 4u; w = w + 1u) {
+    var c = 0u;
+    if (v[w] != 0u) { let old = atomicAdd(&hist[at + w], v[w]); c = c + select(0u, 1u, old + v[w] < old); }
+    if (carry != 0u) { let old = atomicAdd(&hist[at + w], carry); c = c + select(0u, 1u, old + carry < old); }
+    carry = c;
+  }
+}
+fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
+  if (n == 0u) { return; }
+  atomicAdd(&local[bucket * 5u], n);
+  atomicAdd128Local(bucket * 5u + 1u, sum);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  if (state[${S.done}] != 0u) { return; }
+  for (var i = tid; i < 1280u; i = i + 256u) { atomicStore(&local[i], 0u); }
+  workgroupBarrier();
+  let prefix = vec4<u32>(state[${S.prefix}], state[${S.prefix + 1}], state[${S.prefix + 2}], state[${S.prefix + 3}]);
+  let t0 = (wg.x * 256u + tid) * ${ITEMS}u;
+  var bucket = 0u;
+  var n = 0u;
+  var sum = vec4<u32>(0u);
+  for (var t = t0; t < min(t0 + ${ITEMS}u, p.P); t = t + 1u) {
+    let key = keys[t];
+    if (!inGroup(key, prefix)) { continue; }
+    let b = (key[p.word] >> p.shift) & 255u;
+    if (b != bucket) { flush(bucket, n, sum); bucket = b; n = 0u; sum = vec4<u32>(0u); }
+    n = n + 1u;
+    sum = add128(sum, key);
+  }
+  flush(bucket, n, sum);
+  workgroupBarrier();
+  let cnt = atomicLoad(&local[tid * 5u]);
+  if (cnt != 0u) {
+    atomicAdd(&hist[tid * 5u], cnt);
+    atomicAdd128Global(tid * 5u + 1u, vec4<u32>(atomicLoad(&local[tid * 5u + 1u]), atomicLoad(&local[tid * 5u + 2u]),
+                                               atomicLoad(&local[tid * 5u + 3u]), atomicLoad(&local[tid * 5u + 4u])));
+  }
+}
+`;
+}
+
+/** Picks this byte's bucket (see the file comment); one workgroup of 256, thread = bucket. */
+export function budgetChooseWgsl(): string {
+  return `${paramsStruct(BUDGET_CHOOSE_PARAMS)}
+@group(0) @binding(1) var<storage, read_write> state: array<u32>;
+@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
+var<workgroup> sums: array<vec4<u32>, 256>;
+var<workgroup> counts: array<u32, 256>;
+var<workgroup> chosen: atomic<u32>;
+var<workgroup> flag: u32;
+${U128_WGSL}
+
+fn load4(at: u32) -> vec4<u32> { return vec4<u32>(state[at], state[at + 1u], state[at + 2u], state[at + 3u]); }
+fn store4(at: u32, v: vec4<u32>) { state[at] = v.x; state[at + 1u] = v.y; state[at + 2u] = v.z; state[at + 3u] = v.w; }
+fn finish(count: u32) { state[${S.count}] = count; state[${S.done}] = 1u; }
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) b: u32) {
+  let cnt = hist[b * 5u];
+  let own = vec4<u32>(hist[b * 5u + 1u], hist[b * 5u + 2u], hist[b * 5u + 3u], hist[b * 5u + 4u]);
+  for (var w = 0u; w < 5u; w = w + 1u) { hist[b * 5u + w] = 0u; }
+  if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, 256u); }
+  if (workgroupUniformLoad(&flag) != 0u) { return; }
+
+  // Inclusive scans of counts and sums over buckets (Hillis-Steele; integers, exact).
+  sums[b] = own;
+  counts[b] = cnt;
+  for (var off = 1u; off < 256u; off = off * 2u) {
+    workgroupBarrier();
+    var s = vec4<u32>(0u);
+    var c = 0u;
+    if (b >= off) { s = sums[b - off]; c = counts[b - off]; }
+    workgroupBarrier();
+    sums[b] = add128(sums[b], s);
+    counts[b] = counts[b] + c;
+  }
+  workgroupBarrier();
+
+  if (p.first != 0u && b == 0u) {
+    // Theta = floor((T + C) * tau_64 / 2^64), T = every key (all are in the first pass).
+    let s = bitcast<i32>(state[${S.shift}]);
+    let total = add128(sums[255], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
+    store4(${S.theta}u, mulShr64(total, p.tauLo, p.tauHi));
+  }
+  storageBarrier();
+  workgroupBarrier();
+  let theta = load4(${S.theta}u);
+  let base = load4(${S.baseSum}u);
+  if (ge128(add128(base, sums[b]), theta)) { atomicMin(&chosen, b); }
+  workgroupBarrier();
+  if (b != 0u) { return; }
+
+  let baseCount = state[${S.baseCount}];
+  let bs = atomicLoad(&chosen);
+  if (!ge128(theta, add128(base, vec4<u32>(1u, 0u, 0u, 0u)))) { finish(0u); return; }    // Theta <= base: c = 0
+  if (bs == 256u) { finish(baseCount + counts[255]); return; }                          // the whole group is below Theta
+  var belowSum = vec4<u32>(0u);
+  var belowCount = 0u;
+  if (bs > 0u) { belowSum = sums[bs - 1u]; belowCount = counts[bs - 1u]; }
+  let newBase = add128(base, belowSum);
+  let newCount = baseCount + belowCount;
+  let inBucket = counts[bs] - belowCount;
+  var prefix = load4(${S.prefix}u);
+  prefix[p.word] = prefix[p.word] | (bs << p.shift);
+  store4(${S.baseSum}u, newBase);
+  store4(${S.prefix}u, prefix);
+  state[${S.baseCount}] = newCount;
+  state[${S.groupCount}] = inBucket;
+  if (inBucket == 1u) { finish(newCount); return; }
+  if (p.last != 0u) {
+    // Every key left equals v = prefix: the largest j < inBucket with base + j v < Theta.
+    var lo = 0u;
+    var hi = inBucket - 1u;
+    while (lo < hi) {
+      let mid = lo + (hi - lo + 1u) / 2u;
+      if (ge128(add128(newBase, mulSmall128(prefix, mid)), theta)) { hi = mid - 1u; } else { lo = mid; }
+    }
+    finish(newCount + lo);
+  }
+}
+`;
+}
+
+/** c -> mode, keep, pruned, L' (spec step 2 plus the cost rule's maxKeptLength); one thread. */
+export function budgetDecideWgsl(): string {
+  return `${paramsStruct(BUDGET_DECIDE_PARAMS)}
+@group(0) @binding(1) var<storage, read_write> state: array<u32>;
+
+@compute @workgroup_size(1)
+fn main() {
+  let c = state[${S.count}];
+  state[${S.keptLength}] = p.L;
+  if (c == 0u) { state[${S.mode}] = ${S.modeNothingPruned}u; return; }
+  let pruned = c + 1u;
+  var keep = p.minTokens;
+  if (pruned < p.P && p.P - pruned > keep) { keep = p.P - pruned; }
+  state[${S.pruned}] = pruned;
+  state[${S.keep}] = keep;
+  if (keep + p.W > p.maxKeptLength) { state[${S.mode}] = ${S.modeNotWorthIt}u; return; }
+  state[${S.mode}] = ${S.modeSparse}u;
+  state[${S.keptLength}] = keep + p.W;
+}
+`;
+}

@@ -1,0 +1,82 @@
+/**
+ * WGSL pieces shared by the two kernels that compute logit tiles
+ * S = Q K^T (score and attend), generated for one TileConfig.
+ *
+ * Workgroup memory `sm` (vec4) holds, during the Q.K^T phase, a Q chunk
+ * [BM][DK4 + 1] at QS and a K chunk [BN][DK4 + 1] at KS: DK floats of the
+ * head dimension per row, one vec4 of padding per row so that the rows
+ * read by neighbouring threads fall in different banks. Thread (ty, tx)
+ * accumulates s{i}{j} = logit of row ty + i*NY and key tx + j*NX.
+ */
+import { bm, bn, threads, type TileConfig } from '../tiles.js';
+import { unroll } from './params.js';
+
+/** Constants of the tile shape, shared by every logits kernel. */
+export function tileConsts(c: TileConfig): string {
+  return `
+const NX: u32 = ${c.nx}u;
+const NY: u32 = ${c.ny}u;
+const TM: u32 = ${c.tm}u;
+const TN: u32 = ${c.tn}u;
+const BM: u32 = ${bm(c)}u;
+const BN: u32 = ${bn(c)}u;
+const THREADS: u32 = ${threads(c)}u;
+const DP: u32 = ${c.dp}u;
+const DP4: u32 = ${c.dp / 4}u;
+const DK: u32 = ${c.dk}u;
+const DK4: u32 = ${c.dk / 4}u;
+const DPAD: u32 = ${c.dk / 4 + 1}u;
+const QS: u32 = 0u;
+const KS: u32 = BM * DPAD;
+const NEG: f32 = -1.0e30;
+`;
+}
+
+/**
+ * Loads head-dimension columns [d0, d0 + DK) of `rows` rows of a [n][dim] f32
+ * matrix (element offset `base`, first row `row0`) into sm at `region`,
+ * zero beyond n rows or dim columns, times `scale`.
+ */
+export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string }): string {
+  const scaled = o.scale ? ` * ${o.scale}` : '';
+  return `
+  for (var e = tid; e < ${o.rows} * DK; e = e + THREADS) {
+    let r = e / DK;
+    let cc = e % DK;
+    let row = ${o.row0} + r;
+    let col = ${o.d0} + cc;
+    var x = 0.0;
+    if (row < ${o.n} && col < p.dim) { x = ${o.src}[${o.base} + row * p.dim + col]${scaled}; }
+    sm[${o.region} + r * DPAD + cc / 4u][cc % 4u] = x;
+  }`;
+}
+
+/** Declares the logit accumulators s{i}{j} = 0. */
+export function zeroLogits(c: TileConfig): string {
+  return unroll(c.tm, (i) => unroll(c.tn, (j) => `  var s${i}${j} = 0.0;`));
+}
+
+/** s{i}{j} += Q[row i] . K[key j] over the DK floats of the chunk in sm (QS, KS). */
+export function accumulateChunk(c: TileConfig): string {
+  const fmas = (i: number, j: number) =>
+    ['x', 'y', 'z', 'w'].map((w) => `s${i}${j} = fma(q${i}.${w}, k${j}.${w}, s${i}${j});`).join(' ');
+  return `
+  for (var d4 = 0u; d4 < DK4; d4 = d4 + 1u) {
+${unroll(c.tm, (i) => `    let q${i} = sm[QS + (ty + ${i}u * NY) * DPAD + d4];`)}
+${unroll(c.tn, (j) => `    let k${j} = sm[KS + (tx + ${j}u * NX) * DPAD + d4];`)}
+${unroll(c.tm, (i) => unroll(c.tn, (j) => `    ${fmas(i, j)}`))}
+  }`;
+}
+
+/**
+ * Sets masked logits to NEG: key index (k0 + column) > query index
+ * (q0 + row) + `shift` (causal), or key >= nKeys.
+ */
+export function maskLogits(c: TileConfig, o: { q0: string; k0: string; shift: string; nKeys: string }): string {
+  return unroll(c.tm, (i) =>
+    unroll(c.tn, (j) => {
+      const key = `(${o.k0} + tx + ${j}u * NX)`;
+      return `    if (${key} > ${o.q0} + ty + ${i}u * NY + ${o.shift} || ${key} >= ${o.nKeys}) { s${i}${j} = NEG; }`;
+    }),
+  );
+}

@@ -1,0 +1,35 @@
+/**
+ * pool: average pooling of each head's scores along tokens, kernel K (odd),
+ * stride 1, zero padding (K-1)/2 on both sides, divisor always K
+ * (count_include_pad): out[h][t] = (1/K) sum_{u=max(0,t-r)}^{min(P-1,t+r)} in[h][u].
+ * Layout: [head][P] f32 in and out; one thread per (t, head).
+ */
+import { paramsStruct, type ParamFields } from './params.js';
+
+export const POOL_PARAMS: ParamFields = [
+  ['P', 'u32'],
+  ['radius', 'u32'],
+  ['inBase', 'u32'],
+  ['outBase', 'u32'],
+  ['headStride', 'u32'],
+  ['kernel', 'f32'],
+];
+
+export function poolWgsl(): string {
+  return `${paramsStruct(POOL_PARAMS)}
+@group(0) @binding(1) var<storage, read> scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pooled: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x;
+  if (t >= p.P) { return; }
+  let row = gid.y * p.headStride;
+  let lo = select(0u, t - p.radius, t >= p.radius);
+  let hi = min(p.P - 1u, t + p.radius);
+  var s = 0.0;
+  for (var u = lo; u <= hi; u = u + 1u) { s = s + scores[p.inBase + row + u]; }
+  pooled[p.outBase + row + t] = s / p.kernel;
+}
+`;
+}

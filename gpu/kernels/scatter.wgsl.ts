@@ -1,0 +1,84 @@
+/**
+ * scatter: the head-major attention output back to token-major rows.
+ *   sparse: out[t][h*dim + d] = O[h][inverse[h][t] - 1][d], or exactly 0 when
+ *           inverse[h][t] == 0 (position t pruned for head h);
+ *   dense:  out[t][h*dim + d] = O[h][t][d].
+ * Layouts: O [head][L][dim] (compact rows first), inverse [head][L] u32,
+ * out [L][H*dim]; f32. One dispatch per (window of output rows, chunk of
+ * heads); a workgroup writes rowsPerGroup whole rows of the chunk's columns,
+ * so consecutive threads write consecutive floats.
+ *
+ * scatterInverse builds `inverse` from given indices (for attendSelected on
+ * host-provided indices; the pipeline's select writes it directly):
+ *   inverse[h][indices[h][r]] = r + 1 for r < L', on a zeroed buffer.
+ */
+import { paramsStruct, type ParamFields } from './params.js';
+import { STATE } from './state.js';
+
+export const SCATTER_PARAMS: ParamFields = [
+  ['t0', 'u32'],
+  ['rows', 'u32'],
+  ['H', 'u32'],
+  ['dim', 'u32'],
+  ['h0', 'u32'],
+  ['heads', 'u32'],
+  ['rowsPerGroup', 'u32'],
+  ['oBase', 'u32'],
+  ['oHeadStride', 'u32'],
+  ['invBase', 'u32'],
+  ['invHeadStride', 'u32'],
+  ['outBase', 'u32'],
+];
+
+export function scatterWgsl(): string {
+  return `${paramsStruct(SCATTER_PARAMS)}
+@group(0) @binding(1) var<storage, read> state: array<u32>;
+@group(0) @binding(2) var<storage, read> inverse: array<u32>;
+@group(0) @binding(3) var<storage, read> o: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
+  let r0 = wg.x * p.rowsPerGroup;
+  let width = p.heads * p.dim;
+  let count = min(p.rowsPerGroup, p.rows - r0) * width;
+  for (var e = tid; e < count; e = e + 256u) {
+    let r = r0 + e / width;
+    let hl = (e % width) / p.dim;
+    let d = e % p.dim;
+    let t = p.t0 + r;
+    var row = t;
+    var x = 0.0;
+    if (sparse) {
+      let s = inverse[p.invBase + hl * p.invHeadStride + t];
+      row = s - 1u;
+      if (s != 0u) { x = o[p.oBase + hl * p.oHeadStride + row * p.dim + d]; }
+    } else {
+      x = o[p.oBase + hl * p.oHeadStride + row * p.dim + d];
+    }
+    out[p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d] = x;
+  }
+}
+`;
+}
+
+export const SCATTER_INVERSE_PARAMS: ParamFields = [
+  ['L', 'u32'],
+  ['keptLength', 'u32'],
+];
+
+export function scatterInverseWgsl(): string {
+  return `${paramsStruct(SCATTER_INVERSE_PARAMS)}
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read_write> inverse: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let r = gid.x;
+  if (r >= p.keptLength) { return; }
+  let h = gid.y;
+  inverse[h * p.L + indices[h * p.L + r]] = r + 1u;
+}
+`;
+}

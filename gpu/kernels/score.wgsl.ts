@@ -1,0 +1,181 @@
+/**
+ * score: importance of each prefix key, as the mean attention probability
+ * the last W queries (the window) give it:
+ *   a[h][t] = (1/W) sum_{i=P}^{L-1} exp(s_it - m_i) / l_i,   t < P = L - W,
+ *   s_ij = q_i . k_j / sqrt(D),  m_i = max_{j<=i} s_ij,  l_i = sum_{j<=i} exp(s_ij - m_i).
+ *
+ * Three kernels, two passes over the logits (recomputed, never stored):
+ *   scoreStats   per (key block of BN keys, head): partial (m, l) of every window
+ *                query over the block's visible keys -> part [head][block][W][2]
+ *   scoreCombine per (window query, head): folds the partials in block order
+ *                (deterministic) -> stats [head][W][2] = (m_i, l_i)
+ *   scoreProbs   per (prefix key block, head): sum over window queries of
+ *                exp(s - m_i) / l_i -> scores [head][P]
+ * Layouts: Q [head][L][dim], K [kvHead][L][dim] with kvHead = head / kvDiv,
+ * f32; bindings are windows starting at the chunk's first head (`*Base`).
+ */
+import { bm, bn, threads, type TileConfig } from '../tiles.js';
+import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { paramsStruct, unroll, type ParamFields } from './params.js';
+
+const COMMON: ParamFields = [
+  ['L', 'u32'],
+  ['P', 'u32'],
+  ['W', 'u32'],
+  ['dim', 'u32'],
+  ['qBase', 'u32'],
+  ['kBase', 'u32'],
+  ['qHeadStride', 'u32'],
+  ['kvHeadStride', 'u32'],
+  ['h0', 'u32'],
+  ['kvDiv', 'u32'],
+  ['kv0', 'u32'],
+  ['scale', 'f32'],
+];
+
+export const SCORE_STATS_PARAMS: ParamFields = [...COMMON, ['partBase', 'u32'], ['partHeadStride', 'u32']];
+export const SCORE_COMBINE_PARAMS: ParamFields = [
+  ['W', 'u32'],
+  ['nKeyBlocks', 'u32'],
+  ['partBase', 'u32'],
+  ['partHeadStride', 'u32'],
+  ['statBase', 'u32'],
+  ['statHeadStride', 'u32'],
+];
+export const SCORE_PROBS_PARAMS: ParamFields = [
+  ...COMMON,
+  ['statBase', 'u32'],
+  ['statHeadStride', 'u32'],
+  ['outBase', 'u32'],
+  ['outHeadStride', 'u32'],
+  ['invW', 'f32'],
+];
+
+/** Head-relative bases and the S = Q_window K_block^T tile for query chunk qc, key block k0. */
+function logitsOfChunk(c: TileConfig): string {
+  const nch = c.dp / c.dk;
+  return `
+${zeroLogits(c)}
+${unroll(nch, (ch) => `${loadChunk({ region: 'QS', rows: 'BM', src: 'qIn', base: 'qBase', row0: 'p.P + qw0', n: 'p.L', d0: `${ch * c.dk}u`, scale: 'p.scale' })}
+${loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'p.L', d0: `${ch * c.dk}u` })}
+    workgroupBarrier();
+${accumulateChunk(c)}
+    workgroupBarrier();`)}`;
+}
+
+const HEADER = (c: TileConfig, fields: ParamFields) => `${paramsStruct(fields)}
+@group(0) @binding(1) var<storage, read> qIn: array<f32>;
+@group(0) @binding(2) var<storage, read> kIn: array<f32>;
+${tileConsts(c)}
+var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;`;
+
+const BASES = `
+  let k0 = wg.x * BN;
+  let head = p.h0 + wg.y;
+  let qBase = p.qBase + wg.y * p.qHeadStride;
+  let kBase = p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride;
+  let tx = tid % NX;
+  let ty = tid / NX;`;
+
+export function scoreStatsWgsl(c: TileConfig): string {
+  const row = (i: number) => `(ty + ${i}u * NY)`;
+  return `${HEADER(c, SCORE_STATS_PARAMS)}
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
+var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
+
+@compute @workgroup_size(${threads(c)})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+${BASES}
+  let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
+  for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
+${logitsOfChunk(c)}
+    // Causal among window keys: key k is visible to query P + qw iff k <= P + qw.
+${maskLogits(c, { q0: 'p.P + qw0', k0: 'k0', shift: '0u', nKeys: 'p.L' })}
+${unroll(c.tm, (i) => `    redM[${row(i)} * NX + tx] = max(${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).reduce((a, b) => `max(${a}, ${b})`)}, NEG);`)}
+    workgroupBarrier();
+${unroll(c.tm, (i) => `    var tmax${i} = NEG;
+    for (var x = 0u; x < NX; x = x + 1u) { tmax${i} = max(tmax${i}, redM[${row(i)} * NX + x]); }
+    redL[${row(i)} * NX + tx] = ${Array.from({ length: c.tn }, (_, j) => `select(exp(s${i}${j} - tmax${i}), 0.0, s${i}${j} == NEG)`).join(' + ')};`)}
+    workgroupBarrier();
+    if (tx == 0u) {
+${unroll(c.tm, (i) => `      {
+        let qw = qw0 + ${row(i)};
+        var ls = 0.0;
+        for (var x = 0u; x < NX; x = x + 1u) { ls = ls + redL[${row(i)} * NX + x]; }
+        if (qw < p.W) {
+          part[partBase + 2u * qw] = tmax${i};
+          part[partBase + 2u * qw + 1u] = ls;
+        }
+      }`)}
+    }
+  }
+}
+`;
+}
+
+export function scoreCombineWgsl(): string {
+  return `${paramsStruct(SCORE_COMBINE_PARAMS)}
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+const NEG: f32 = -1.0e30;
+
+// Online fold of (m_b, l_b) over key blocks b in ascending order:
+// m = max(m, m_b), l = l * exp(m_old - m) + l_b * exp(m_b - m).
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= p.W) { return; }
+  let base = p.partBase + gid.y * p.partHeadStride + 2u * i;
+  var m = NEG;
+  var l = 0.0;
+  for (var b = 0u; b < p.nKeyBlocks; b = b + 1u) {
+    let mb = part[base + b * p.W * 2u];
+    let lb = part[base + b * p.W * 2u + 1u];
+    if (lb > 0.0) {
+      let mn = max(m, mb);
+      l = l * exp(m - mn) + lb * exp(mb - mn);
+      m = mn;
+    }
+  }
+  let o = p.statBase + gid.y * p.statHeadStride + 2u * i;
+  stats[o] = m;
+  stats[o + 1u] = l;
+}
+`;
+}
+
+export function scoreProbsWgsl(c: TileConfig): string {
+  const row = (i: number) => `(ty + ${i}u * NY)`;
+  return `${HEADER(c, SCORE_PROBS_PARAMS)}
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> scores: array<f32>;
+var<workgroup> redC: array<f32, ${bn(c) * c.ny}>;
+
+@compute @workgroup_size(${threads(c)})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+${BASES}
+  let statBase = p.statBase + wg.y * p.statHeadStride;
+${unroll(c.tn, (j) => `  var col${j} = 0.0;`)}
+  for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
+${logitsOfChunk(c)}
+${unroll(c.tm, (i) => `    {
+      let qw = qw0 + ${row(i)};
+      if (qw < p.W) {
+        let m = stats[statBase + 2u * qw];
+        let inv = 1.0 / stats[statBase + 2u * qw + 1u];
+${unroll(c.tn, (j) => `        col${j} = col${j} + exp(s${i}${j} - m) * inv;`)}
+      }
+    }`)}
+  }
+${unroll(c.tn, (j) => `  redC[(tx + ${j}u * NX) * NY + ty] = col${j};`)}
+  workgroupBarrier();
+  if (tid < BN) {
+    var a = 0.0;
+    for (var y = 0u; y < NY; y = y + 1u) { a = a + redC[tid * NY + y]; }
+    let t = k0 + tid;
+    if (t < p.P) { scores[p.outBase + wg.y * p.outHeadStride + t] = a * p.invW; }
+  }
+}
+`;
+}

@@ -1,0 +1,201 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Records one call's GPU work (dispatches and buffer commands) and submits
+ * it as a single command buffer. Consecutive dispatches share a compute
+ * pass (WebGPU orders storage writes between dispatches); each dispatch's
+ * uniform parameters get a 256-byte slot of one uniform buffer. Device time
+ * comes from timestamp queries around the passes where the adapter has
+ * them, else from the host clock around submit .. onSubmittedWorkDone.
+ */
+import { packParams, type ParamFields } from './kernels/params.js';
+import type { Window } from './resources.js';
+
+interface Dispatch {
+  kind: 'dispatch';
+  label: string;
+  pipeline: GPUComputePipeline;
+  /** Storage/uniform bindings 1..n in order (binding 0 is the parameters). */
+  bindings: Window[];
+  params: ArrayBuffer;
+  groups: [number, number, number];
+}
+
+interface Command {
+  kind: 'command';
+  encode(encoder: GPUCommandEncoder): void;
+}
+
+interface Mark {
+  kind: 'mark';
+  name: string;
+}
+
+type Step = Dispatch | Command;
+
+export interface SubmitResult {
+  /** Accelerator milliseconds of all recorded work (timestamps, else host clock from submit to completion). */
+  deviceMs: Promise<number>;
+  /** Milliseconds per named segment (see `mark`); NaN where they cannot be measured. */
+  segmentMs: Promise<Record<string, number>>;
+  /** Resolves once every command buffer is submitted (map readback buffers only after it). */
+  submitted: Promise<void>;
+}
+
+const SLOT = 256;
+
+/**
+ * Recorded work, split into named segments by `mark`. Each segment is its
+ * own command buffer, so per-stage times come from per-segment timestamps,
+ * or, without them, from host waits between segments when asked for.
+ */
+export class Recorder {
+  private steps: (Step | Mark)[] = [];
+
+  constructor(private device: GPUDevice, private maxGroups: number, private timestamps: boolean) {}
+
+  dispatch(label: string, pipeline: GPUComputePipeline, fields: ParamFields, params: Record<string, number>, bindings: Window[], groups: [number, number?, number?]): void {
+    const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+    if (g.some((n) => n > this.maxGroups)) {
+      throw new Error(`${label}: ${g.join('x')} workgroups exceed maxComputeWorkgroupsPerDimension ${this.maxGroups}`);
+    }
+    if (g.some((n) => n === 0)) return;
+    this.steps.push({ kind: 'dispatch', label, pipeline, bindings, params: packParams(fields, params), groups: g });
+  }
+
+  command(encode: (encoder: GPUCommandEncoder) => void): void {
+    this.steps.push({ kind: 'command', encode });
+  }
+
+  /** Starts a new named segment: the work recorded from here on is timed under `name`. */
+  mark(name: string): void {
+    this.steps.push({ kind: 'mark', name });
+  }
+
+  private segments(): { name: string; steps: Step[] }[] {
+    const segs: { name: string; steps: Step[] }[] = [{ name: 'all', steps: [] }];
+    for (const s of this.steps) {
+      if (s.kind === 'mark') segs.push({ name: s.name, steps: [] });
+      else segs[segs.length - 1]!.steps.push(s);
+    }
+    return segs.filter((s) => s.steps.length > 0);
+  }
+
+  /**
+   * Encodes and submits everything recorded; `after` adds commands after the
+   * timed work (readback copies). Without timestamp queries, per-segment
+   * times need `syncSegments`: the host waits for each segment before
+   * submitting the next (adds a round trip per segment); otherwise they are NaN.
+   */
+  submit(after?: (encoder: GPUCommandEncoder) => void, syncSegments = false): SubmitResult {
+    const { device } = this;
+    const segs = this.segments();
+    this.steps = [];
+    const dispatches = segs.flatMap((s) => s.steps).filter((s): s is Dispatch => s.kind === 'dispatch');
+    const paramBuf = device.createBuffer({
+      label: 'params',
+      size: Math.max(1, dispatches.length) * SLOT,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    const bytes = new Uint8Array(Math.max(1, dispatches.length) * SLOT);
+    dispatches.forEach((d, i) => bytes.set(new Uint8Array(d.params), i * SLOT));
+    device.queue.writeBuffer(paramBuf, 0, bytes);
+    const query = this.timestamps && segs.length > 0 ? device.createQuerySet({ type: 'timestamp', count: 2 * segs.length }) : null;
+
+    let slot = 0;
+    const buffers = segs.map((seg, k) => {
+      const encoder = device.createCommandEncoder({ label: seg.name });
+      const passStarts = seg.steps.flatMap((s, i) => (s.kind === 'dispatch' && (i === 0 || seg.steps[i - 1]!.kind !== 'dispatch') ? [i] : []));
+      let pass: GPUComputePassEncoder | null = null;
+      seg.steps.forEach((s, i) => {
+        if (s.kind === 'command') {
+          s.encode(encoder);
+          return;
+        }
+        if (!pass) {
+          const first = i === passStarts[0];
+          const last = i === passStarts[passStarts.length - 1];
+          const timestampWrites: GPUComputePassTimestampWrites | undefined =
+            query && (first || last)
+              ? {
+                  querySet: query,
+                  ...(first ? { beginningOfPassWriteIndex: 2 * k } : {}),
+                  ...(last ? { endOfPassWriteIndex: 2 * k + 1 } : {}),
+                }
+              : undefined;
+          pass = encoder.beginComputePass(timestampWrites ? { timestampWrites } : {});
+        }
+        const entries: GPUBindGroupEntry[] = [
+          { binding: 0, resource: { buffer: paramBuf, offset: slot * SLOT, size: s.params.byteLength } },
+          ...s.bindings.map((w, j) => ({ binding: j + 1, resource: w.binding })),
+        ];
+        slot++;
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, device.createBindGroup({ label: s.label, layout: s.pipeline.getBindGroupLayout(0), entries }));
+        pass.dispatchWorkgroups(...s.groups);
+        if (i === seg.steps.length - 1 || seg.steps[i + 1]!.kind !== 'dispatch') {
+          pass.end();
+          pass = null;
+        }
+      });
+      return encoder;
+    });
+
+    let stamps: GPUBuffer | null = null;
+    const tail = device.createCommandEncoder({ label: 'readback' });
+    if (query) {
+      const n = 2 * segs.length;
+      const resolve = device.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      stamps = device.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      tail.resolveQuerySet(query, 0, n, resolve, 0);
+      tail.copyBufferToBuffer(resolve, 0, stamps, 0, 8 * n);
+    }
+    after?.(tail);
+
+    const t0 = performance.now();
+    let hostTotal = NaN;
+    const submitted = (async () => {
+      const ends: number[] = [];
+      for (const encoder of buffers) {
+        device.queue.submit([encoder.finish()]);
+        if (!syncSegments) continue;
+        await device.queue.onSubmittedWorkDone();
+        ends.push(performance.now());
+      }
+      device.queue.submit([tail.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return syncSegments ? ends : null;
+    })();
+    const segmentMs = (async () => {
+      const ends = await submitted;
+      const finished = performance.now();
+      hostTotal = finished - t0;
+      paramBuf.destroy();
+      const out: Record<string, number> = {};
+      let prev = t0;
+      let ticks: BigUint64Array | null = null;
+      if (stamps) {
+        await stamps.mapAsync(GPUMapMode.READ);
+        ticks = new BigUint64Array(stamps.getMappedRange().slice(0));
+        stamps.unmap();
+        stamps.destroy();
+        query?.destroy();
+      }
+      segs.forEach((seg, k) => {
+        const begin = ticks?.[2 * k];
+        const end = ticks?.[2 * k + 1];
+        let ms = NaN;
+        if (begin !== undefined && end !== undefined && end > begin) ms = Number(end - begin) / 1e6;
+        else if (ends) ms = ends[k]! - prev;
+        else if (segs.length === 1) ms = finished - t0;
+        if (ends) prev = ends[k]!;
+        out[seg.name] = (out[seg.name] ?? 0) + ms;
+      });
+      return out;
+    })();
+    const deviceMs = segmentMs.then((m) => {
+      const sum = Object.values(m).reduce((a, b) => a + b, 0);
+      return Number.isNaN(sum) ? hostTotal : sum;
+    });
+    return { deviceMs, segmentMs, submitted: submitted.then(() => undefined) };
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Tile shapes of the logits kernels (score, attend), chosen per head
+ * dimension from the adapter's limits.
+ *
+ * A workgroup has NX * NY threads. Thread (ty, tx) owns logit rows
+ * ty + i*NY (i < TM) and columns tx + j*NX (j < TN) of a BM x BN tile
+ * (BM = NY*TM query rows, BN = NX*TN keys), and output vec4 columns
+ * tx + j*NX (j < TD4) of the BM x DP output tile. DP is D rounded up so the
+ * vec4 columns split evenly over NX threads; padded columns are zero.
+ */
+
+export interface TileConfig {
+  nx: number;
+  ny: number;
+  /** Logit rows per thread. */
+  tm: number;
+  /** Logit columns per thread. */
+  tn: number;
+  /** Keys per V chunk in workgroup memory (attend's P.V phase). */
+  bv: number;
+  /** Head-dimension floats per Q/K chunk in workgroup memory (the Q.K^T phase). */
+  dk: number;
+  /** Padded head dimension (multiple of 4 * nx and of dk). */
+  dp: number;
+}
+
+export const bm = (c: TileConfig): number => c.ny * c.tm;
+export const bn = (c: TileConfig): number => c.nx * c.tn;
+export const threads = (c: TileConfig): number => c.nx * c.ny;
+
+/** vec4 slots of the shared union: max(Q.K^T phase, P.V phase). */
+export function unionVec4(c: TileConfig): number {
+  const qk = (bm(c) + bn(c)) * (c.dk / 4 + 1);
+  const pv = bm(c) * (bn(c) / 4 + 1) + c.bv * (c.dp / 4);
+  return Math.max(qk, pv);
+}
+
+/** Workgroup memory of the attend kernel in bytes: the union plus two row-reduction arrays. */
+export function attendSharedBytes(c: TileConfig): number {
+  return 16 * unionVec4(c) + 2 * 4 * bm(c) * c.nx;
+}
+
+export interface TileLimits {
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+}
+
+function roundUp(x: number, m: number): number {
+  return Math.ceil(x / m) * m;
+}
+
+/** The largest power of two <= 16 with 4 * nx <= D rounded up to 4. */
+function nxFor(headDim: number): number {
+  const d4 = roundUp(headDim, 4) / 4;
+  let nx = 1;
+  while (nx * 2 <= Math.min(16, d4)) nx *= 2;
+  return nx;
+}
+
+/**
+ * Tiles for head dimension `headDim`: rows per thread `tm` (default 4), then the
+ * largest V chunk and Q/K chunk that fit the adapter's workgroup memory.
+ */
+export function chooseTiles(headDim: number, limits: TileLimits, prefer: Partial<TileConfig> = {}): TileConfig {
+  const nx = prefer.nx ?? nxFor(headDim);
+  const tm = prefer.tm ?? 4;
+  const tn = prefer.tn ?? 4;
+  const dp = roundUp(headDim, 4 * nx);
+  const dks = prefer.dk ? [prefer.dk] : [32, 16, 8, 4].filter((dk) => dp % dk === 0);
+  const bvs = prefer.bv ? [prefer.bv] : [64, 32, 16, 8, 4];
+  for (const ny of prefer.ny ? [prefer.ny] : [16, 8]) {
+    if (nx * ny > Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)) continue;
+    for (const dk of dks) {
+      for (const bv of bvs) {
+        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp };
+        if (bv > bn(c) || bn(c) % bv !== 0) continue;
+        if (attendSharedBytes(c) <= limits.maxComputeWorkgroupStorageSize) return c;
+      }
+    }
+  }
+  throw new Error(
+    `no attention tile fits head dimension ${headDim} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`,
+  );
+}

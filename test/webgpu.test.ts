@@ -1,0 +1,244 @@
+/**
+ * The WebGPU backend on whatever adapter Dawn finds here: in CI that is Mesa
+ * llvmpipe through Dawn's OpenGL backend (compatibility mode), slow, so the
+ * shapes are small.
+ *
+ * - the shared property suite and golden conformance (cost rule off: the spec's pipeline);
+ * - pool, budget and select equal the reference exactly, also on adversarial pooled scores
+ *   (ties, zeros, subnormals, values 2^60 apart): the keep count is computed in exact
+ *   128-bit fixed point;
+ * - GPU-resident I/O (tokenSparseAttentionGpu) equals the Float32Array path bit for bit;
+ * - tensors split across bindings and buffers (forced small limits) give identical results;
+ * - a destroyed device makes the next call fail with BackendLostError, never a hang;
+ * - the cost rule's decisions (before scoring, after the GPU budget) and that budget() stays the spec.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendLostError } from '../harness/errors.js';
+import { generateInput, Rng } from '../harness/generators.js';
+import type { AttentionInput, ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
+import { createBackend, registeredBackends } from '../harness/registry.js';
+import '../harness/backends.js';
+import { createWebGpuBackend, SOFTWARE_NOT_AUTO, type WebGpuBackend } from '../gpu/index.js';
+import { createReferenceBackend } from '../reference/index.js';
+import { describeBackendSuite } from './shared/backend-suite.js';
+
+describeBackendSuite({
+  name: 'webgpu',
+  create: () => createWebGpuBackend({ costRule: false }),
+  skip: {},
+  maxSeqLen: 600,
+  numRuns: 4,
+});
+
+const reference = createReferenceBackend();
+
+/** Random small shapes and options for the backend's own tests. */
+const caseArb = fc
+  .record({
+    kvHeads: fc.integer({ min: 1, max: 3 }),
+    group: fc.integer({ min: 1, max: 3 }),
+    headDim: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(64, 128)),
+    seqLen: fc.integer({ min: 40, max: 400 }),
+    window: fc.integer({ min: 1, max: 32 }),
+    minTokens: fc.integer({ min: 1, max: 64 }),
+    coverage: fc.double({ min: 0.01, max: 0.5, noNaN: true }),
+    kind: fc.constantFrom('gaussian', 'structured' as const),
+    seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  })
+  .map((r) => ({
+    input: generateInput(r.kind, { heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, seqLen: r.seqLen }, r.seed),
+    options: { coverage: r.coverage, window: r.window, poolKernel: 3, minTokens: r.minTokens } satisfies ResolvedTsaOptions,
+  }));
+
+/**
+ * Pooled scores built to stress an exact budget: ties (few levels), zeros, subnormals, and
+ * values spread over ~2^60, where f32 sums in another order would move the count.
+ */
+const pooledArb = fc
+  .record({
+    heads: fc.integer({ min: 1, max: 5 }),
+    prefixLen: fc.integer({ min: 1, max: 3000 }),
+    kind: fc.constantFrom('levels', 'wide', 'subnormal', 'smooth'),
+    window: fc.integer({ min: 1, max: 64 }),
+    minTokens: fc.integer({ min: 1, max: 1500 }),
+    coverage: fc.double({ min: 1e-4, max: 0.9, noNaN: true }),
+    keepShare: fc.double({ min: 0, max: 1, noNaN: true }),
+    seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  })
+  .map((r) => {
+    const rng = new Rng(r.seed);
+    const value = (): number => {
+      const u = rng.uniform();
+      if (r.kind === 'levels') return Math.floor(u * 4) / 4;
+      if (r.kind === 'wide') return u < 0.1 ? 0 : 2 ** (-60 * rng.uniform()) * u;
+      if (r.kind === 'subnormal') return u < 0.5 ? u * 1e-40 : u * 1e-38;
+      return u ** 4 / r.prefixLen;
+    };
+    const pooled = Float32Array.from({ length: r.heads * r.prefixLen }, value);
+    const shape: ScoreShape = { heads: r.heads, prefixLen: r.prefixLen };
+    const options: ResolvedTsaOptions = { coverage: r.coverage, window: r.window, poolKernel: 3, minTokens: r.minTokens };
+    return { pooled, shape, options, keep: 1 + Math.floor(r.keepShare * (r.prefixLen - 1)) };
+  });
+
+async function readBuffer(b: WebGpuBackend, buffer: GPUBuffer, bytes: number): Promise<Float32Array> {
+  const staging = b.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = b.device.createCommandEncoder();
+  enc.copyBufferToBuffer(buffer, 0, staging, 0, bytes);
+  b.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0));
+  staging.destroy();
+  return out;
+}
+
+function toGpu(b: WebGpuBackend, data: Float32Array): GPUBuffer {
+  const buf = b.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+  b.device.queue.writeBuffer(buf, 0, data);
+  return buf;
+}
+
+describe('webgpu backend', () => {
+  let gpu: Awaited<ReturnType<typeof createWebGpuBackend>>;
+  beforeAll(async () => {
+    gpu = await createWebGpuBackend({ costRule: false });
+  });
+  afterAll(async () => {
+    await gpu?.dispose();
+  });
+
+  it('is registered at priority 200 and says which adapter and mode it runs on', async () => {
+    expect(registeredBackends().find((e) => e.name === 'webgpu')?.priority).toBe(200);
+    expect(gpu.name).toBe('webgpu');
+    expect(gpu.description).toMatch(/Dawn (vulkan|opengl), (core|compatibility) mode/);
+    if (/llvmpipe/.test(gpu.description)) {
+      expect(gpu.autoSelect).toBe(false);
+      expect(gpu.whyNotAuto).toBe(SOFTWARE_NOT_AUTO);
+    }
+    const viaRegistry = await createBackend('webgpu');
+    expect(viaRegistry.name).toBe('webgpu');
+    await viaRegistry.dispose();
+  });
+
+  it('budget and select equal the reference exactly, on ties, zeros, subnormals and wide ranges; pool within f32 rounding', async () => {
+    await fc.assert(
+      fc.asyncProperty(pooledArb, async ({ pooled, shape, options, keep }) => {
+        // Pooling sums K values in f32 (the reference in f64): a few ulps of the largest term.
+        const pooledRef = await reference.pool(pooled, shape, options);
+        const pooledGpu = await gpu.pool(pooled, shape, options);
+        const scale = pooled.reduce((m, x) => Math.max(m, x), 0);
+        pooledRef.forEach((x, i) => expect(Math.abs(pooledGpu[i]! - x)).toBeLessThanOrEqual(4 * 2 ** -24 * scale));
+        expect(await gpu.budget(pooled, shape, options)).toEqual(await reference.budget(pooled, shape, options));
+        expect(await gpu.select(pooled, shape, keep, options)).toEqual(await reference.select(pooled, shape, keep, options));
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('GPU-buffer I/O equals the Float32Array path bit for bit (output, budget, indices)', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb, async ({ input, options }) => {
+        const host = await gpu.tokenSparseAttention(input, options);
+        const q = toGpu(gpu, input.q);
+        const k = toGpu(gpu, input.k);
+        const v = toGpu(gpu, input.v);
+        const res = await gpu.tokenSparseAttentionGpu({ ...input, q, k, v }, options);
+        await res.done;
+        expect(gpu.lastDeviceTimeMs()).toBeGreaterThan(0);
+        const info = await res.info();
+        expect(info.budget).toEqual(host.budget);
+        expect(info.keptLength).toBe(host.keptLength);
+        expect(info.indices).toEqual(host.indices);
+        expect(await readBuffer(gpu, res.output, host.output.byteLength)).toEqual(host.output);
+        for (const b of [q, k, v, res.output]) b.destroy();
+      }),
+      { numRuns: 4 },
+    );
+  });
+
+  it('splits tensors over several bindings and buffers (forced small limits) with identical results', async () => {
+    // 64 KiB bindings force one or two heads per binding and several output row windows;
+    // 64 KiB tensor parts put the heads of Q, K, V and their compact copies in separate GPUBuffers.
+    const split = await createWebGpuBackend({ costRule: false, maxBindingBytes: 64 * 1024, maxTensorPartBytes: 64 * 1024 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(caseArb, async ({ input, options }) => {
+          // At most 400 x 32 floats per head: one head fits a 64 KiB binding.
+          const x: AttentionInput = input.headDim <= 32 ? input : generateInput('structured', { ...input, headDim: 32 }, 3);
+          const a = await gpu.tokenSparseAttention(x, options);
+          const b = await split.tokenSparseAttention(x, options);
+          expect(b.budget).toEqual(a.budget);
+          expect(b.indices).toEqual(a.indices);
+          expect(b.output).toEqual(a.output);
+          expect(await split.dense(x)).toEqual(await gpu.dense(x));
+        }),
+        { numRuns: 3 },
+      );
+    } finally {
+      await split.dispose();
+    }
+  });
+
+  it('a destroyed device makes the next call fail with BackendLostError (no hang, no output)', async () => {
+    const b = await createWebGpuBackend({ costRule: false });
+    const x = generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 8, seqLen: 64 }, 1);
+    expect((await b.dense(x)).length).toBe(64 * 2 * 8);
+    b.device.destroy();
+    await expect(b.dense(x)).rejects.toBeInstanceOf(BackendLostError);
+    await expect(b.tokenSparseAttention(x, { window: 8, minTokens: 8 })).rejects.toThrow(/device was lost/);
+    await b.dispose();
+    await expect(b.dense(x)).rejects.toBeInstanceOf(BackendLostError);
+  });
+
+  it('reports device time of the last call', async () => {
+    await gpu.dense(generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 16, seqLen: 100 }, 2));
+    expect(gpu.lastDeviceTimeMs()).toBeGreaterThan(0);
+  });
+});
+
+describe('webgpu cost rule', () => {
+  const shape = { heads: 2, kvHeads: 1, headDim: 32 };
+  const o = { window: 32, minTokens: 64, coverage: 0.2, poolKernel: 3 };
+
+  it('runs dense without scoring where even the best case cannot pay (fixed selection cost)', async () => {
+    const b = await createWebGpuBackend({ costModel: { fixedMs: 1 } });
+    try {
+      const x = generateInput('structured', { ...shape, seqLen: 300 }, 5);
+      const res = await b.tokenSparseAttention(x, o);
+      expect(res.budget).toMatchObject({ mode: 'dense', reason: 'not-worth-it' });
+      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/cost rule: .*(would not beat dense|selection would cost)/);
+      expect(res.output).toEqual(await b.dense(x));
+      // budget() stays the spec's rule.
+      const pooled = await reference.pool(await reference.scores(x, o), { heads: 2, prefixLen: 268 }, o);
+      expect(await b.budget(pooled, { heads: 2, prefixLen: 268 }, o)).toEqual(await reference.budget(pooled, { heads: 2, prefixLen: 268 }, o));
+    } finally {
+      await b.dispose();
+    }
+  });
+
+  it('decides on the GPU after the budget: near-uniform attention runs dense, heavy-tailed runs sparse', async () => {
+    // No fixed cost, any overhead accepted: scoring always runs and the GPU compares L' with the bound.
+    const b = await createWebGpuBackend({ costModel: { fixedMs: 0, maxOverhead: 1, minGain: 0.2 } });
+    const off = await createWebGpuBackend({ costRule: false });
+    try {
+      const uniform = generateInput('gaussian', { ...shape, seqLen: 400 }, 6);
+      const lowTau = { ...o, coverage: 0.01 };
+      const spec = await off.tokenSparseAttention(uniform, lowTau);
+      expect(spec.budget.mode).toBe('sparse');
+      const res = await b.tokenSparseAttention(uniform, lowTau);
+      expect(res.budget).toMatchObject({ mode: 'dense', reason: 'not-worth-it' });
+      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/keeps L' = \d+ of 400/);
+      expect(res.output).toEqual(await b.dense(uniform));
+
+      const heavy = generateInput('structured', { ...shape, seqLen: 400 }, 6);
+      const sparse = await b.tokenSparseAttention(heavy, { ...o, coverage: 0.5 });
+      expect(sparse.budget.mode).toBe('sparse');
+      const specHeavy = await off.tokenSparseAttention(heavy, { ...o, coverage: 0.5 });
+      expect(sparse.indices).toEqual(specHeavy.indices);
+      expect(sparse.output).toEqual(specHeavy.output);
+    } finally {
+      await b.dispose();
+      await off.dispose();
+    }
+  });
+});
