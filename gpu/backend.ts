@@ -469,12 +469,12 @@ export class WebGpuBackend implements Backend {
     });
   }
 
-  /** Device memory of the backend's buffers is released; the device is destroyed. */
+  /** Releases the backend's buffers and destroys its device (unless it was the caller's). */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.buffers.destroy();
-    this.device.destroy();
+    if (this.gpu.owned) this.device.destroy();
   }
 }
 

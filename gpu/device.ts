@@ -21,8 +21,10 @@ export const DEFAULT_ATTEMPTS: readonly AdapterAttempt[] = [
 
 export interface GpuContext {
   device: GPUDevice;
-  adapterInfo: GPUAdapterInfo;
-  attempt: AdapterAttempt;
+  /** The adapter we opened, or null for a caller's device. */
+  attempt: AdapterAttempt | null;
+  /** Whether the backend owns (and destroys on dispose) the device. */
+  owned: boolean;
   /** A CPU rasterizer (llvmpipe, SwiftShader, lavapipe) or the adapter's fallback flag. */
   software: boolean;
   /** Adapter name, Dawn backend and feature level, for `Backend.description`. */
@@ -57,13 +59,15 @@ async function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-function instanceFor(d: DawnModule, backend: AdapterAttempt['backend']): GPU {
-  let gpu = instances.get(backend);
+function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], toggles: readonly string[]): GPU {
+  const flags = [`backend=${backend}`, ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : [])];
+  const key = flags.join(' ');
+  let gpu = instances.get(key);
   if (!gpu) {
     // Headless EGL: no X11/Wayland display is needed for Dawn's OpenGL backend.
     if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
-    gpu = d.create([`backend=${backend}`]);
-    instances.set(backend, gpu);
+    gpu = d.create(flags);
+    instances.set(key, gpu);
   }
   return gpu;
 }
@@ -85,15 +89,18 @@ function allLimits(adapter: GPUAdapter): Record<string, number> {
   return out;
 }
 
-/** The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try. */
-export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS): Promise<GpuContext> {
+/**
+ * The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try.
+ * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements).
+ */
+export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS, toggles: readonly string[] = []): Promise<GpuContext> {
   const d = await loadDawn();
   const tried: string[] = [];
   for (const attempt of attempts) {
     const label = `${attempt.backend} (${attempt.featureLevel})`;
     let adapter: GPUAdapter | null = null;
     try {
-      adapter = await instanceFor(d, attempt.backend).requestAdapter({
+      adapter = await instanceFor(d, attempt.backend, toggles).requestAdapter({
         featureLevel: attempt.featureLevel,
         powerPreference: 'high-performance',
       });
@@ -116,15 +123,29 @@ export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTE
       const software = info.isFallbackAdapter || SOFTWARE.test(name);
       return {
         device,
-        adapterInfo: info,
         attempt,
+        owned: true,
         software,
         timestamps,
-        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode`,
+        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}`,
       };
     } catch (e) {
       tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   throw new BackendUnavailableError(`no WebGPU adapter: tried ${tried.join('; ')}`);
+}
+
+/** A caller's device (for GPU-resident inputs made elsewhere); the backend will not destroy it. */
+export function wrapDevice(device: GPUDevice): GpuContext {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  const name = info ? describeAdapter(info) : 'an adapter';
+  return {
+    device,
+    attempt: null,
+    owned: false,
+    software: info ? info.isFallbackAdapter || SOFTWARE.test(name) : false,
+    timestamps: device.features.has('timestamp-query'),
+    summary: `the caller's device on ${name}`,
+  };
 }

@@ -6,7 +6,7 @@
 import { BackendUnavailableError } from '../harness/errors.js';
 import type { Backend, BackendCreateOptions } from '../harness/interface.js';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
-import { DEFAULT_ATTEMPTS, openGpu, type AdapterAttempt } from './device.js';
+import { DEFAULT_ATTEMPTS, openGpu, wrapDevice, type AdapterAttempt } from './device.js';
 
 export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
@@ -14,6 +14,14 @@ export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
   /** Adapters to try, in order (default: Vulkan core, then OpenGL compatibility). */
   attempts?: readonly AdapterAttempt[];
+  /**
+   * Run on this existing device instead of opening one (its limits apply; it
+   * is not destroyed on dispose). GPU-resident inputs must live on the
+   * backend's device: share one device between the backend and their producer.
+   */
+  device?: GPUDevice;
+  /** Dawn toggles to enable on the device (measurements, e.g. 'disable_robustness'; unsafe ones are not for production). */
+  dawnToggles?: readonly string[];
 }
 
 /** Storage buffers one kernel binds at most (select's write pass). */
@@ -24,10 +32,10 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(
   options: CreateWebGpuOptions = {},
 ): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
-  const gpu = await openGpu(options.attempts ?? DEFAULT_ATTEMPTS);
+  const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles);
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
-    gpu.device.destroy();
+    if (gpu.owned) gpu.device.destroy();
     throw new BackendUnavailableError(
       `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
     );

@@ -22,6 +22,8 @@ export interface TileConfig {
   dk: number;
   /** Padded head dimension (multiple of 4 * nx and of dk). */
   dp: number;
+  /** attend: load the next K or V chunk into registers while computing on the current one. */
+  prefetch: boolean;
 }
 
 export const bm = (c: TileConfig): number => c.ny * c.tm;
@@ -60,20 +62,23 @@ function nxFor(headDim: number): number {
 
 /**
  * Tiles for head dimension `headDim`: rows per thread `tm` (default 4), then the
- * largest V chunk and Q/K chunk that fit the adapter's workgroup memory.
+ * largest V chunk and Q/K chunk that fit the adapter's workgroup memory
+ * (`prefer` fields first, where they fit).
  */
 export function chooseTiles(headDim: number, limits: TileLimits, prefer: Partial<TileConfig> = {}): TileConfig {
   const nx = prefer.nx ?? nxFor(headDim);
   const tm = prefer.tm ?? 4;
   const tn = prefer.tn ?? 4;
   const dp = roundUp(headDim, 4 * nx);
-  const dks = prefer.dk ? [prefer.dk] : [32, 16, 8, 4].filter((dk) => dp % dk === 0);
-  const bvs = prefer.bv ? [prefer.bv] : [64, 32, 16, 8, 4];
-  for (const ny of prefer.ny ? [prefer.ny] : [16, 8]) {
+  // Preferences (tuning) come first; where one does not fit this head dimension the defaults follow.
+  const first = <T>(pref: T | undefined, all: T[]) => (pref === undefined ? all : [pref, ...all.filter((x) => x !== pref)]);
+  const dks = first(prefer.dk, [32, 16, 8, 4]).filter((dk) => dp % dk === 0);
+  const bvs = first(prefer.bv, [64, 32, 16, 8, 4]);
+  for (const ny of first(prefer.ny, [16, 8])) {
     if (nx * ny > Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)) continue;
     for (const dk of dks) {
       for (const bv of bvs) {
-        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp };
+        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp, prefetch: prefer.prefetch ?? false };
         if (bv > bn(c) || bn(c) % bv !== 0) continue;
         if (attendSharedBytes(c) <= limits.maxComputeWorkgroupStorageSize) return c;
       }

@@ -8,7 +8,7 @@
  *
  * Layouts (byte offsets; head h uses q + h * qHeadStride, kt/v + (h / group) * kt/vHeadStride):
  *   q    [rows >= n rounded up to 4][Dp]   zero rows past n
- *   kt   [ceil(n / BK)][Dp][BK]             key blocks, transposed (see gather.ts)
+ *   kt   [ceil(n / BK)][BK/8][Dp][8]        key blocks, transposed panels (see tile.ts, gather.ts)
  *   v    [rows >= n rounded up to BK][Dp]   zero rows past n
  *   out  row i of head h at out + h * outHeadStride + i * outRowStride, D floats
  * Tasks: (query block, head), the last query blocks (most keys) first, for causal load balance.

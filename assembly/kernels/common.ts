@@ -9,7 +9,7 @@
  * stub runtime is not thread-safe); kernels take byte offsets.
  */
 
-/** Keys per packed key block: K is stored as blocks [D][BK] (transposed). */
+/** Keys per packed key block (see tile.ts for the layout). */
 export const BK: i32 = 32;
 /** Query rows per attention task (a multiple of 4, the register tile height). */
 export const BQ: i32 = 32;

@@ -9,8 +9,9 @@ import { BK, nextTask } from './common';
 import { transpose4 } from './tile';
 
 /**
- * gatherKeys: key rows into transposed blocks of BK keys, dst[h][b][d][c] = row(b*BK + c)[d],
- * zero for rows >= n, so Q K^T tiles read BK consecutive keys of one dimension as vectors.
+ * gatherKeys: key rows into blocks of BK keys in transposed panels of 8 (tile.ts),
+ * dst[h][b][g][d][j] = row(b*BK + 8g + j)[d], zero for rows >= n, so a Q K^T tile reads 8
+ * consecutive keys of one dimension as two vectors, walking its panel sequentially.
  * Tasks: (head, key block); 4 keys at a time are transposed in registers (transpose4).
  */
 export function gatherKeys(
@@ -37,19 +38,19 @@ export function gatherKeys(
     const db = dst + <usize>h * dstHeadStride + <usize>b * rowBytes * <usize>BK;
     for (let c = 0; c < BK; c += 4) {
       const r = b * BK + c;
-      const out = db + (<usize>c << 2);
+      const out = db + <usize>(c >> 3) * (rowBytes << 3) + (<usize>(c & 7) << 2);
       if (r + 3 < n) {
         const p0 = sh + <usize>(idx ? load<i32>(ih + (<usize>r << 2)) : r) * rowBytes;
         const p1 = sh + <usize>(idx ? load<i32>(ih + (<usize>r << 2), 4) : r + 1) * rowBytes;
         const p2 = sh + <usize>(idx ? load<i32>(ih + (<usize>r << 2), 8) : r + 2) * rowBytes;
         const p3 = sh + <usize>(idx ? load<i32>(ih + (<usize>r << 2), 12) : r + 3) * rowBytes;
-        transpose4(p0, p1, p2, p3, Dp, out, BK * 4);
+        transpose4(p0, p1, p2, p3, Dp, out, 32);
       } else {
         for (let j = 0; j < 4; j++) {
           const rj = r + j;
           const p = rj < n ? sh + <usize>(idx ? load<i32>(ih + (<usize>rj << 2)) : rj) * rowBytes : 0;
           for (let d: usize = 0; d < <usize>Dp; d++) {
-            store<f32>(out + ((d * <usize>BK + <usize>j) << 2), p ? load<f32>(p + (d << 2)) : 0);
+            store<f32>(out + ((d * 8 + <usize>j) << 2), p ? load<f32>(p + (d << 2)) : 0);
           }
         }
       }

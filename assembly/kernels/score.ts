@@ -10,7 +10,7 @@
  * Layouts (byte offsets; head h uses q + h * qHeadStride, kt + (h / group) * ktHeadStride):
  *   q     [W4][Dp]            the window queries L-W .. L-1, W4 = W rounded up to 4, zero rows past W
  *   qt    [heads][W4/4][Dp][4] the same queries as packed tiles (written by scoreStats)
- *   kt    [ceil(L/BK)][Dp][BK] all L keys, transposed blocks (see gather.ts)
+ *   kt    [ceil(L/BK)][BK/8][Dp][8] all L keys, transposed panels (see tile.ts, gather.ts)
  *   m, w  [heads][W4] f32     m_i, and w_i = 1 / l_i (0 for the padding rows)
  *   out   [heads][P] f32
  */

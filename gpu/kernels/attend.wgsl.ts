@@ -25,6 +25,7 @@
 import { bm, bn, threads, unionVec4, type TileConfig } from '../tiles.js';
 import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
+import { DIVU_WGSL } from './divu.wgsl.js';
 import { STATE } from './state.js';
 
 export const ATTEND_PARAMS: ParamFields = [
@@ -52,6 +53,28 @@ export function attendWgsl(c: TileConfig): string {
   const nch = c.dp / c.dk;
   const qu = Math.ceil((bm(c) * dk4) / threads(c));
   const td4 = c.dp / 4 / c.nx;
+  // Register prefetch (c.prefetch): thread slot u of a K chunk [BN][DK] or a V chunk [BV][DP].
+  const ku = Math.ceil((bn(c) * c.dk) / threads(c));
+  const vu = Math.ceil((c.bv * c.dp) / threads(c));
+  const kLoad = (k0: string, d0: string) =>
+    unroll(ku, (u) => `    {
+      let e = tid + ${u}u * THREADS;
+      let row = ${k0} + e / DK;
+      let col = ${d0} + e % DK;
+      kp${u} = 0.0;
+      if (e < BN * DK && row < n && col < p.dim) { kp${u} = kIn[kBase + row * p.dim + col]; }
+    }`);
+  const kStore = () =>
+    unroll(ku, (u) => `    { let e = tid + ${u}u * THREADS; if (e < BN * DK) { sm[KS + (e / DK) * DPAD + (e % DK) / 4u][e % 4u] = kp${u}; } }`);
+  const vLoad = (v0: string) =>
+    unroll(vu, (u) => `    {
+      let e = tid + ${u}u * THREADS;
+      let row = ${v0} + e / DP;
+      let col = e % DP;
+      vp${u} = 0.0;
+      if (e < BV * DP && row < n && col < p.dim) { vp${u} = vIn[vBase + row * p.dim + col]; }
+    }`);
+  const vStore = () => unroll(vu, (u) => `      { let e = tid + ${u}u * THREADS; if (e < BV * DP) { sm[VS + e / 4u][e % 4u] = vp${u}; } }`);
   const stageQ = (ch: number) =>
     unroll(qu, (u) => `    if (qe${u} < BM * DK4) { sm[QS + (qe${u} / DK4) * DPAD + qe${u} % DK4] = qr${ch}_${u}; }`);
   return `${paramsStruct(ATTEND_PARAMS)}
@@ -68,6 +91,7 @@ const VS: u32 = BM * PPAD;
 var<workgroup> sm: array<vec4<f32>, ${unionVec4(c)}>;
 var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
 var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
+${DIVU_WGSL}
 
 /** Q[row][col..col+4) * scale, zero outside n rows and dim columns. */
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
@@ -94,7 +118,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let q0 = qt * BM;
   let head = p.h0 + wg.y;
   let qBase = p.qBase + wg.y * p.qHeadStride;
-  let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
+  let kvOff = (divu(head, p.kvDiv) - p.kv0) * p.kvHeadStride;
   let kBase = p.kBase + kvOff;
   let vBase = p.vBase + kvOff;
   let oBase = p.oBase + wg.y * p.oHeadStride;
@@ -112,12 +136,18 @@ ${unroll(c.tm, (i) => unroll(td4, (j) => `  var o${i}${j} = vec4<f32>(0.0);`))}
 
   let lastKey = min(q0 + BM - 1u, n - 1u);
   let nKeyTiles = lastKey / BN + 1u;
+${c.prefetch ? `${unroll(ku, (u) => `  var kp${u} = 0.0;`)}
+${unroll(vu, (u) => `  var vp${u} = 0.0;`)}
+${kLoad('0u', '0u')}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = kt * BN;
+    // V chunks this tile needs (keys beyond the diagonal have P = 0).
+    let nV = min(BN / BV, (lastKey - k0) / BV + 1u);
 ${zeroLogits(c)}
 ${unroll(nch, (ch) => `${stageQ(ch)}
-${loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'n', d0: `${ch * c.dk}u` })}
+${c.prefetch ? kStore() : loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'n', d0: `${ch * c.dk}u` })}
     workgroupBarrier();
+${c.prefetch ? (ch + 1 < nch ? kLoad('k0', `${(ch + 1) * c.dk}u`) : vLoad('k0')) : ''}
 ${accumulateChunk(c)}
     workgroupBarrier();`)}
     if (k0 + BN - 1u > q0 || k0 + BN > n) {
@@ -134,17 +164,21 @@ ${unroll(c.tn, (j) => `    s${i}${j} = exp(s${i}${j} - mNew${i});
     sm[PS + (ty + ${i}u * NY) * PPAD + (tx + ${j}u * NX) / 4u][(tx + ${j}u * NX) % 4u] = s${i}${j};`)}
     redL[(ty + ${i}u * NY) * NX + tx] = ${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).join(' + ')};
 ${unroll(td4, (j) => `    o${i}${j} = o${i}${j} * alpha${i};`)}`)}
-    for (var vc = 0u; vc < BN / BV; vc = vc + 1u) {
+    for (var vc = 0u; vc < nV; vc = vc + 1u) {
       let v0 = k0 + vc * BV;
-      if (v0 > lastKey) { break; }
-      for (var e = tid; e < BV * DP; e = e + THREADS) {
+${c.prefetch ? vStore() : `      for (var e = tid; e < BV * DP; e = e + THREADS) {
         let row = v0 + e / DP;
         let col = e % DP;
         var x = 0.0;
         if (row < n && col < p.dim) { x = vIn[vBase + row * p.dim + col]; }
         sm[VS + e / 4u][col % 4u] = x;
-      }
+      }`}
       workgroupBarrier();
+${c.prefetch ? `      if (vc + 1u < nV) {
+${vLoad('v0 + BV')}
+      } else if (kt + 1u < nKeyTiles) {
+${kLoad('k0 + BN', '0u')}
+      }` : ''}
       if (vc == 0u) {
 ${unroll(c.tm, (i) => `        var ls${i} = 0.0;
         for (var x = 0u; x < NX; x = x + 1u) { ls${i} = ls${i} + redL[(ty + ${i}u * NY) * NX + x]; }

@@ -8,6 +8,7 @@
  * starting at the chunk's first head (`*Base`). Runs only if the state says
  * sparse; one workgroup per (block of rowsPerGroup rows, head).
  */
+import { DIVU_WGSL } from './divu.wgsl.js';
 import { paramsStruct, type ParamFields } from './params.js';
 import { STATE } from './state.js';
 
@@ -31,6 +32,7 @@ export function gatherWgsl(): string {
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+${DIVU_WGSL}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -39,13 +41,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let r0 = wg.x * p.rowsPerGroup;
   if (r0 >= n) { return; }
   let head = p.h0 + wg.y;
-  let srcBase = p.srcBase + (head / p.kvDiv - p.src0) * p.srcHeadStride;
+  let srcBase = p.srcBase + (divu(head, p.kvDiv) - p.src0) * p.srcHeadStride;
   let dstBase = p.dstBase + wg.y * p.dstHeadStride;
   let idxBase = p.idxBase + wg.y * p.idxHeadStride;
   let count = min(p.rowsPerGroup, n - r0) * p.dim;
   for (var e = tid; e < count; e = e + 256u) {
-    let r = r0 + e / p.dim;
-    let d = e % p.dim;
+    let er = divu(e, p.dim);
+    let r = r0 + er;
+    let d = e - er * p.dim;
     dst[dstBase + r * p.dim + d] = src[srcBase + indices[idxBase + r] * p.dim + d];
   }
 }

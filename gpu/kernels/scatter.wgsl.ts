@@ -12,6 +12,7 @@
  * host-provided indices; the pipeline's select writes it directly):
  *   inverse[h][indices[h][r]] = r + 1 for r < L', on a zeroed buffer.
  */
+import { DIVU_WGSL } from './divu.wgsl.js';
 import { paramsStruct, type ParamFields } from './params.js';
 import { STATE } from './state.js';
 
@@ -36,6 +37,7 @@ export function scatterWgsl(): string {
 @group(0) @binding(2) var<storage, read> inverse: array<u32>;
 @group(0) @binding(3) var<storage, read> o: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+${DIVU_WGSL}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -44,9 +46,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let width = p.heads * p.dim;
   let count = min(p.rowsPerGroup, p.rows - r0) * width;
   for (var e = tid; e < count; e = e + 256u) {
-    let r = r0 + e / width;
-    let hl = (e % width) / p.dim;
-    let d = e % p.dim;
+    let er = divu(e, width);
+    let r = r0 + er;
+    let inRow = e - er * width;
+    let hl = divu(inRow, p.dim);
+    let d = inRow - hl * p.dim;
     let t = p.t0 + r;
     var row = t;
     var x = 0.0;

@@ -16,6 +16,7 @@
  */
 import { bm, bn, threads, type TileConfig } from '../tiles.js';
 import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { DIVU_WGSL } from './divu.wgsl.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
 
 const COMMON: ParamFields = [
@@ -67,13 +68,14 @@ const HEADER = (c: TileConfig, fields: ParamFields) => `${paramsStruct(fields)}
 @group(0) @binding(1) var<storage, read> qIn: array<f32>;
 @group(0) @binding(2) var<storage, read> kIn: array<f32>;
 ${tileConsts(c)}
-var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;`;
+var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;
+${DIVU_WGSL}`;
 
 const BASES = `
   let k0 = wg.x * BN;
   let head = p.h0 + wg.y;
   let qBase = p.qBase + wg.y * p.qHeadStride;
-  let kBase = p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride;
+  let kBase = p.kBase + (divu(head, p.kvDiv) - p.kv0) * p.kvHeadStride;
   let tx = tid % NX;
   let ty = tid / NX;`;
 

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseLayerList } from '../model/drift.js';
 import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, TSA_FLAGS, TSA_HELP } from '../model/options.js';
-import { DEFAULT_QUALITY_SETTINGS as D, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../model/quality.js';
+import { DEFAULT_QUALITY_SETTINGS as D, NEAR_TIE, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../model/quality.js';
 
 const HELP = `usage: tsa eval --model M --tokenizer T [--json FILE] [options]
 
@@ -47,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('tsa eval', values.model, values.tokenizer));
+  const { llama, tokenizer } = loadModel(requireFiles('eval', values.model, values.tokenizer));
   const seqLen = llama.config.seqLen;
   const settings: QualitySettings = {
     ...D,
@@ -104,6 +104,7 @@ function describe(r: QualityReport): string {
       `continuation ${cont} teacher-forced with dense decode (${first.tokens} scored tokens)`,
     `sparse layers: ${r.sparseLayers.join(',') || 'none'}` +
       (s.sparseLayers ? ' (given)' : ` (lowest-drift share ${s.delta}, rounded half down; drift R_l: ${r.drift.map((x, l) => `L${l} ${x.toFixed(3)}`).join(', ')})`),
+    `near ties: at ${r.denseNearTies} of ${first.tokens} positions the dense top-1 leads by < ${NEAR_TIE} nats ("flips (near-tie)" counts flips there)`,
     '',
     qualityTable(r),
     '',

@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('tsa generate', values.model, values.tokenizer));
+  const { llama, tokenizer } = loadModel(requireFiles('generate', values.model, values.tokenizer));
   const options = {
     coverage: num('coverage', values.coverage, 0, 0.999),
     window: int('window', values.window, 1),

@@ -9,7 +9,7 @@
  * Baselines get the kept fraction TSA reached at the same tau (mean over texts and sparse
  * layers), as one fixed ratio for every layer and text.
  */
-import { resolveOptions, type Backend, type TsaOptions } from '../index.js';
+import { resolveOptions, TsaInputError, type Backend, type TsaOptions } from '../index.js';
 import { denseAttention, fixedRatioAttention, randomAttention, tsaAttention } from './attention.js';
 import { chooseSparseLayers, defaultDriftProfile, PROFILE_SEED } from './drift.js';
 import type { LayerAttentionInfo, Llama, PrefillAttention } from './llama.js';
@@ -18,7 +18,6 @@ import { FROG_KING } from './texts.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export type Method = 'tsa' | 'fixed-ratio' | 'random';
-export const METHODS: readonly Method[] = ['tsa', 'fixed-ratio', 'random'];
 
 export interface QualitySettings {
   taus: number[];
@@ -109,6 +108,8 @@ export interface QualityReport {
    * normalised pooled mass; the rule prunes iff tau exceeds it): min, median, max.
    */
   pruningOnset: { layer: number; min: number; median: number; max: number }[];
+  /** Continuation positions where the dense top-1 leads its runner-up by less than NEAR_TIE (any perturbation may flip them). */
+  denseNearTies: number;
   records: QualityRecord[];
   elapsedMs: number;
 }
@@ -215,7 +216,7 @@ function onsetProbe(backend: Backend, sparseLayers: readonly number[], o: TsaOpt
 }
 
 /** smallestLayerMass: min_t g_t / (sum_t g_t + 1e-8) with g_t = mean_h pooled[h][t] (the budget's first cumulative sum). */
-export function smallestLayerMass(pooled: Float32Array, H: number, P: number): number {
+function smallestLayerMass(pooled: Float32Array, H: number, P: number): number {
   let total = 0;
   let min = Infinity;
   for (let t = 0; t < P; t++) {
@@ -248,7 +249,9 @@ export async function runQualityEval(
 
   const texts = await buildTexts(llama, tokenizer, backend, s);
   for (const t of texts) {
-    if (t.tokens.length <= P) throw new RangeError(`text '${t.name}' has ${t.tokens.length} tokens; the prefill takes ${P}, nothing is left to score`);
+    if (t.tokens.length <= P) {
+      throw new TsaInputError(`text '${t.name}' has ${t.tokens.length} tokens; the prefill takes ${P}, nothing is left to score`, 'SHAPE');
+    }
   }
   log(`${texts.length} texts of ${texts.map((t) => t.tokens.length).join('/')} tokens; prefill ${P}`);
 
@@ -287,6 +290,7 @@ export async function runQualityEval(
       const xs = onset.get(layer)!;
       return { layer, min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
     }),
+    denseNearTies: dense.reduce((n, d) => n + d.logProbs.filter((p) => top2Gap(p) < NEAR_TIE).length, 0),
     records,
     elapsedMs: performance.now() - start,
   };
