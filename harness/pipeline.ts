@@ -5,7 +5,7 @@
  * its own fused version to avoid readbacks between stages.
  */
 import type { AttentionInput, Backend, Budget, ResolvedTsaOptions, TsaOptions, TsaResult } from './interface.js';
-import { resolveOptionsFor, validateInput } from './validate.js';
+import { resolveOptions, validateInput } from './validate.js';
 
 /** The dense fallbacks that need no scores (spec step 2.6), or null. */
 export function denseBeforeScoring(seqLen: number, o: ResolvedTsaOptions): Budget | null {
@@ -28,7 +28,8 @@ export async function runPipeline(
   options: TsaOptions | undefined,
 ): Promise<TsaResult> {
   validateInput(input);
-  const o = resolveOptionsFor(input, options);
+  // No window check here: window >= L is a short context and runs dense (spec step 2.6).
+  const o = resolveOptions(options);
   const L = input.seqLen;
   const timings = { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
   const start = performance.now();

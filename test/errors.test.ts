@@ -51,13 +51,20 @@ describe('nothing is computed on bad input', () => {
     const bad: Array<[AttentionInput, object | undefined]> = [
       [{ ...VALID.input, q: VALID.input.q.subarray(1) }, VALID.options],
       [{ ...VALID.input, v: Float32Array.from(VALID.input.v, (x, i) => (i === 300 ? NaN : x)) }, VALID.options],
-      [VALID.input, { ...VALID.options, window: 40 }],
+      [VALID.input, { ...VALID.options, window: 0 }],
       [VALID.input, { ...VALID.options, poolKernel: 2 }],
     ];
     for (const [input, options] of bad) {
       const { backend, calls } = recordingBackend();
       await expect(backend.tokenSparseAttention(input, options)).rejects.toThrow(TsaInputError);
       expect(calls).toEqual([]);
+    }
+    // A window as long as the sequence is a short context: dense, no scoring (spec step 2.6).
+    {
+      const { backend, calls } = recordingBackend();
+      const res = await backend.tokenSparseAttention(VALID.input, { ...VALID.options, window: 40 });
+      expect(res.budget).toMatchObject({ mode: 'dense', reason: 'short-context' });
+      expect(calls).toEqual(['dense']);
     }
     // The same recording backend runs every stage on valid input (the recording works).
     const { backend, calls } = recordingBackend();

@@ -29,10 +29,7 @@ export function denseAttention(backend: Backend): PrefillAttention {
   };
 }
 
-/**
- * Token Sparse Attention in `sparseLayers`, dense elsewhere. A prompt no longer than the
- * window runs dense ('short-context'): the library needs a prefix to score.
- */
+/** Token Sparse Attention in `sparseLayers`, dense elsewhere (short prompts run dense inside the library). */
 export function tsaAttention(backend: Backend, sparseLayers: readonly number[], options: TsaOptions): PrefillAttention {
   const o = resolveOptions(options);
   const sparse = new Set(sparseLayers);
@@ -40,9 +37,6 @@ export function tsaAttention(backend: Backend, sparseLayers: readonly number[], 
     label: `tsa tau=${o.coverage} layers ${layerList(sparseLayers)}`,
     async attend(layer, input) {
       if (!sparse.has(layer)) return denseLayer(backend, layer, input, 'dense layer');
-      if (input.seqLen <= o.window) {
-        return denseLayer(backend, layer, input, `short-context: seqLen ${input.seqLen} <= window ${o.window}`);
-      }
       const r = await backend.tokenSparseAttention(input, o);
       const detail = r.budget.mode === 'sparse' ? `keep ${r.budget.keep} + window ${o.window} (pruned ${r.budget.pruned})` : `${r.budget.reason}: ${r.budget.detail}`;
       return { output: r.output, info: { layer, mode: r.budget.mode, keptFraction: r.keptFraction, detail } };

@@ -22,7 +22,7 @@ export function caseInput(c: TsaCase): AttentionInput {
 }
 
 export interface CaseConstraints {
-  /** Cap on L (the backend's maxSeqLen). */
+  /** Cap on L (the backend's maxSeqLen), at least 8. */
   maxSeqLen: number;
   /**
    * Where L lies relative to minTokens + W: 'above' takes the sparse path
@@ -50,7 +50,7 @@ export const coverageArb = fc.oneof(
  * A share in [0, 1): uniform in value (fc.double is uniform over float representations, which
  * piles up near 0), with the ends drawn now and then for edge cases.
  */
-const unit = fc.oneof(
+export const unitArb = fc.oneof(
   { arbitrary: fc.constantFrom(0, 0.999999), weight: 1 },
   { arbitrary: fc.noBias(fc.integer({ min: 0, max: 999_999 })).map((i) => i / 1e6), weight: 5 },
 );
@@ -60,6 +60,7 @@ const unit = fc.oneof(
  * odd P in 1..9, minTokens >= 1, L per `length`, tau > 0, Gaussian or structured input.
  */
 export function caseArb(c: CaseConstraints): fc.Arbitrary<TsaCase> {
+  if (!(c.maxSeqLen >= 8)) throw new Error(`maxSeqLen must be at least 8, got ${c.maxSeqLen}`);
   const length = c.length ?? 'either';
   const work = c.work ?? 4e8;
   return fc
@@ -72,8 +73,8 @@ export function caseArb(c: CaseConstraints): fc.Arbitrary<TsaCase> {
       // Length tier: mostly short sequences, some long ones (capped by `work`).
       tier: fc.oneof({ arbitrary: fc.constant(320), weight: 4 }, { arbitrary: fc.constant(900), weight: 2 }, { arbitrary: fc.constant(Infinity), weight: 1 }),
       above: length === 'either' ? fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }) : fc.constant(length === 'above'),
-      u1: unit,
-      u2: unit,
+      u1: unitArb,
+      u2: unitArb,
       coverage: c.coverage ?? coverageArb,
       kind: fc.constantFrom<InputKind>('gaussian', 'structured'),
       seed: fc.integer({ min: 0, max: 0x7fffffff }),
@@ -82,7 +83,7 @@ export function caseArb(c: CaseConstraints): fc.Arbitrary<TsaCase> {
     .map((r): TsaCase => {
       const heads = r.kvHeads * r.group;
       const byWork = Math.floor(Math.sqrt(work / (heads * r.headDim)));
-      const cap = Math.max(16, Math.min(c.maxSeqLen, r.tier, byWork));
+      const cap = Math.min(c.maxSeqLen, Math.max(16, Math.min(r.tier, byWork)));
       const window = Math.min(r.window, Math.floor(cap / 4));
       // minTokens in [1, cap - W - 1] leaves room for L on either side of minTokens + W.
       const minTokens = 1 + Math.floor(r.u1 * (cap - window - 1));
