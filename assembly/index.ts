@@ -149,6 +149,7 @@ function budgetFromCount(c: number, P: number, o: ResolvedTsaOptions): Budget {
 class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly description: string;
+  readonly threads: number;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private readonly BK: number;
@@ -159,10 +160,29 @@ class WasmBackend implements Backend {
     private readonly chunkBytes: number,
   ) {
     const t = rt.threads;
+    this.threads = t;
     this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'}`;
     this.BK = rt.blockKeys;
     this.BQ = rt.blockQueries;
+    // The stages as runPipeline calls them: it validates the input and options once, and every
+    // array it passes on (scores, pooled scores, indices) comes from these kernels, so the stages
+    // skip validating them again (each validateInput is a full pass over Q, K and V).
+    this.trusted = {
+      name: this.name,
+      description: this.description,
+      threads: this.threads,
+      scores: (input, o) => this.exclusive(() => this.score(input, resolveOptionsFor(input, o))),
+      pool: (s, shape, o) => this.exclusive(() => this.poolOf(s, shape, resolveOptions(o))),
+      budget: (p, shape, o) => this.exclusive(() => this.budgetOf(p, shape, resolveOptions(o))),
+      select: (p, shape, keep, o) => this.exclusive(() => this.selectOf(p, shape, keep, resolveOptions(o))),
+      attendSelected: (input, idx, n) => this.exclusive(() => this.attendKept(input, idx, n)),
+      dense: (input) => this.exclusive(() => this.attendAll(input)),
+      tokenSparseAttention: (input, o) => this.tokenSparseAttention(input, o),
+      dispose: () => this.dispose(),
+    };
   }
+
+  private readonly trusted: Backend;
 
   /** Runs calls one at a time (they share the module memory). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -172,9 +192,9 @@ class WasmBackend implements Backend {
     return next;
   }
 
-  /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O and packed Q [BQ][Dp] (attend; the others use less). */
+  /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
   private scratch(mem: Layout, Dp: number): [number, number] {
-    const stride = align(Math.max(1024, 16 * this.BK + 12 * this.BQ + 8 * this.BQ * Dp), 64);
+    const stride = align(Math.max(1024, 16 * this.BK + 12 * this.BQ + 4 * this.BQ * Dp), 64);
     return [mem.alloc(stride * this.rt.threads), stride];
   }
 
@@ -184,7 +204,7 @@ class WasmBackend implements Backend {
     return this.exclusive(() => this.score(input, o));
   }
 
-  /** score: window statistics (scoreStats) then mean probabilities (scoreMean), per chunk of heads. */
+  /** score: window logits (scoreLogits), their softmax sums (scoreStats), mean probabilities (scoreMean). */
   private async score(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
@@ -195,7 +215,8 @@ class WasmBackend implements Backend {
     const Dp = align(D, 8);
     const Lp = align(L, BK);
     const result = new Float32Array(H * P);
-    const bytes = (hc: number, kc: number): number => 4 * (2 * hc * W4 * Dp + 2 * kc * Lp * Dp + 2 * hc * W4 + hc * P);
+    const bytes = (hc: number, kc: number): number =>
+      4 * (2 * hc * W4 * Dp + kc * L * Dp + kc * Lp * Dp + hc * W4 * Lp + hc * W4 + hc * P);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
       const [scratch, stride] = this.scratch(mem, Dp);
@@ -203,18 +224,20 @@ class WasmBackend implements Backend {
       const qt = mem.alloc(4 * c.heads * W4 * Dp);
       const k = mem.alloc(4 * c.kvHeads * L * Dp);
       const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
-      const m = mem.alloc(4 * c.heads * W4);
+      const logits = mem.alloc(4 * c.heads * W4 * Lp);
       const w = mem.alloc(4 * c.heads * W4);
       const out = mem.alloc(4 * c.heads * P);
       rt.reserve(mem.bytes);
       putHeads(rt, q, input.q, L, D, c.h0, c.heads, P, W, W4, Dp);
       putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+      const qHead = 4 * W4 * Dp;
       await rt.run('gatherKeys', [k, 4 * L * Dp, 1, 0, c.kvHeads, L, Dp, kt, 4 * Lp * Dp]);
+      await rt.run('gatherQueries', [q, qHead, 0, c.heads, W4, W4, Dp, qt, qHead]);
       const group = Math.min(c.heads, G);
       const scale2 = Math.LOG2E / Math.sqrt(D);
-      const keys = [kt, 4 * Lp * Dp, group, c.heads, L, W, Dp, scale2, m, w];
-      await rt.run('scoreStats', [q, 4 * W4 * Dp, qt, ...keys, scratch, stride]);
-      await rt.run('scoreMean', [qt, ...keys, out, scratch, stride]);
+      await rt.run('scoreLogits', [qt, qHead, kt, 4 * Lp * Dp, group, c.heads, L, W, Dp, scale2, logits, scratch, stride]);
+      await rt.run('scoreStats', [logits, c.heads, L, W, w]);
+      await rt.run('scoreMean', [logits, c.heads, L, W, w, out, scratch, stride]);
       result.set(rt.f32(out, c.heads * P), c.h0 * P);
     }
     return result;
@@ -223,52 +246,61 @@ class WasmBackend implements Backend {
   async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Float32Array> {
     validateScores('scores', scores, shape);
     const o = resolveOptions(options);
-    return this.exclusive(async () => {
-      const { heads: H, prefixLen: P } = shape;
-      const mem = new Layout();
-      const src = mem.alloc(4 * H * P);
-      const out = mem.alloc(4 * H * P);
-      this.rt.reserve(mem.bytes);
-      this.rt.f32(src, H * P).set(scores);
-      await this.rt.run('pool', [src, H, P, o.poolKernel, out]);
-      return this.rt.f32(out, H * P).slice();
-    });
+    return this.exclusive(() => this.poolOf(scores, shape, o));
+  }
+
+  /** pool: average pooling along tokens (one task per head). */
+  private async poolOf(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Float32Array> {
+    const { heads: H, prefixLen: P } = shape;
+    const mem = new Layout();
+    const src = mem.alloc(4 * H * P);
+    const out = mem.alloc(4 * H * P);
+    this.rt.reserve(mem.bytes);
+    this.rt.f32(src, H * P).set(scores);
+    await this.rt.run('pool', [src, H, P, o.poolKernel, out]);
+    return this.rt.f32(out, H * P).slice();
   }
 
   async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
     validateScores('pooled', pooled, shape);
     const o = resolveOptions(options);
-    return this.exclusive(async () => {
-      const { heads: H, prefixLen: P } = shape;
-      const early = denseBeforeScoring(P + o.window, o);
-      if (early) return early;
-      const mem = new Layout();
-      const src = mem.alloc(4 * H * P);
-      const g = mem.alloc(8 * P);
-      const tmp = mem.alloc(8 * P);
-      const hist = mem.alloc(4 * 256);
-      this.rt.reserve(mem.bytes);
-      this.rt.f32(src, H * P).set(pooled);
-      return budgetFromCount(this.rt.budget(src, H, P, o.coverage, g, tmp, hist), P, o);
-    });
+    return this.exclusive(() => this.budgetOf(pooled, shape, o));
+  }
+
+  /** budget: the keep count from the sorted cumulative sum of the head-mean distribution (f64). */
+  private async budgetOf(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Budget> {
+    const { heads: H, prefixLen: P } = shape;
+    const early = denseBeforeScoring(P + o.window, o);
+    if (early) return early;
+    const mem = new Layout();
+    const src = mem.alloc(4 * H * P);
+    const g = mem.alloc(8 * P);
+    const tmp = mem.alloc(8 * P);
+    const hist = mem.alloc(4 * 256);
+    this.rt.reserve(mem.bytes);
+    this.rt.f32(src, H * P).set(pooled);
+    return budgetFromCount(this.rt.budget(src, H, P, o.coverage, g, tmp, hist), P, o);
   }
 
   async select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions): Promise<Int32Array> {
     validateScores('pooled', pooled, shape);
     validateKeep(keep, shape);
     const o = resolveOptions(options);
-    return this.exclusive(async () => {
-      const { heads: H, prefixLen: P } = shape;
-      const n = keep + o.window;
-      const mem = new Layout();
-      const [scratch, stride] = this.scratch(mem, 8);
-      const src = mem.alloc(4 * H * P);
-      const out = mem.alloc(4 * H * n);
-      this.rt.reserve(mem.bytes);
-      this.rt.f32(src, H * P).set(pooled);
-      await this.rt.run('select', [src, H, P, keep, o.window, out, scratch, stride]);
-      return this.rt.i32(out, H * n).slice();
-    });
+    return this.exclusive(() => this.selectOf(pooled, shape, keep, o));
+  }
+
+  /** select: per head the keep best prefix positions (radix select, ties to the lower position) and the window. */
+  private async selectOf(pooled: Float32Array, shape: ScoreShape, keep: number, o: ResolvedTsaOptions): Promise<Int32Array> {
+    const { heads: H, prefixLen: P } = shape;
+    const n = keep + o.window;
+    const mem = new Layout();
+    const [scratch, stride] = this.scratch(mem, 8);
+    const src = mem.alloc(4 * H * P);
+    const out = mem.alloc(4 * H * n);
+    this.rt.reserve(mem.bytes);
+    this.rt.f32(src, H * P).set(pooled);
+    await this.rt.run('select', [src, H, P, keep, o.window, out, scratch, stride]);
+    return this.rt.i32(out, H * n).slice();
   }
 
   async attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number): Promise<Float32Array> {
@@ -277,7 +309,7 @@ class WasmBackend implements Backend {
     return this.exclusive(() => this.attendKept(input, indices, keptLength));
   }
 
-  /** gather (rows of Q, V; transposed key blocks) -> attend on the compact rows -> scatter. */
+  /** gather (query tiles, key panels, value rows) -> attend on the compact rows -> scatter. */
   private async attendKept(input: AttentionInput, indices: Int32Array, n: number): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
@@ -307,7 +339,7 @@ class WasmBackend implements Backend {
       const group = Math.min(c.heads, G);
       const head = 4 * L * Dp;
       const compact = 4 * np * Dp;
-      await rt.run('gatherRows', [q, head, 1, idx, c.heads, n, np, Dp, qc, compact]);
+      await rt.run('gatherQueries', [q, head, idx, c.heads, n, np, Dp, qc, compact]);
       await rt.run('gatherRows', [v, head, group, idx, c.heads, n, np, Dp, vc, compact]);
       await rt.run('gatherKeys', [k, head, group, idx, c.heads, n, Dp, ktc, compact]);
       const scale2 = Math.LOG2E / Math.sqrt(D);
@@ -323,7 +355,7 @@ class WasmBackend implements Backend {
     return this.exclusive(() => this.attendAll(input));
   }
 
-  /** Dense causal attention: keys packed by gatherKeys, attend writes the output slab directly. */
+  /** Dense causal attention: queries and keys repacked by gather, attend writes the output slab directly. */
   private async attendAll(input: AttentionInput): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
@@ -331,31 +363,33 @@ class WasmBackend implements Backend {
     const Dp = align(D, 8);
     const Lp = align(L, BK);
     const output = new Float32Array(L * H * D);
-    const bytes = (hc: number, kc: number): number => 4 * (hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
+    const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
       const [scratch, stride] = this.scratch(mem, Dp);
-      const q = mem.alloc(4 * c.heads * Lp * Dp);
+      const q = mem.alloc(4 * c.heads * L * Dp);
+      const qt = mem.alloc(4 * c.heads * Lp * Dp);
       const k = mem.alloc(4 * c.kvHeads * L * Dp);
       const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
       const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
       const out = mem.alloc(4 * L * c.heads * D);
       rt.reserve(mem.bytes);
-      putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, Lp, Dp);
+      putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
       putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
       putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
       const head = 4 * Lp * Dp;
+      await rt.run('gatherQueries', [q, 4 * L * Dp, 0, c.heads, L, Lp, Dp, qt, head]);
       await rt.run('gatherKeys', [k, 4 * L * Dp, 1, 0, c.kvHeads, L, Dp, kt, head]);
       const group = Math.min(c.heads, G);
       const scale2 = Math.LOG2E / Math.sqrt(D);
-      await rt.run('attend', [q, head, kt, head, v, head, group, c.heads, L, Dp, D, scale2, out, 4 * D, 4 * c.heads * D, scratch, stride]);
+      await rt.run('attend', [qt, head, kt, head, v, head, group, c.heads, L, Dp, D, scale2, out, 4 * D, 4 * c.heads * D, scratch, stride]);
       takeColumns(rt, out, output, L, H, D, c);
     }
     return output;
   }
 
   tokenSparseAttention(input: AttentionInput, options?: TsaOptions) {
-    return runPipeline(this, input, options);
+    return runPipeline(this.trusted, input, options);
   }
 
   async dispose(): Promise<void> {

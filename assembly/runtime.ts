@@ -36,15 +36,19 @@ interface WasmApi {
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** The parallel kernels: (thread, counter, ...args) => void. */
-export type ParallelKernel =
-  | 'scoreStats'
-  | 'scoreMean'
-  | 'pool'
-  | 'select'
-  | 'gatherKeys'
-  | 'gatherRows'
-  | 'attend'
-  | 'scatter';
+const PARALLEL_KERNELS = [
+  'scoreLogits',
+  'scoreStats',
+  'scoreMean',
+  'pool',
+  'select',
+  'gatherKeys',
+  'gatherQueries',
+  'gatherRows',
+  'attend',
+  'scatter',
+] as const;
+export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 interface KernelExports extends Record<ParallelKernel, (thread: number, ...args: number[]) => void> {
   /** budget(pooled, heads, P, tau, g, tmp, hist) -> c, single-threaded. */
@@ -182,6 +186,8 @@ export class WasmRuntime {
     const module = await api.compile(bytes);
     const memory = new api.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const kernels = new api.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    const missing = [...PARALLEL_KERNELS, 'budget'].filter((k) => typeof kernels[k as keyof KernelExports] !== 'function');
+    if (missing.length) throw unavailable(`the ${variant} WASM build lacks ${missing.join(', ')} (out of date): run npm run build`);
     const workers: KernelThread[] = [];
     try {
       for (let t = 1; t < threads; t++) workers.push(new KernelThread(module, memory, t));

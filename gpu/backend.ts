@@ -494,6 +494,9 @@ function budgetFromState(state: Uint32Array, d: stage.Dims, o: ResolvedTsaOption
   const keep = state[STATE.keep]!;
   const pruned = state[STATE.pruned]!;
   if (mode === STATE.modeSparse) return { mode: 'sparse', keep, pruned };
+  if (mode !== STATE.modeNothingPruned && mode !== STATE.modeNotWorthIt) {
+    throw new Error(`the GPU budget left no decision in the state buffer (mode word ${mode}): the device may have dropped the work`);
+  }
   if (mode === STATE.modeNothingPruned) {
     return { mode: 'dense', reason: 'nothing-pruned', detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass` };
   }

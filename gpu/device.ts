@@ -59,8 +59,17 @@ async function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], toggles: readonly string[]): GPU {
-  const flags = [`backend=${backend}`, ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : [])];
+/**
+ * Toggles every device of ours gets. Tint guards each integer `/` and `%`
+ * with a polyfill built on uint mix(), which GLSL before 4.50 lacks: NVIDIA's
+ * OpenGL driver (GLSL 4.40 here) rejects every kernel with it. Our kernels
+ * never divide by zero, so the guard is not needed.
+ */
+const BASE_TOGGLES = ['disable_polyfills_on_integer_div_and_mod'];
+
+function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: readonly string[]): GPU {
+  const toggles = [...BASE_TOGGLES, ...extra];
+  const flags = [`backend=${backend}`, `enable-dawn-features=${toggles.join(',')}`];
   const key = flags.join(' ');
   let gpu = instances.get(key);
   if (!gpu) {

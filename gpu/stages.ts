@@ -375,6 +375,23 @@ export function gather(ctx: GpuCtx, rec: Recorder, d: Dims, src: HeadTensor, kvD
 }
 
 /**
+ * Heads per attend dispatch: at most ~1e13 causal FLOPs each (under a second
+ * on a large GPU), so no single dispatch runs long enough to trip a driver's
+ * watchdog or starve other work.
+ */
+function attendHeadsPerDispatch(d: Dims): number {
+  return Math.max(1, Math.floor(1e13 / (2 * d.D * d.L * d.L)));
+}
+
+function splitChunks(chunks: [number, number][], most: number): [number, number][] {
+  return chunks.flatMap(([h0, h1]) => {
+    const out: [number, number][] = [];
+    for (let h = h0; h < h1; h += most) out.push([h, Math.min(h1, h + most)]);
+    return out;
+  });
+}
+
+/**
  * attend: causal attention of every head over `rows` rows (dense: L; sparse:
  * up to L, the kernel reads L' from the state), output O [H][L][D].
  */
@@ -389,7 +406,7 @@ export function attend(ctx: GpuCtx, rec: Recorder, d: Dims, q: HeadTensor, k: He
     { tensor: v, kvDiv },
     { tensor: o, kvDiv: 1 },
   ];
-  for (const [h0, h1] of headChunks(d.H, uses, ctx.lim)) {
+  for (const [h0, h1] of splitChunks(headChunks(d.H, uses, ctx.lim), attendHeadsPerDispatch(d))) {
     const kv0 = Math.floor(h0 / kvDiv);
     const kv1 = Math.floor((h1 - 1) / kvDiv) + 1;
     const qw = headWindow(q, h0, h1, ctx.lim.align);

@@ -30,16 +30,14 @@ export const bm = (c: TileConfig): number => c.ny * c.tm;
 export const bn = (c: TileConfig): number => c.nx * c.tn;
 export const threads = (c: TileConfig): number => c.nx * c.ny;
 
-/** vec4 slots of the shared union: max(Q.K^T phase, P.V phase). */
+/** vec4 slots of the shared union: max(Q.K^T phase: Q and K chunks, P.V phase: a V chunk). */
 export function unionVec4(c: TileConfig): number {
-  const qk = (bm(c) + bn(c)) * (c.dk / 4 + 1);
-  const pv = bm(c) * (bn(c) / 4 + 1) + c.bv * (c.dp / 4);
-  return Math.max(qk, pv);
+  return Math.max((bm(c) + bn(c)) * (c.dk / 4 + 1), c.bv * (c.dp / 4));
 }
 
-/** Workgroup memory of the attend kernel in bytes: the union plus two row-reduction arrays. */
+/** Workgroup memory of the attend kernel in bytes: the union, P [BM][BN+1] and two row-reduction arrays. */
 export function attendSharedBytes(c: TileConfig): number {
-  return 16 * unionVec4(c) + 2 * 4 * bm(c) * c.nx;
+  return 16 * unionVec4(c) + 4 * bm(c) * (bn(c) + 1) + 2 * 4 * bm(c) * c.nx;
 }
 
 export interface TileLimits {

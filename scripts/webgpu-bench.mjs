@@ -53,7 +53,7 @@ const median = (xs) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 // ---------------------------------------------------------------- inputs generated on the GPU
 
 const GEN = `
-struct G { count: u32, L: u32, D: u32, group: u32, seed: u32, kind: u32, heavyShare: f32, sink: f32 }
+struct G { count: u32, L: u32, D: u32, group: u32, seed: u32, kind: u32, heavyShare: f32, sink: f32, head: u32 }
 @group(0) @binding(0) var<uniform> g: G;
 @group(0) @binding(1) var<storage, read> dir: array<f32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
@@ -72,11 +72,10 @@ ${DIVU_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
   for (var e = gid.x; e < g.count; e = e + n.x * 256u) {
-    var val = normal(e);
-    let row = divu(e, g.D);
-    let d = e - row * g.D;
-    let head = divu(row, g.L);
-    let t = row - head * g.L;
+    let head = g.head;
+    var val = normal(e + head * g.L * g.D);
+    let t = divu(e, g.D);
+    let d = e - t * g.D;
     if (g.kind == 0u) {
       let kvh = divu(head, g.group);
       let j = head - kvh * g.group;
@@ -106,28 +105,32 @@ function generateOnGpu(backend, L, seed, gaussian = false) {
   const dirBuf = device.createBuffer({ size: dir.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(dirBuf, 0, dir);
   const pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: GEN }), entryPoint: 'main' } });
+  // One dispatch per head: a whole tensor can exceed maxStorageBufferBindingSize.
   const make = (heads, kind) => {
-    const count = heads * L * D;
-    const buf = device.createBuffer({ size: count * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-    const u = new ArrayBuffer(32);
-    new Uint32Array(u, 0, 6).set([count, L, D, H / Hkv, seed * 7 + heads + kind * 1000, kind]);
-    new Float32Array(u, 24, 2).set([STRUCTURED.heavyShare, STRUCTURED.sink]);
-    const ub = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(ub, 0, u);
-    const bg = device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: ub } },
-        { binding: 1, resource: { buffer: dirBuf } },
-        { binding: 2, resource: { buffer: buf } },
-      ],
-    });
+    const count = L * D;
+    const buf = device.createBuffer({ size: heads * count * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(Math.min(65535, Math.ceil(count / 256)));
-    pass.end();
+    for (let head = 0; head < heads; head++) {
+      const u = new ArrayBuffer(48);
+      new Uint32Array(u, 0, 6).set([count, L, D, H / Hkv, seed * 7 + heads + kind * 1000, kind]);
+      new Float32Array(u, 24, 2).set([STRUCTURED.heavyShare, STRUCTURED.sink]);
+      new Uint32Array(u, 32, 1).set([head]);
+      const ub = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(ub, 0, u);
+      const bg = device.createBindGroup({
+        layout: pipe.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: ub } },
+          { binding: 1, resource: { buffer: dirBuf } },
+          { binding: 2, resource: { buffer: buf, offset: head * count * 4, size: count * 4 } },
+        ],
+      });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(Math.min(65535, Math.ceil(count / 256)));
+      pass.end();
+    }
     device.queue.submit([enc.finish()]);
     return buf;
   };
@@ -150,11 +153,13 @@ async function timeGpu(backend, input, options, n = reps) {
     const t1 = performance.now() - t0;
     if (i === 0) {
       if (t1 > 4000) n = 1;
-      info = await r.info();
-      stages = await r.stageMs;
     } else {
       dev.push(backend.lastDeviceTimeMs());
       wall.push(t1);
+    }
+    if (i === n) {
+      info = await r.info();
+      stages = await r.stageMs;
     }
     r.output.destroy();
   }
@@ -260,6 +265,33 @@ save();
 const spec = await createWebGpuBackend({ costRule: false, device: main.device });
 const off = await createWebGpuBackend({ costRule: false, profileStages: true, device: main.device });
 if (phases.has('check')) await check(off);
+if (phases.has('check')) await probeBuffers(main.device);
+
+/** Can this device hold (write and read back the last word of) buffers at and just below maxBufferSize? */
+async function probeBuffers(device) {
+  results.bufferProbe = [];
+  for (const size of [device.limits.maxBufferSize, device.limits.maxBufferSize - 256, 2 ** 30]) {
+    const rec = { size };
+    try {
+      const b = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(b, size - 16, new Uint32Array([1, 2, 3, 0xdeadbeef]));
+      const st = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(b, size - 16, st, 0, 16);
+      device.queue.submit([enc.finish()]);
+      await st.mapAsync(GPUMapMode.READ);
+      rec.lastWord = new Uint32Array(st.getMappedRange())[3].toString(16);
+      rec.ok = rec.lastWord === 'deadbeef';
+      st.destroy();
+      b.destroy();
+    } catch (e) {
+      rec.error = String(e.message ?? e);
+    }
+    results.bufferProbe.push(rec);
+    log('buffer probe', JSON.stringify(rec));
+  }
+  save();
+}
 
 for (const v of phases.has('variants') ? JSON.parse(a.variants) : []) {
   const L = Number(a['variant-length']);
@@ -280,7 +312,7 @@ for (const v of phases.has('variants') ? JSON.parse(a.variants) : []) {
   save();
 }
 
-for (const [kind, list] of phases.has('sweep') ? [['structured', a.lengths], ['gaussian', a.gaussian]] : []) {
+for (const [kind, list] of phases.has('sweep') ? [['gaussian', a.gaussian], ['structured', a.lengths]] : []) {
   for (const L of list.split(',').filter(Boolean).map(Number)) {
     const input = generateOnGpu(main, L, 2, kind === 'gaussian');
     const dense = await timeGpu(main, input, { coverage: 0 });

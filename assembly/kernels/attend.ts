@@ -7,15 +7,16 @@
  *   out[i][d] = sum_{j <= i} p_ij v_j[d],  p_ij = softmax_j(q_i . k_j / sqrt(D))
  *
  * Layouts (byte offsets; head h uses q + h * qHeadStride, kt/v + (h / group) * kt/vHeadStride):
- *   q    [rows >= n rounded up to 4][Dp]   zero rows past n
+ *   q    [n rounded up to 4 / 4][Dp][4]   query tiles (see gather.ts), zero rows past n
  *   kt   [ceil(n / BK)][BK/8][Dp][8]        key blocks, transposed panels (see tile.ts, gather.ts)
  *   v    [rows >= n rounded up to BK][Dp]   zero rows past n
  *   out  row i of head h at out + h * outHeadStride + i * outRowStride, D floats
- * Tasks: (query block, head), the last query blocks (most keys) first, for causal load balance.
- * Scratch per thread: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp], packed Q tiles [BQ/4][Dp][4].
+ * Tasks: (head, query block), per head the last query blocks (most keys) first, for causal load
+ * balance; consecutive tasks share a head, so its keys and values stay in cache.
+ * Scratch per thread: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp].
  */
 import { BK, BQ, nextTask } from './common';
-import { maskTile, pvTile, qkTile, softmaxTile, transpose4 } from './tile';
+import { maskTile, pvTile, qkTile, softmaxTile } from './tile';
 
 export function attend(
   thread: i32,
@@ -44,23 +45,18 @@ export function attend(
   const alpha = l + <usize>(BQ * 4);
   const o = alpha + <usize>(BQ * 4);
   const rowBytes = <usize>Dp << 2;
-  const qt = o + <usize>BQ * rowBytes;
   const blockBytes = rowBytes * <usize>BK;
   const blocks = (n + BQ - 1) / BQ;
   const tasks = blocks * heads;
   for (let t = nextTask(counter); t < tasks; t = nextTask(counter)) {
-    const h = t % heads;
-    const q0 = (blocks - 1 - t / heads) * BQ;
+    const h = t / blocks;
+    const q0 = (blocks - 1 - t % blocks) * BQ;
     const qh = q + <usize>h * qHeadStride;
     const kh = kt + <usize>(h / group) * ktHeadStride;
     const vh = v + <usize>(h / group) * vHeadStride;
     const rowsEnd = min(q0 + BQ, n);
     const tileRows = (rowsEnd - q0 + 3) & ~3;
     memory.fill(o, 0, <usize>tileRows * rowBytes);
-    for (let r = 0; r < tileRows; r += 4) {
-      const row = qh + <usize>(q0 + r) * rowBytes;
-      transpose4(row, row + rowBytes, row + 2 * rowBytes, row + 3 * rowBytes, Dp, qt + <usize>r * rowBytes, 16);
-    }
     for (let i = 0; i < tileRows; i++) {
       store<f32>(m + (<usize>i << 2), -Infinity);
       store<f32>(l + (<usize>i << 2), 0);
@@ -74,7 +70,7 @@ export function attend(
         const row0 = q0 + r;
         if (k0 > row0 + 3) continue; // every key of the block is after these 4 rows
         const nk = min(BK, (row0 + 4 - k0 + 7) & ~7);
-        qkTile(qt + <usize>r * rowBytes, ktb, Dp, nk, scale2, s);
+        qkTile(qh + <usize>row0 * rowBytes, ktb, Dp, nk, scale2, s);
         if (k0 + nk - 1 > row0) maskTile(s, nk, row0, k0);
         softmaxTile(s, nk, m + (<usize>r << 2), l + (<usize>r << 2), alpha);
         pvTile(s, vb, rowBytes, nk, Dp, o + <usize>r * rowBytes, alpha);

@@ -12,7 +12,7 @@
 /** Keys per packed key block (see tile.ts for the layout). */
 export const BK: i32 = 32;
 /** Query rows per attention task (a multiple of 4, the register tile height). */
-export const BQ: i32 = 32;
+export const BQ: i32 = 64;
 
 /** Takes the next task number from the shared counter at `counter`. */
 // @ts-ignore: decorator

@@ -1,12 +1,11 @@
 /**
  * The register-tiled building blocks of every attention-like kernel (score and
  * attend): a 4 x 8 tile of Q K^T, the online-softmax step on a 4-row tile, and
- * a 4 x 8 tile of P V. Layouts (byte offsets, f32):
- *   Q rows      [rows][Dp]       query rows, Dp = head dim padded to a multiple of 8 with zeros
+ * a 4 x 8 tile of P V. Layouts (byte offsets, f32; Dp = head dim padded to a multiple of 8 with zeros):
+ *   Q tile      [Dp][4]          4 query rows interleaved (transpose4), so one pointer walks them
  *   key block   [BK/8][Dp][8]    BK keys in panels of 8, transposed (panel g: P[d][j] = k_{8g+j}[d]);
  *                                keys past the end are zero. One 8-key tile walks its panel sequentially.
  *   V rows      [rows][Dp]
- *   Q tile      [Dp][4]          4 query rows interleaved (transpose4), so one pointer walks them
  *   S tile      [4][BK]          logits in base-2 units (q.k * scale * log2 e), then probabilities
  * Each K or V vector loaded serves 4 query rows; each Q or P value (splat) serves 8 columns.
  */

@@ -23,7 +23,7 @@
  * the layer went dense.
  */
 import { bm, bn, threads, unionVec4, type TileConfig } from '../tiles.js';
-import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { accumulateChunk, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { STATE } from './state.js';
@@ -53,28 +53,28 @@ export function attendWgsl(c: TileConfig): string {
   const nch = c.dp / c.dk;
   const qu = Math.ceil((bm(c) * dk4) / threads(c));
   const td4 = c.dp / 4 / c.nx;
-  // Register prefetch (c.prefetch): thread slot u of a K chunk [BN][DK] or a V chunk [BV][DP].
-  const ku = Math.ceil((bn(c) * c.dk) / threads(c));
-  const vu = Math.ceil((c.bv * c.dp) / threads(c));
+  // Register prefetch (c.prefetch): thread slot u (a vec4) of a K chunk [BN][DK4] or a V chunk [BV][DP4].
+  const ku = Math.ceil((bn(c) * dk4) / threads(c));
+  const vu = Math.ceil((c.bv * (c.dp / 4)) / threads(c));
   const kLoad = (k0: string, d0: string) =>
     unroll(ku, (u) => `    {
       let e = tid + ${u}u * THREADS;
-      let row = ${k0} + e / DK;
-      let col = ${d0} + e % DK;
-      kp${u} = 0.0;
-      if (e < BN * DK && row < n && col < p.dim) { kp${u} = kIn[kBase + row * p.dim + col]; }
+      let row = ${k0} + e / DK4;
+      let col = ${d0} + 4u * (e % DK4);
+      kp${u} = vec4<f32>(0.0);
+      if (e < BN * DK4 && row < n) { kp${u} = load4_kIn(kBase + row * p.dim + col, col); }
     }`);
   const kStore = () =>
-    unroll(ku, (u) => `    { let e = tid + ${u}u * THREADS; if (e < BN * DK) { sm[KS + (e / DK) * DPAD + (e % DK) / 4u][e % 4u] = kp${u}; } }`);
+    unroll(ku, (u) => `    { let e = tid + ${u}u * THREADS; if (e < BN * DK4) { sm[KS + (e / DK4) * DPAD + e % DK4] = kp${u}; } }`);
   const vLoad = (v0: string) =>
     unroll(vu, (u) => `    {
       let e = tid + ${u}u * THREADS;
-      let row = ${v0} + e / DP;
-      let col = e % DP;
-      vp${u} = 0.0;
-      if (e < BV * DP && row < n && col < p.dim) { vp${u} = vIn[vBase + row * p.dim + col]; }
+      let row = ${v0} + e / DP4;
+      let col = 4u * (e % DP4);
+      vp${u} = vec4<f32>(0.0);
+      if (e < BV * DP4 && row < n) { vp${u} = load4_vIn(vBase + row * p.dim + col, col); }
     }`);
-  const vStore = () => unroll(vu, (u) => `      { let e = tid + ${u}u * THREADS; if (e < BV * DP) { sm[VS + e / 4u][e % 4u] = vp${u}; } }`);
+  const vStore = () => unroll(vu, (u) => `      { let e = tid + ${u}u * THREADS; if (e < BV * DP4) { sm[VS + e] = vp${u}; } }`);
   const stageQ = (ch: number) =>
     unroll(qu, (u) => `    if (qe${u} < BM * DK4) { sm[QS + (qe${u} / DK4) * DPAD + qe${u} % DK4] = qr${ch}_${u}; }`);
   return `${paramsStruct(ATTEND_PARAMS)}
@@ -85,23 +85,23 @@ export function attendWgsl(c: TileConfig): string {
 @group(0) @binding(5) var<storage, read> state: array<u32>;
 ${tileConsts(c)}
 const BV: u32 = ${c.bv}u;
-const PPAD: u32 = ${bn(c) / 4 + 1}u;
-const PS: u32 = 0u;
-const VS: u32 = BM * PPAD;
+const PPAD: u32 = BN + 1u;
+const VS: u32 = 0u;
 var<workgroup> sm: array<vec4<f32>, ${unionVec4(c)}>;
+var<workgroup> ps: array<f32, ${bm(c) * (bn(c) + 1)}>;
 var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
 var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
 ${DIVU_WGSL}
+${load4Fn('kIn')}
+${load4Fn('vIn')}
 
-/** Q[row][col..col+4) * scale, zero outside n rows and dim columns. */
+/** Q[row][col] * scale, zero outside n rows and dim columns. */
+fn loadQ(base: u32, row: u32, col: u32, n: u32) -> f32 {
+  if (row < n && col < p.dim) { return qIn[base + row * p.dim + col] * p.scale; }
+  return 0.0;
+}
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
-  var x = vec4<f32>(0.0);
-  if (row < n) {
-    for (var cc = 0u; cc < 4u; cc = cc + 1u) {
-      if (col + cc < p.dim) { x[cc] = qIn[base + row * p.dim + col + cc] * p.scale; }
-    }
-  }
-  return x;
+  return vec4<f32>(loadQ(base, row, col, n), loadQ(base, row, col + 1u, n), loadQ(base, row, col + 2u, n), loadQ(base, row, col + 3u, n));
 }
 
 @compute @workgroup_size(${threads(c)})
@@ -136,8 +136,8 @@ ${unroll(c.tm, (i) => unroll(td4, (j) => `  var o${i}${j} = vec4<f32>(0.0);`))}
 
   let lastKey = min(q0 + BM - 1u, n - 1u);
   let nKeyTiles = lastKey / BN + 1u;
-${c.prefetch ? `${unroll(ku, (u) => `  var kp${u} = 0.0;`)}
-${unroll(vu, (u) => `  var vp${u} = 0.0;`)}
+${c.prefetch ? `${unroll(ku, (u) => `  var kp${u} = vec4<f32>(0.0);`)}
+${unroll(vu, (u) => `  var vp${u} = vec4<f32>(0.0);`)}
 ${kLoad('0u', '0u')}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = kt * BN;
@@ -161,17 +161,17 @@ ${unroll(c.tm, (i) => `    var tmax${i} = NEG;
     let alpha${i} = exp(m${i} - mNew${i});
     m${i} = mNew${i};
 ${unroll(c.tn, (j) => `    s${i}${j} = exp(s${i}${j} - mNew${i});
-    sm[PS + (ty + ${i}u * NY) * PPAD + (tx + ${j}u * NX) / 4u][(tx + ${j}u * NX) % 4u] = s${i}${j};`)}
+    ps[(ty + ${i}u * NY) * PPAD + tx + ${j}u * NX] = s${i}${j};`)}
     redL[(ty + ${i}u * NY) * NX + tx] = ${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).join(' + ')};
 ${unroll(td4, (j) => `    o${i}${j} = o${i}${j} * alpha${i};`)}`)}
     for (var vc = 0u; vc < nV; vc = vc + 1u) {
       let v0 = k0 + vc * BV;
-${c.prefetch ? vStore() : `      for (var e = tid; e < BV * DP; e = e + THREADS) {
-        let row = v0 + e / DP;
-        let col = e % DP;
-        var x = 0.0;
-        if (row < n && col < p.dim) { x = vIn[vBase + row * p.dim + col]; }
-        sm[VS + e / 4u][col % 4u] = x;
+${c.prefetch ? vStore() : `      for (var e = tid; e < BV * DP4; e = e + THREADS) {
+        let row = v0 + e / DP4;
+        let col = 4u * (e % DP4);
+        var x = vec4<f32>(0.0);
+        if (row < n) { x = load4_vIn(vBase + row * p.dim + col, col); }
+        sm[VS + e] = x;
       }`}
       workgroupBarrier();
 ${c.prefetch ? `      if (vc + 1u < nV) {
@@ -184,24 +184,24 @@ ${unroll(c.tm, (i) => `        var ls${i} = 0.0;
         for (var x = 0u; x < NX; x = x + 1u) { ls${i} = ls${i} + redL[(ty + ${i}u * NY) * NX + x]; }
         l${i} = l${i} * alpha${i} + ls${i};`)}
       }
-      for (var b4 = 0u; b4 < BV / 4u; b4 = b4 + 1u) {
-${unroll(c.tm, (i) => `        let pr${i} = sm[PS + (ty + ${i}u * NY) * PPAD + vc * (BV / 4u) + b4];`)}
-${unroll(4, (kk) => {
-  const w = 'xyzw'[kk];
-  return `${unroll(td4, (j) => `        let v${j}_${kk} = sm[VS + (b4 * 4u + ${kk}u) * DP4 + tx + ${j}u * NX];`)}
-${unroll(c.tm, (i) => unroll(td4, (j) => `        o${i}${j} = fma(vec4<f32>(pr${i}.${w}), v${j}_${kk}, o${i}${j});`))}`;
-})}
+      for (var b = 0u; b < BV; b = b + 1u) {
+${unroll(c.tm, (i) => `        let pr${i} = vec4<f32>(ps[(ty + ${i}u * NY) * PPAD + vc * BV + b]);`)}
+${unroll(td4, (j) => `        let v${j} = sm[VS + b * DP4 + tx + ${j}u * NX];`)}
+${unroll(c.tm, (i) => unroll(td4, (j) => `        o${i}${j} = fma(pr${i}, v${j}, o${i}${j});`))}
       }
       workgroupBarrier();
     }
   }
 
+  // Components are addressed statically: a dynamically indexed vector would live in local memory.
 ${unroll(c.tm, (i) => `  {
     let row = q0 + ty + ${i}u * NY;
     if (row < n) {
-${unroll(td4, (j) => `      for (var cc = 0u; cc < 4u; cc = cc + 1u) {
-        let col = 4u * (tx + ${j}u * NX) + cc;
-        if (col < p.dim) { oOut[oBase + row * p.dim + col] = o${i}${j}[cc] / l${i}; }
+${unroll(td4, (j) => `      {
+        let col = 4u * (tx + ${j}u * NX);
+        let at = oBase + row * p.dim + col;
+        let o = o${i}${j} / l${i};
+${unroll(4, (k) => `        if (col + ${k}u < p.dim) { oOut[at + ${k}u] = o.${'xyzw'[k]}; }`)}
       }`)}
     }
   }`)}

@@ -114,7 +114,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let maxBits = state[${S.maxBits}];
   let e = i32(maxBits >> 23u);
   // max < 2^(emax + 1); a subnormal maximum is < 2^-126.
-  let emax = select(e - 127, -127, e == 0);
+  var emax = e - 127;
+  if (e == 0) { emax = -127; }
   let s = min(i32(p.kBits) - (emax + 1), i32(p.sCap));
   if (gid.x == 0u) { state[${S.shift}] = bitcast<u32>(s); }
   for (var t = gid.x; t < p.P; t = t + nwg.x * 256u) {
@@ -152,8 +153,8 @@ fn atomicAdd128Local(at: u32, v: vec4<u32>) {
   var carry = 0u;
   for (var w = 0u; w < 4u; w = w + 1u) {
     var c = 0u;
-    if (v[w] != 0u) { let old = atomicAdd(&local[at + w], v[w]); c = c + select(0u, 1u, old + v[w] < old); }
-    if (carry != 0u) { let old = atomicAdd(&local[at + w], carry); c = c + select(0u, 1u, old + carry < old); }
+    if (v[w] != 0u) { let old = atomicAdd(&local[at + w], v[w]); c = c + u32(old + v[w] < old); }
+    if (carry != 0u) { let old = atomicAdd(&local[at + w], carry); c = c + u32(old + carry < old); }
     carry = c;
   }
 }
@@ -161,8 +162,8 @@ fn atomicAdd128Global(at: u32, v: vec4<u32>) {
   var carry = 0u;
   for (var w = 0u; w < 4u; w = w + 1u) {
     var c = 0u;
-    if (v[w] != 0u) { let old = atomicAdd(&hist[at + w], v[w]); c = c + select(0u, 1u, old + v[w] < old); }
-    if (carry != 0u) { let old = atomicAdd(&hist[at + w], carry); c = c + select(0u, 1u, old + carry < old); }
+    if (v[w] != 0u) { let old = atomicAdd(&hist[at + w], v[w]); c = c + u32(old + v[w] < old); }
+    if (carry != 0u) { let old = atomicAdd(&hist[at + w], carry); c = c + u32(old + carry < old); }
     carry = c;
   }
 }

@@ -33,21 +33,39 @@ const NEG: f32 = -1.0e30;
 }
 
 /**
+ * `fn load4_<src>(at, col)`: the 4 floats src[at .. at+4) of a row, zero from
+ * column `col + k >= dim` on. Workgroup memory is then written as whole vec4s
+ * only (no dynamically indexed vector components anywhere).
+ */
+export function load4Fn(src: string): string {
+  return `
+fn load4_${src}(at: u32, col: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  if (col + 3u < p.dim) { return vec4<f32>(${src}[at], ${src}[at + 1u], ${src}[at + 2u], ${src}[at + 3u]); }
+  if (col < p.dim) { x.x = ${src}[at]; }
+  if (col + 1u < p.dim) { x.y = ${src}[at + 1u]; }
+  if (col + 2u < p.dim) { x.z = ${src}[at + 2u]; }
+  return x;
+}`;
+}
+
+/**
  * Loads head-dimension columns [d0, d0 + DK) of `rows` rows of a [n][dim] f32
- * matrix (element offset `base`, first row `row0`) into sm at `region`,
- * zero beyond n rows or dim columns, times `scale`.
+ * matrix (element offset `base`, first row `row0`) into sm at `region`, one
+ * vec4 per thread and step, zero beyond n rows or dim columns, times `scale`.
+ * Needs load4Fn(src) in the module.
  */
 export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string }): string {
   const scaled = o.scale ? ` * ${o.scale}` : '';
   return `
-  for (var e = tid; e < ${o.rows} * DK; e = e + THREADS) {
-    let r = e / DK;
-    let cc = e % DK;
+  for (var e = tid; e < ${o.rows} * DK4; e = e + THREADS) {
+    let r = e / DK4;
+    let c4 = e % DK4;
     let row = ${o.row0} + r;
-    let col = ${o.d0} + cc;
-    var x = 0.0;
-    if (row < ${o.n} && col < p.dim) { x = ${o.src}[${o.base} + row * p.dim + col]${scaled}; }
-    sm[${o.region} + r * DPAD + cc / 4u][cc % 4u] = x;
+    let col = ${o.d0} + 4u * c4;
+    var x = vec4<f32>(0.0);
+    if (row < ${o.n}) { x = load4_${o.src}(${o.base} + row * p.dim + col, col)${scaled}; }
+    sm[${o.region} + r * DPAD + c4] = x;
   }`;
 }
 

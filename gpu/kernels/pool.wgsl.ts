@@ -25,7 +25,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
   if (t >= p.P) { return; }
   let row = gid.y * p.headStride;
-  let lo = select(0u, t - p.radius, t >= p.radius);
+  var lo = 0u;
+  if (t >= p.radius) { lo = t - p.radius; }
   let hi = min(p.P - 1u, t + p.radius);
   var s = 0.0;
   for (var u = lo; u <= hi; u = u + 1u) { s = s + scores[p.inBase + row + u]; }

@@ -15,7 +15,7 @@
  * f32; bindings are windows starting at the chunk's first head (`*Base`).
  */
 import { bm, bn, threads, type TileConfig } from '../tiles.js';
-import { accumulateChunk, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { accumulateChunk, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
 
@@ -69,7 +69,9 @@ const HEADER = (c: TileConfig, fields: ParamFields) => `${paramsStruct(fields)}
 @group(0) @binding(2) var<storage, read> kIn: array<f32>;
 ${tileConsts(c)}
 var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;
-${DIVU_WGSL}`;
+${DIVU_WGSL}
+${load4Fn('qIn')}
+${load4Fn('kIn')}`;
 
 const BASES = `
   let k0 = wg.x * BN;

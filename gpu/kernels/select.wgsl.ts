@@ -58,7 +58,8 @@ ${GATE}
   let h = wg.x;
   if (h >= p.H) { return; }
   selHist[h * 256u + tid] = 0u;
-  if (tid < 4u) { selState[h * 4u + tid] = select(0u, state[${STATE.keep}], tid == 1u); }
+  if (tid < 4u) { selState[h * 4u + tid] = 0u; }
+  if (tid == 1u) { selState[h * 4u + 1u] = state[${STATE.keep}]; }
 }
 `;
 }
@@ -162,8 +163,8 @@ ${GATE}
     let t = wg.x * ${SELECT_BLOCK}u + tid * 4u + i;
     if (t < p.P) {
       let k = key(pooled[h * p.P + t]);
-      g = g + select(0u, 1u, k > v);
-      e = e + select(0u, 1u, k == v);
+      g = g + u32(k > v);
+      e = e + u32(k == v);
     }
   }
   atomicAdd(&greater, g);
@@ -235,8 +236,8 @@ ${GATE}
       gf[i] = k > v;
       ef[i] = k == v;
     }
-    g = g + select(0u, 1u, gf[i]);
-    e = e + select(0u, 1u, ef[i]);
+    g = g + u32(gf[i]);
+    e = e + u32(ef[i]);
   }
   // Exclusive scan over the block's threads (Hillis-Steele on inclusive sums).
   scanG[tid] = g;
@@ -268,8 +269,8 @@ ${GATE}
     }
     if (slot != 0xffffffffu) { indices[h * p.L + slot] = t; }
     inverse[h * p.L + t] = slot + 1u;
-    gBefore = gBefore + select(0u, 1u, gf[i]);
-    eBefore = eBefore + select(0u, 1u, ef[i]);
+    gBefore = gBefore + u32(gf[i]);
+    eBefore = eBefore + u32(ef[i]);
   }
 }
 `;

@@ -24,9 +24,10 @@ export const STATE = {
   theta: 16,
   prefix: 20,
   words: 24,
-  modeSparse: 0,
-  modeNothingPruned: 1,
-  modeNotWorthIt: 2,
+  /** Modes are non-zero: a state no kernel wrote (all zero) is never mistaken for a decision. */
+  modeSparse: 1,
+  modeNothingPruned: 2,
+  modeNotWorthIt: 3,
   /** Dense decided on the host (short context, tau 0, cost rule before scoring, `dense()`). */
-  modeDense: 3,
+  modeDense: 4,
 } as const;

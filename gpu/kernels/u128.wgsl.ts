@@ -11,7 +11,7 @@ fn add128(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
   for (var w = 0u; w < 4u; w = w + 1u) {
     let s = a[w] + b[w];
     let s2 = s + carry;
-    carry = select(0u, 1u, s < a[w]) + select(0u, 1u, s2 < s);
+    carry = u32(s < a[w]) + u32(s2 < s);
     r[w] = s2;
   }
   return r;

@@ -3,6 +3,7 @@
  * same shapes (each checks its output against the reference before timing).
  */
 import type { AttentionInput, AttentionShape } from '../interface.js';
+import { ONNX_PEERS } from './onnx.js';
 
 export interface Peer {
   /** e.g. 'onnxruntime-web (wasm)'. */
@@ -21,4 +22,4 @@ export interface PeerFactory {
 }
 
 /** Peers known to the bench; backends' issues add theirs here. */
-export const PEERS: PeerFactory[] = [];
+export const PEERS: PeerFactory[] = [...ONNX_PEERS];
