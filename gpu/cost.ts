@@ -4,9 +4,13 @@
  * reason. `budget()` stays the spec's rule; this applies only inside
  * tokenSparseAttention.
  *
- * Estimated times (ms) from the model's rates:
- *   dense(L)   = 4 H D L(L+1)/2 / attend rate
- *   attend(L') = the same with L'
+ * Estimated times (ms) from the model's rates, measured on an NVIDIA H200
+ * through Dawn's OpenGL backend (BENCHMARKS.md). The attend kernel's rate
+ * grows with the length n it runs on, rate(n) = attendTflops n / (n + attendHalfLength)
+ * (a fit to 8K..128K: 3.3 -> 15.4 TFLOP/s), and on the gathered per-head
+ * copies it runs compactPenalty times slower than on the GQA tensors:
+ *   dense(L)   = 4 H D L(L+1)/2 / rate(L)
+ *   attend(L') = compactPenalty * 4 H D L'(L'+1)/2 / rate(L')
  *   select(L)  = 2 passes * 2 H D W L / score rate + fixed (pool, budget, select dispatches)
  *   move(L')   = gather + scatter bytes / bandwidth
  * Before scoring: run dense unless the best case (L' = minTokens + W) wins
@@ -18,8 +22,12 @@
 import type { AttentionShape, ResolvedTsaOptions } from '../harness/interface.js';
 
 export interface CostModel {
-  /** Effective rate of the attend kernel, TFLOP/s. */
+  /** Asymptotic rate of the attend kernel at long lengths, TFLOP/s. */
   attendTflops: number;
+  /** Length at which the attend kernel reaches half of attendTflops. */
+  attendHalfLength: number;
+  /** Slowdown of attend on gathered per-head K/V (no GQA sharing) at equal length. */
+  compactPenalty: number;
   /** Effective rate of the score kernels, TFLOP/s. */
   scoreTflops: number;
   /** Fixed time of the pool, budget and select dispatches, ms. */
@@ -32,18 +40,25 @@ export interface CostModel {
   maxOverhead: number;
 }
 
-/** Rates measured on an NVIDIA H200 through Dawn's OpenGL backend (BENCHMARKS.md). */
+/** Fitted to the H200 measurements of BENCHMARKS.md (Dawn OpenGL backend, H 32, Hkv 8, D 128). */
 export const DEFAULT_COST_MODEL: Readonly<CostModel> = Object.freeze({
-  attendTflops: 25,
-  scoreTflops: 15,
+  attendTflops: 20,
+  attendHalfLength: 40000,
+  compactPenalty: 1.6,
+  scoreTflops: 14,
   fixedMs: 1,
   bandwidthGBs: 2000,
-  minGain: 0.03,
-  maxOverhead: 0.05,
+  minGain: 0.1,
+  maxOverhead: 0.01,
 });
 
+function denseMs(shape: AttentionShape, n: number, m: CostModel): number {
+  const rate = (m.attendTflops * n) / (n + m.attendHalfLength);
+  return (4 * shape.heads * shape.headDim * ((n * (n + 1)) / 2)) / (rate * 1e9);
+}
+
 function attendMs(shape: AttentionShape, n: number, m: CostModel): number {
-  return (4 * shape.heads * shape.headDim * ((n * (n + 1)) / 2)) / (m.attendTflops * 1e9);
+  return m.compactPenalty * denseMs(shape, n, m);
 }
 
 function selectMs(shape: AttentionShape, window: number, m: CostModel): number {
@@ -62,7 +77,7 @@ export interface PreDecision {
 
 /** Before scoring: is selection worth trying at this length? */
 export function worthScoring(shape: AttentionShape, o: ResolvedTsaOptions, m: CostModel): PreDecision {
-  const dense = attendMs(shape, shape.seqLen, m);
+  const dense = denseMs(shape, shape.seqLen, m);
   const sel = selectMs(shape, o.window, m);
   const best = Math.min(shape.seqLen, o.minTokens + o.window);
   const bestSparse = sel + attendMs(shape, best, m) + moveMs(shape, best, m);
@@ -78,7 +93,7 @@ export function worthScoring(shape: AttentionShape, o: ResolvedTsaOptions, m: Co
 
 /** After scoring: the largest L' for which the sparse remainder beats dense by minGain. */
 export function maxKeptLength(shape: AttentionShape, m: CostModel): number {
-  const limit = (1 - m.minGain) * attendMs(shape, shape.seqLen, m);
+  const limit = (1 - m.minGain) * denseMs(shape, shape.seqLen, m);
   let lo = 0;
   let hi = shape.seqLen;
   while (lo < hi) {

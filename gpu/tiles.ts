@@ -22,7 +22,7 @@ export interface TileConfig {
   dk: number;
   /** Padded head dimension (multiple of 4 * nx and of dk). */
   dp: number;
-  /** attend: load the next K or V chunk into registers while computing on the current one. */
+  /** attend: load the next K or V chunk into registers while computing on the current one (default; faster on the H200). */
   prefetch: boolean;
 }
 
@@ -76,7 +76,7 @@ export function chooseTiles(headDim: number, limits: TileLimits, prefer: Partial
     if (nx * ny > Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)) continue;
     for (const dk of dks) {
       for (const bv of bvs) {
-        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp, prefetch: prefer.prefetch ?? false };
+        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp, prefetch: prefer.prefetch ?? true };
         if (bv > bn(c) || bn(c) % bv !== 0) continue;
         if (attendSharedBytes(c) <= limits.maxComputeWorkgroupStorageSize) return c;
       }

@@ -34,28 +34,16 @@ bench() { node scripts/webgpu-bench.mjs "$@" 2>&1 | grep -v 'BackendVk\|libvulka
 # SM/memory clocks and P-state every 250 ms, to see what the GPU runs at under OpenGL compute.
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu --format=csv,noheader -lms 250 > "$OUT/smi.csv" &
 smi=$!
-# KEEPALIVE=1: a background CUDA process launching a tiny kernel every 5 ms keeps the GPU in its
-# performance state (OpenGL compute alone may leave the clocks low); it uses a negligible share of the SMs.
-keepalive() {
-  python3 -c "import torch,time
-x=torch.randn(64,64,device='cuda')
-while True:
-  x@x; torch.cuda.synchronize(); time.sleep(0.005)" &
-  ka=$!
-}
-# Adapter, limits, correctness and tile variants first; the PyTorch peer; then the long sweep.
+# Adapter, limits, correctness and tile variants first; the PyTorch peer; then the sweep with the
+# fastest variant's tiles (SWEEP2: a second sweep with its own flags, e.g. other shapes).
 bench --out "$OUT/webgpu-check.json" --phases check,variants "$@" | tee "$OUT/webgpu-check.log"
 rc=$?
 if [ -n "${TORCH_LENGTHS-8192,16384,32768,65536,131072}" ]; then
   PYTHONUNBUFFERED=1 python3 harness/peers/torch_sdpa.py --lengths "${TORCH_LENGTHS-8192,16384,32768,65536,131072}" --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
 fi
-ka=
-if [ "${KEEPALIVE:-0}" = 1 ]; then
-  keepalive
-  bench --out "$OUT/webgpu-ka.json" --phases variants "$@" | tee "$OUT/webgpu-ka.log"
+bench --out "$OUT/webgpu.json" --phases sweep --tiles-from "$OUT/webgpu-check.json" "$@" | tee "$OUT/webgpu.log" || rc=$?
+if [ -n "${SWEEP2:-}" ]; then
+  bench --out "$OUT/webgpu2.json" --phases sweep --tiles-from "$OUT/webgpu-check.json" $SWEEP2 | tee -a "$OUT/webgpu.log" || rc=$?
 fi
-bench --out "$OUT/webgpu.json" --phases sweep "$@" | tee "$OUT/webgpu.log" || rc=$?
-if [ -n "${SWEEP2:-}" ]; then bench --out "$OUT/webgpu2.json" --phases sweep $SWEEP2 | tee -a "$OUT/webgpu.log" || rc=$?; fi
-[ -n "$ka" ] && kill "$ka"
 kill "$smi"
 exit $rc

@@ -8,13 +8,13 @@
  *
  *   node scripts/webgpu-bench.mjs --out FILE [--lengths 8192,16384] [--heads 32 --kv-heads 8 --head-dim 128]
  *        [--variants JSON] [--variant-length 16384] [--check-length 4096] [--reps 3] [--gaussian 8192,32768]
- *        [--phases check,variants,sweep]
+ *        [--phases check,variants,sweep] [--tiles-from FILE: the fastest variant of an earlier run's JSON]
  * --variants: [{"tiles": {...TileConfig fields}, "toggles": ["disable_robustness"]}, ...], dense at --variant-length.
  *
  * Kernel ("device") time comes from lastDeviceTimeMs(): timestamp queries where
  * the adapter has them, else the host clock from submit to onSubmittedWorkDone.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createWebGpuBackend } from '../dist/gpu/index.js';
 import { createReferenceBackend } from '../dist/reference/index.js';
@@ -36,6 +36,7 @@ const { values: a } = parseArgs({
     reps: { type: 'string', default: '3' },
     coverage: { type: 'string', default: '0.005' },
     phases: { type: 'string', default: 'check,variants,sweep' },
+    'tiles-from': { type: 'string', default: '' },
   },
 });
 const phases = new Set(a.phases.split(','));
@@ -252,7 +253,16 @@ async function check(backend) {
 
 // ---------------------------------------------------------------- main
 
-const main = await createWebGpuBackend();
+let tiles;
+if (a['tiles-from']) {
+  const best = JSON.parse(readFileSync(a['tiles-from'], 'utf8'))
+    .variants.filter((v) => !v.error && !v.toggles)
+    .sort((p, q) => q.tflops - p.tflops)[0];
+  tiles = best?.tiles;
+  results.tiles = tiles ?? null;
+  log('tiles of the fastest variant:', JSON.stringify(tiles ?? {}));
+}
+const main = await createWebGpuBackend({ tiles });
 results.adapter = main.description;
 results.limits = {};
 for (const k in main.device.limits) if (typeof main.device.limits[k] === 'number') results.limits[k] = main.device.limits[k];
@@ -262,8 +272,8 @@ log('limits', JSON.stringify(results.limits));
 save();
 
 // Cost rule off (the spec's pipeline): timed as is, and profiled per stage (host waits between stages).
-const spec = await createWebGpuBackend({ costRule: false, device: main.device });
-const off = await createWebGpuBackend({ costRule: false, profileStages: true, device: main.device });
+const spec = await createWebGpuBackend({ costRule: false, device: main.device, tiles });
+const off = await createWebGpuBackend({ costRule: false, profileStages: true, device: main.device, tiles });
 if (phases.has('check')) await check(off);
 if (phases.has('check')) await probeBuffers(main.device);
 
@@ -314,6 +324,18 @@ for (const v of phases.has('variants') ? JSON.parse(a.variants) : []) {
 
 for (const [kind, list] of phases.has('sweep') ? [['gaussian', a.gaussian], ['structured', a.lengths]] : []) {
   for (const L of list.split(',').filter(Boolean).map(Number)) {
+    try {
+      await sweepOne(kind, L);
+    } catch (e) {
+      (kind === 'structured' ? results.runs : results.gaussian).push({ kind, L, error: String(e.message ?? e) });
+      log(kind, L, 'failed:', e.message);
+      save();
+    }
+  }
+}
+
+async function sweepOne(kind, L) {
+  {
     const input = generateOnGpu(main, L, 2, kind === 'gaussian');
     const dense = await timeGpu(main, input, { coverage: 0 });
     const tsa = await timeGpu(main, input, { coverage: tau });

@@ -161,6 +161,13 @@ describe('webgpu backend', () => {
     // 64 KiB tensor parts put the heads of Q, K, V and their compact copies in separate GPUBuffers.
     const split = await createWebGpuBackend({ costRule: false, maxBindingBytes: 64 * 1024, maxTensorPartBytes: 64 * 1024 });
     try {
+      // 400 x 32 floats per head (51 KiB): one head per binding and per buffer, 8 output row windows.
+      const fixed = generateInput('structured', { heads: 6, kvHeads: 2, headDim: 32, seqLen: 400 }, 9);
+      const o = { window: 32, minTokens: 64, coverage: 0.2, poolKernel: 5 };
+      const [a, b] = [await gpu.tokenSparseAttention(fixed, o), await split.tokenSparseAttention(fixed, o)];
+      expect(a.budget.mode).toBe('sparse');
+      expect(b.indices).toEqual(a.indices);
+      expect(b.output).toEqual(a.output);
       await fc.assert(
         fc.asyncProperty(caseArb, async ({ input, options }) => {
           // At most 400 x 32 floats per head: one head fits a 64 KiB binding.

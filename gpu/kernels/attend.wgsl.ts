@@ -15,8 +15,12 @@
  *
  * One workgroup per (query tile of BM rows, head). The Q tile stays in
  * registers (scaled by 1/sqrt(D)) and is staged into workgroup memory one DK
- * chunk at a time; K chunks, then P and V chunks, go through workgroup memory.
- * Key tiles above the diagonal are skipped; tiles run heaviest first.
+ * chunk at a time; K chunks [BN][DK] and V chunks [BV][DP] go through the
+ * vec4 array `sm` (written as whole vec4s only: NVIDIA's OpenGL compiler is
+ * slow on dynamically indexed components), P [BM][BN + 1] through `ps`.
+ * With c.prefetch the next K or V chunk is loaded into registers while the
+ * current one is used. Key tiles above the diagonal are skipped; tiles run
+ * heaviest first. Tile sizes come from the adapter's limits (tiles.ts).
  *
  * `gate` makes one recorded dispatch serve both outcomes of the GPU-side
  * budget: 1 runs only if state.mode is sparse (rows n = state L'), 2 only if
