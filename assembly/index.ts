@@ -5,7 +5,7 @@
  *
  * Long sequences are streamed through the module's memory by chunks of heads: a chunk is a run
  * of whole KV groups (or part of one group when a single group does not fit), sized to stay under
- * CHUNK_BYTES, and every chunk of a call reuses the same memory. The memory is laid out by the
+ * `chunkBytes` (default 1 GiB), and every chunk of a call reuses the same memory. The memory is laid out by the
  * host per call shape and grows only when a larger shape arrives.
  */
 import { availableParallelism } from 'node:os';
@@ -154,6 +154,8 @@ class WasmBackend implements Backend {
   private disposed = false;
   private readonly BK: number;
   private readonly BQ: number;
+  /** The stages as runPipeline calls them (see the constructor). */
+  private readonly trusted: Backend;
 
   constructor(
     private readonly rt: WasmRuntime,
@@ -181,8 +183,6 @@ class WasmBackend implements Backend {
       dispose: () => this.dispose(),
     };
   }
-
-  private readonly trusted: Backend;
 
   /** Runs calls one at a time (they share the module memory). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
