@@ -19,7 +19,7 @@ import type {
   ScoreShape,
   TsaOptions,
 } from '../harness/interface.js';
-import { denseBeforeScoring, runPipeline } from '../harness/pipeline.js';
+import { budgetFromCount, denseBeforeScoring, runPipeline } from '../harness/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -131,19 +131,6 @@ function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: number, 
     return;
   }
   for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
-}
-
-/** The Budget of a layer from the kernel's count c (the same rule and wording as the reference). */
-function budgetFromCount(c: number, P: number, o: ResolvedTsaOptions): Budget {
-  if (c === 0) {
-    return {
-      mode: 'dense',
-      reason: 'nothing-pruned',
-      detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass`,
-    };
-  }
-  const pruned = c + 1;
-  return { mode: 'sparse', keep: Math.max(o.minTokens, P - pruned), pruned };
 }
 
 class WasmBackend implements Backend {

@@ -20,7 +20,7 @@ import type {
   TsaOptions,
   TsaResult,
 } from '../harness/interface.js';
-import { denseBeforeScoring } from '../harness/pipeline.js';
+import { denseBeforeScoring, nothingPruned } from '../harness/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -498,7 +498,7 @@ function budgetFromState(state: Uint32Array, d: stage.Dims, o: ResolvedTsaOption
     throw new Error(`the GPU budget left no decision in the state buffer (mode word ${mode}): the device may have dropped the work`);
   }
   if (mode === STATE.modeNothingPruned) {
-    return { mode: 'dense', reason: 'nothing-pruned', detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass` };
+    return nothingPruned(o);
   }
   return {
     mode: 'dense',

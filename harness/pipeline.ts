@@ -22,6 +22,26 @@ export function denseBeforeScoring(seqLen: number, o: ResolvedTsaOptions): Budge
   return null;
 }
 
+/**
+ * The keep-count rule after the count: c = number of ascending cumulative
+ * sums below tau. c == 0 runs dense; otherwise pruned = c + 1 and
+ * keep = max(minTokens, P - pruned) (spec step 2.4-2.5). Every backend turns
+ * its count into a Budget here, so the rule and its wording exist once.
+ */
+export function budgetFromCount(c: number, prefixLen: number, o: ResolvedTsaOptions): Budget {
+  if (c === 0) return nothingPruned(o);
+  const pruned = c + 1;
+  return { mode: 'sparse', keep: Math.max(o.minTokens, prefixLen - pruned), pruned };
+}
+
+export function nothingPruned(o: ResolvedTsaOptions): Budget {
+  return {
+    mode: 'dense',
+    reason: 'nothing-pruned',
+    detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass`,
+  };
+}
+
 export async function runPipeline(
   backend: Backend,
   input: AttentionInput,

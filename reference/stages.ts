@@ -4,7 +4,7 @@
  * Layouts are those of harness/interface.ts.
  */
 import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
-import { denseBeforeScoring } from '../harness/pipeline.js';
+import { budgetFromCount, denseBeforeScoring } from '../harness/pipeline.js';
 
 /** Dot product of two f32 rows in f64: a[ao..ao+D) . b[bo..bo+D). */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, D: number): number {
@@ -92,15 +92,7 @@ export function budget(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOp
     if (cum < o.coverage) c++;
     else break;
   }
-  if (c === 0) {
-    return {
-      mode: 'dense',
-      reason: 'nothing-pruned',
-      detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass`,
-    };
-  }
-  const pruned = c + 1;
-  return { mode: 'sparse', keep: Math.max(o.minTokens, P - pruned), pruned };
+  return budgetFromCount(c, P, o);
 }
 
 /**
