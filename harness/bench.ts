@@ -209,7 +209,7 @@ async function runPeers(
       rec.samples = m.samples;
       rec.gflops = causalFlops(input.heads, input.headDim, input.seqLen) / m.medianMs / 1e6;
       rec.speedup = denseRec.medianMs / m.medianMs;
-      progress(`${tag} peer ${factory.name} ${m.medianMs.toFixed(1)} ms (${backend.name} dense is ${(m.medianMs / denseRec.medianMs).toFixed(2)}x faster)`);
+      progress(`${tag} peer ${factory.name} ${m.medianMs.toFixed(1)} ms: ${(m.medianMs / denseRec.medianMs).toFixed(2)}x the time of ${backend.name} dense`);
     } catch (e) {
       rec.error = e instanceof Error ? e.message : String(e);
       progress(`${tag} peer ${factory.name} failed: ${rec.error}`);
