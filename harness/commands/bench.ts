@@ -78,7 +78,7 @@ function table(records: BenchRecord[]): string {
       r.peer ? `dense (peer)` : r.mode,
       r.inputs,
       String(r.seqLen),
-      r.error ? `error: ${r.error.slice(0, 60)}` : f(r.medianMs),
+      r.error ? `error: …${r.error.trim().slice(-50)}` : f(r.medianMs),
       r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
       f(r.gflops),
       r.mode === 'tsa' ? r.keptFraction.toFixed(3) : '-',
