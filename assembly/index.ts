@@ -147,10 +147,11 @@ class WasmBackend implements Backend {
   constructor(
     private readonly rt: WasmRuntime,
     private readonly chunkBytes: number,
+    variantWhy: string,
   ) {
     const t = rt.threads;
     this.threads = t;
-    this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'}`;
+    this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'} (${variantWhy})`;
     this.BK = rt.blockKeys;
     this.BQ = rt.blockQueries;
     // The stages as runPipeline calls them: it validates the input and options once, and every
@@ -404,6 +405,6 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (!(chunkBytes > 0)) {
     throw new TsaInputError(`option chunkBytes must be a positive number of bytes, got ${String(options.chunkBytes)}`, 'OPTION');
   }
-  const { variant, bytes } = chooseVariant(options.simd);
-  return new WasmBackend(await WasmRuntime.create(variant, bytes, threads), chunkBytes);
+  const { variant, bytes, why } = chooseVariant(options.simd);
+  return new WasmBackend(await WasmRuntime.create(variant, bytes, threads), chunkBytes, why);
 }

@@ -93,10 +93,10 @@ function readBuild(variant: SimdVariant): Uint8Array {
 }
 
 /**
- * Which build runs here: the forced one, else relaxed SIMD where this runtime validates it, else
- * plain SIMD. Throws BackendUnavailableError saying why neither can run.
+ * Which build runs here (and why): the forced one, else relaxed SIMD where this runtime validates
+ * it, else plain SIMD. Throws BackendUnavailableError saying why neither can run.
  */
-export function chooseVariant(forced?: SimdVariant): { variant: SimdVariant; bytes: Uint8Array } {
+export function chooseVariant(forced?: SimdVariant): { variant: SimdVariant; bytes: Uint8Array; why: string } {
   const api = WebAssemblyApi;
   if (!api) throw unavailable('this runtime has no WebAssembly');
   if (!api.validate(SIMD_PROBE)) throw unavailable('this runtime has no WebAssembly SIMD (fixed-width, 128-bit)');
@@ -105,15 +105,16 @@ export function chooseVariant(forced?: SimdVariant): { variant: SimdVariant; byt
   }
   const order: SimdVariant[] = forced ? [forced] : ['relaxed', 'plain'];
   const rejected: string[] = [];
+  const hint = ' (relaxed SIMD needs Node >= 22, or node --experimental-wasm-relaxed-simd on Node 20)';
   for (const variant of order) {
     const bytes = readBuild(variant);
-    if (api.validate(bytes)) return { variant, bytes };
+    if (api.validate(bytes)) {
+      const why = forced ? 'forced' : rejected.length ? `this runtime rejects the relaxed build${hint}` : 'relaxed SIMD accepted';
+      return { variant, bytes, why };
+    }
     rejected.push(variant);
   }
-  const hint = rejected.includes('relaxed')
-    ? ' (relaxed SIMD needs Node >= 22, or node --experimental-wasm-relaxed-simd on Node 20)'
-    : '';
-  throw unavailable(`this runtime rejects the ${rejected.join(' and ')} SIMD build${hint}`);
+  throw unavailable(`this runtime rejects the ${rejected.join(' and ')} SIMD build${rejected.includes('relaxed') ? hint : ''}`);
 }
 
 interface Pending {

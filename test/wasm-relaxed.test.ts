@@ -52,7 +52,7 @@ describe('wasm backend (relaxed SIMD, child process)', () => {
     });
     const report = JSON.parse(stdout) as ChildReport;
 
-    expect(report.descriptions).toEqual(['wasm relaxed-simd, 1 thread', 'wasm relaxed-simd, 2 threads']);
+    expect(report.descriptions).toEqual(['wasm relaxed-simd, 1 thread (forced)', 'wasm relaxed-simd, 2 threads (forced)']);
     expect(report.goldenRows).toBeGreaterThan(40);
     expect(report.failures).toEqual([]);
     stageCases.forEach((c, i) => {

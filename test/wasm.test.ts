@@ -49,8 +49,14 @@ describe('wasm backend (plain SIMD)', () => {
 
   it('describes its build and thread count', () => {
     expect(one.name).toBe('wasm');
-    expect(one.description).toBe('wasm simd, 1 thread');
-    expect(two.description).toBe('wasm simd, 2 threads');
+    expect(one.description).toBe('wasm simd, 1 thread (forced)');
+    expect(two.description).toBe('wasm simd, 2 threads (forced)');
+  });
+
+  it('says why it picked its build when not forced', () => {
+    const { variant, why } = chooseVariant();
+    if (variant === 'relaxed') expect(why).toBe('relaxed SIMD accepted');
+    else expect(why).toMatch(/rejects the relaxed build \(relaxed SIMD needs Node >= 22, or node --experimental-wasm-relaxed-simd on Node 20\)/);
   });
 
   it('passes the golden conformance on 1 thread (indices and keep count exact, outputs within 2e-5)', async () => {
