@@ -7,8 +7,9 @@
  * of whole KV groups (or part of one group when a single group does not fit), sized to stay under
  * `chunkBytes` (default 1 GiB), and every chunk of a call reuses the same memory. The memory is laid out by the
  * host per call shape and grows only when a larger shape arrives.
+ *
+ * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
-import { availableParallelism } from 'node:os';
 import { BackendLostError, TsaInputError } from '../harness/errors.js';
 import type {
   AttentionInput,
@@ -28,10 +29,9 @@ import {
   validateKeep,
   validateScores,
 } from '../harness/validate.js';
-import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant } from './runtime.js';
+import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
-export { chooseVariant } from './runtime.js';
 
 export interface WasmBackendOptions extends BackendCreateOptions {
   /** Force a build: 'relaxed' (fused multiply-add) or 'plain' SIMD. Default: relaxed where valid. */
@@ -151,7 +151,7 @@ class WasmBackend implements Backend {
   ) {
     const t = rt.threads;
     this.threads = t;
-    this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'} (${variantWhy})`;
+    this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'}; ${variantWhy}`;
     this.BK = rt.blockKeys;
     this.BQ = rt.blockQueries;
     // The stages as runPipeline calls them: it validates the input and options once, and every
@@ -391,10 +391,11 @@ class WasmBackend implements Backend {
 /**
  * Creates the WASM SIMD backend: the relaxed-SIMD build where this runtime validates it (or the
  * forced `simd` build), on `threads` threads (default: the number of cores; 1 runs without workers).
- * Throws BackendUnavailableError saying why it cannot run here.
+ * Throws BackendUnavailableError saying why it cannot run here. `host` is the platform: Node's
+ * (assembly/node.ts) or the browser's (assembly/browser.ts), whose createWasmBackend call this.
  */
-export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<Backend> {
-  const threads = options.threads ?? availableParallelism();
+export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<Backend> {
+  const threads = options.threads ?? host.cores();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(options.threads)}`, 'OPTION');
   }
@@ -405,6 +406,6 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (!(chunkBytes > 0)) {
     throw new TsaInputError(`option chunkBytes must be a positive number of bytes, got ${String(options.chunkBytes)}`, 'OPTION');
   }
-  const { variant, bytes, why } = chooseVariant(options.simd);
-  return new WasmBackend(await WasmRuntime.create(variant, bytes, threads), chunkBytes, why);
+  const { variant, bytes, why } = await chooseVariant(host, options.simd);
+  return new WasmBackend(await WasmRuntime.create(host, variant, bytes, threads), chunkBytes, why);
 }

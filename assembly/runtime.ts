@@ -6,12 +6,12 @@
  * Parallel kernels (assembly/kernels/*) are called on every thread at once with the same
  * arguments plus the thread number; the threads take tasks from an atomic counter at COUNTER
  * until none are left. All memory is laid out by the host (the kernels never allocate).
+ *
+ * What differs between Node and browsers (reading a build, spawning a worker, the core count,
+ * whether shared memory is allowed) is a WasmHost: assembly/node.ts and assembly/browser.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { BackendLostError, BackendUnavailableError } from '../harness/errors.js';
+import type { WorkerReply, WorkerRequest } from './worker-core.js';
 
 /** 'plain': --enable simd; 'relaxed': --enable simd,relaxed-simd (fused multiply-add). */
 export type SimdVariant = 'plain' | 'relaxed';
@@ -64,50 +64,59 @@ const PAGE = 65536;
 /** wasm32: 65536 pages of 64 KiB = 4 GiB. */
 export const MAX_PAGES = 65536;
 
-const here = fileURLToPath(import.meta.url);
-// Imported from TypeScript sources (vitest) or from dist/assembly/*.js (CLI, bench, package users).
-const fromSources = here.endsWith('.ts');
-const packageRoot = resolve(dirname(here), fromSources ? '..' : '../..');
-
-export const WASM_FILES: Record<SimdVariant, string> = {
-  plain: join(packageRoot, 'build', 'tsa-simd.wasm'),
-  relaxed: join(packageRoot, 'build', 'tsa-relaxed-simd.wasm'),
-};
-/** The worker is plain JS compiled by tsc; from sources it is taken from dist/. */
-const WORKER_FILE = fromSources ? join(packageRoot, 'dist', 'assembly', 'worker.js') : join(dirname(here), 'worker.js');
-
 /** (module (func (result v128) (v128.const i64x2 0 0))): valid wherever fixed-width SIMD is. */
 const SIMD_PROBE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
   0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b,
 ]);
 
-function unavailable(reason: string): BackendUnavailableError {
+export function unavailable(reason: string): BackendUnavailableError {
   return new BackendUnavailableError(reason, [{ backend: 'wasm', reason }]);
 }
 
-function readBuild(variant: SimdVariant): Uint8Array {
-  const file = WASM_FILES[variant];
-  if (!existsSync(file)) throw unavailable(`the ${variant} WASM build ${file} is missing: run npm run build`);
-  return new Uint8Array(readFileSync(file));
+/** What the runtime needs from its platform (Node: assembly/node.ts, browsers: assembly/browser.ts). */
+export interface WasmHost {
+  /** The bytes of a build; throws BackendUnavailableError (unavailable()) when it cannot be had. */
+  loadBuild(variant: SimdVariant): Promise<Uint8Array>;
+  /** A new worker running worker-core.ts's serveKernels; throws BackendUnavailableError when it cannot start. */
+  spawnWorker(): HostWorker;
+  /** The default thread count. */
+  cores(): number;
+  /** Why shared WebAssembly memory (SharedArrayBuffer) cannot be used here, or null. */
+  sharedMemoryProblem(): string | null;
+  /** Appended to "rejects the relaxed build": where this platform has relaxed SIMD. */
+  relaxedHint: string;
+}
+
+/** A worker as the runtime sees it. */
+export interface HostWorker {
+  /** Sends a request (keeps a Node process alive until the next reply). */
+  post(message: WorkerRequest): void;
+  /** Called with each reply, and once when the worker fails or exits. */
+  listen(onReply: (reply: WorkerReply) => void, onFailure: (e: Error) => void): void;
+  /** Between requests: an idle worker does not keep a Node process alive. */
+  idle(): void;
+  terminate(): Promise<void>;
 }
 
 /**
  * Which build runs here (and why): the forced one, else relaxed SIMD where this runtime validates
  * it, else plain SIMD. Throws BackendUnavailableError saying why neither can run.
  */
-export function chooseVariant(forced?: SimdVariant): { variant: SimdVariant; bytes: Uint8Array; why: string } {
+export async function chooseVariant(
+  host: WasmHost,
+  forced?: SimdVariant,
+): Promise<{ variant: SimdVariant; bytes: Uint8Array; why: string }> {
   const api = WebAssemblyApi;
   if (!api) throw unavailable('this runtime has no WebAssembly');
   if (!api.validate(SIMD_PROBE)) throw unavailable('this runtime has no WebAssembly SIMD (fixed-width, 128-bit)');
-  if (typeof SharedArrayBuffer !== 'function') {
-    throw unavailable('SharedArrayBuffer is unavailable (threads need it; in browsers, serve with cross-origin isolation)');
-  }
+  const shared = host.sharedMemoryProblem();
+  if (shared) throw unavailable(shared);
   const order: SimdVariant[] = forced ? [forced] : ['relaxed', 'plain'];
   const rejected: string[] = [];
-  const hint = ' (relaxed SIMD needs Node >= 22, or node --experimental-wasm-relaxed-simd on Node 20)';
+  const hint = host.relaxedHint;
   for (const variant of order) {
-    const bytes = readBuild(variant);
+    const bytes = await host.loadBuild(variant);
     if (api.validate(bytes)) {
       const why = forced ? 'forced' : rejected.length ? `this runtime rejects the relaxed build${hint}` : 'relaxed SIMD accepted';
       return { variant, bytes, why };
@@ -124,32 +133,32 @@ interface Pending {
 
 /** One worker thread with its own instance of the module over the shared memory. */
 class KernelThread {
-  readonly worker: Worker;
+  private readonly worker: HostWorker;
   private pending: Pending | null = null;
   private lost: Error | null = null;
   private readonly ready: Promise<void>;
 
-  constructor(module: WasmModule, memory: WasmMemory, readonly thread: number) {
-    if (!existsSync(WORKER_FILE)) throw unavailable(`the worker script ${WORKER_FILE} is missing: run npm run build`);
-    this.worker = new Worker(WORKER_FILE, { workerData: { module, memory, thread } });
+  constructor(host: WasmHost, module: WasmModule, memory: WasmMemory, readonly thread: number) {
+    this.worker = host.spawnWorker();
     this.ready = new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
     });
-    this.worker.on('message', (msg: { error?: string }) => {
-      const p = this.pending;
-      this.pending = null;
-      this.worker.unref();
-      if (!p) return;
-      if (msg.error !== undefined) p.reject(new BackendLostError(`wasm worker ${this.thread} failed: ${msg.error}`));
-      else p.resolve();
-    });
-    const fail = (e: Error): void => {
-      this.lost ??= new BackendLostError(`wasm worker ${this.thread} is gone: ${e.message}`);
-      this.pending?.reject(this.lost);
-      this.pending = null;
-    };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    this.worker.listen(
+      (reply) => {
+        const p = this.pending;
+        this.pending = null;
+        this.worker.idle();
+        if (!p) return;
+        if (reply.error !== undefined) p.reject(new BackendLostError(`wasm worker ${this.thread} failed: ${reply.error}`));
+        else p.resolve();
+      },
+      (e) => {
+        this.lost ??= new BackendLostError(`wasm worker ${this.thread} is gone: ${e.message}`);
+        this.pending?.reject(this.lost);
+        this.pending = null;
+      },
+    );
+    this.worker.post({ init: { module, memory, thread } });
   }
 
   started(): Promise<void> {
@@ -161,8 +170,7 @@ class KernelThread {
     if (this.lost) return Promise.reject(this.lost);
     return new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
-      this.worker.ref(); // keep the process alive while a kernel runs
-      this.worker.postMessage({ kernel, args });
+      this.worker.post({ kernel, args });
     });
   }
 
@@ -182,7 +190,7 @@ export class WasmRuntime {
     private readonly workers: KernelThread[],
   ) {}
 
-  static async create(variant: SimdVariant, bytes: Uint8Array, threads: number): Promise<WasmRuntime> {
+  static async create(host: WasmHost, variant: SimdVariant, bytes: Uint8Array, threads: number): Promise<WasmRuntime> {
     const api = WebAssemblyApi!;
     const module = await api.compile(bytes);
     const memory = new api.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
@@ -191,7 +199,7 @@ export class WasmRuntime {
     if (missing.length) throw unavailable(`the ${variant} WASM build lacks ${missing.join(', ')} (out of date): run npm run build`);
     const workers: KernelThread[] = [];
     try {
-      for (let t = 1; t < threads; t++) workers.push(new KernelThread(module, memory, t));
+      for (let t = 1; t < threads; t++) workers.push(new KernelThread(host, module, memory, t));
       await Promise.all(workers.map((w) => w.started()));
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));

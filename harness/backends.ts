@@ -1,22 +1,10 @@
 /** Registers the built-in backends with the registry (imported once by the public entry). */
-import { createWasmBackend } from '../assembly/index.js';
+import { createWasmBackend } from '../assembly/node.js';
 import { createWebGpuBackend } from '../gpu/index.js';
-import { createReferenceBackend } from '../reference/index.js';
+import { registerCpuBackends } from './cpu-backends.js';
 import { registerBackend } from './registry.js';
 
-registerBackend({
-  name: 'reference',
-  priority: 0,
-  summary: 'pure TypeScript, float64: the executable spec, always available, slow',
-  create: async () => createReferenceBackend(),
-});
-
-registerBackend({
-  name: 'wasm',
-  priority: 100,
-  summary: 'WebAssembly SIMD (relaxed SIMD where available), threaded: the CPU backend',
-  create: (options) => createWasmBackend(options),
-});
+registerCpuBackends(createWasmBackend);
 
 registerBackend({
   name: 'webgpu',

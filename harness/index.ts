@@ -20,7 +20,7 @@ export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js
 export { runConformance, checkCase, type ConformanceRow } from './conformance.js';
 export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
 export { runPipeline } from './pipeline.js';
-export { createWasmBackend, type WasmBackendOptions } from '../assembly/index.js';
+export { createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
 export {
   createWebGpuBackend,
   isWebGpuBackend,

@@ -5,7 +5,7 @@
  * on stdin (the parent judges them against the tolerances).
  */
 import { readFileSync } from 'node:fs';
-import { createWasmBackend } from '../dist/assembly/index.js';
+import { createWasmBackend } from '../dist/assembly/node.js';
 import { runConformance } from '../dist/harness/conformance.js';
 import { generateInput } from '../dist/harness/generators.js';
 import { createReferenceBackend } from '../dist/reference/index.js';

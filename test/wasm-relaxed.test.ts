@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WASM_FILES } from '../assembly/runtime.js';
+import { WASM_FILES } from '../assembly/node.js';
 import { Rng } from '../harness/generators.js';
 import { goldenDir } from './shared/golden-dir.js';
 import { tolerances } from './shared/tolerances.js';
@@ -52,7 +52,7 @@ describe('wasm backend (relaxed SIMD, child process)', () => {
     });
     const report = JSON.parse(stdout) as ChildReport;
 
-    expect(report.descriptions).toEqual(['wasm relaxed-simd, 1 thread (forced)', 'wasm relaxed-simd, 2 threads (forced)']);
+    expect(report.descriptions).toEqual(['wasm relaxed-simd, 1 thread; forced', 'wasm relaxed-simd, 2 threads; forced']);
     expect(report.goldenRows).toBeGreaterThan(40);
     expect(report.failures).toEqual([]);
     stageCases.forEach((c, i) => {

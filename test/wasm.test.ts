@@ -14,8 +14,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWasmBackend, type WasmBackendOptions } from '../assembly/index.js';
-import { chooseVariant } from '../assembly/runtime.js';
+import { chooseVariant, createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
 import { runConformance } from '../harness/conformance.js';
 import { BackendLostError, BackendUnavailableError, TsaInputError } from '../harness/errors.js';
 import { generateInput, Rng } from '../harness/generators.js';
@@ -49,12 +48,12 @@ describe('wasm backend (plain SIMD)', () => {
 
   it('describes its build and thread count', () => {
     expect(one.name).toBe('wasm');
-    expect(one.description).toBe('wasm simd, 1 thread (forced)');
-    expect(two.description).toBe('wasm simd, 2 threads (forced)');
+    expect(one.description).toBe('wasm simd, 1 thread; forced');
+    expect(two.description).toBe('wasm simd, 2 threads; forced');
   });
 
-  it('says why it picked its build when not forced', () => {
-    const { variant, why } = chooseVariant();
+  it('says why it picked its build when not forced', async () => {
+    const { variant, why } = await chooseVariant();
     if (variant === 'relaxed') expect(why).toBe('relaxed SIMD accepted');
     else expect(why).toMatch(/rejects the relaxed build \(relaxed SIMD needs Node >= 22, or node --experimental-wasm-relaxed-simd on Node 20\)/);
   });
@@ -141,16 +140,16 @@ describe('wasm backend (plain SIMD)', () => {
     }
   });
 
-  it('uses relaxed SIMD exactly when the runtime validates it, and says why not otherwise', () => {
+  it('uses relaxed SIMD exactly when the runtime validates it, and says why not otherwise', async () => {
     let relaxed: string | null = null;
     try {
-      relaxed = chooseVariant('relaxed').variant;
+      relaxed = (await chooseVariant('relaxed')).variant;
     } catch (e) {
       expect(e).toBeInstanceOf(BackendUnavailableError);
       expect((e as Error).message).toMatch(/rejects the relaxed SIMD build.*--experimental-wasm-relaxed-simd/);
     }
-    expect(chooseVariant().variant).toBe(relaxed ?? 'plain');
-    expect(chooseVariant('plain').variant).toBe('plain');
+    expect((await chooseVariant()).variant).toBe(relaxed ?? 'plain');
+    expect((await chooseVariant('plain')).variant).toBe('plain');
   });
 
   it('terminates its workers on dispose; later calls fail with BackendLostError', async () => {

@@ -1,0 +1,30 @@
+/**
+ * Browser entry of token-sparse-attention (package.json "exports" condition "browser"): the API of
+ * harness/index.ts with the backends that run in a browser, reference and wasm (the page must be
+ * cross-origin isolated for wasm: COOP/COEP headers). Left out, as they need Node: the golden
+ * loader and conformance runner (node:fs) and the WebGPU backend (Dawn's Node bindings).
+ * Nothing this imports may import node: modules.
+ */
+import { createWasmBackend } from '../assembly/browser.js';
+import { registerCpuBackends } from './cpu-backends.js';
+
+registerCpuBackends(createWasmBackend);
+
+export * from './interface.js';
+export * from './errors.js';
+export { resolveOptions, validateInput } from './validate.js';
+export {
+  registerBackend,
+  registeredBackends,
+  createBackend,
+  selectBackend,
+  probeBackends,
+  type BackendEntry,
+  type ProbeRow,
+  type Selection,
+  type SelectOptions,
+} from './registry.js';
+export { createReferenceBackend } from '../reference/index.js';
+export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js';
+export { runPipeline } from './pipeline.js';
+export { createWasmBackend, type WasmBackendOptions } from '../assembly/browser.js';

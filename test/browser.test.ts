@@ -1,0 +1,240 @@
+/**
+ * The browser entry (dist/harness/browser.js, from `npm run build`) in headless Chromium
+ * (playwright-core, /usr/bin/chromium): a static server on 127.0.0.1 serves dist/, build/ and the
+ * golden vectors, cross-origin isolated (COOP/COEP) under / and not isolated under /open/.
+ *
+ * - the browser entry's import graph reaches no node: module and no bare specifier;
+ * - isolated: selectBackend() picks wasm with relaxed SIMD; tokenSparseAttention on a structured
+ *   input (1 and 2 threads) and on golden case b matches the reference backend run in Node
+ *   (indices and keep count exact, outputs within 2e-5), and golden b's indices are the authors';
+ * - not isolated: wasm is unavailable with a reason naming cross-origin isolation, and
+ *   selectBackend() falls back to the reference backend.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadGoldenCase } from '../harness/golden.js';
+import { generateInput } from '../harness/generators.js';
+import type { AttentionShape, TsaOptions } from '../harness/interface.js';
+import { createReferenceBackend } from '../reference/index.js';
+import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ENTRY = join(REPO_ROOT, 'dist', 'harness', 'browser.js');
+const PAGE_MODULE = join(REPO_ROOT, 'test', 'browser-page.mjs');
+const GOLDEN_CASE = 'b_struct_h4kv2_d64_l2048';
+const SHAPE: AttentionShape = { heads: 4, kvHeads: 2, headDim: 32, seqLen: 1400 };
+const SEED = 7;
+const OPTIONS: TsaOptions = { minTokens: 256 };
+const OUTPUT_TOLERANCE = 2e-5;
+
+const MIME: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.bin': 'application/octet-stream',
+  '.html': 'text/html',
+};
+
+/**
+ * Serves /dist/* and /build/* from the repository, /golden/* from the golden directory, and a page
+ * /index.html loading /page.mjs (test/browser-page.mjs); the same under /open/ without COOP/COEP.
+ */
+function startServer(): Promise<Server> {
+  const roots: Record<string, string> = {
+    dist: join(REPO_ROOT, 'dist'),
+    build: join(REPO_ROOT, 'build'),
+    golden: goldenDir(),
+  };
+  const server = createServer((req, res) => {
+    let path = new URL(req.url ?? '/', 'http://x').pathname;
+    const isolated = !path.startsWith('/open/');
+    if (!isolated) path = path.slice('/open'.length);
+    const headers: Record<string, string> = isolated
+      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
+      : {};
+    const [, top, ...rest] = path.split('/');
+    let file: string | null = null;
+    if (path === '/index.html') {
+      res.writeHead(200, { ...headers, 'Content-Type': MIME['.html']! });
+      res.end('<!doctype html><title>tsa</title><script type="module" src="page.mjs"></script>');
+      return;
+    }
+    if (path === '/page.mjs') file = PAGE_MODULE;
+    else if (top && roots[top]) {
+      const root = roots[top]!;
+      const candidate = normalize(join(root, ...rest));
+      if (candidate.startsWith(root) && existsSync(candidate)) file = candidate;
+    }
+    if (!file) {
+      res.writeHead(404, headers);
+      res.end('not found');
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
+}
+
+/** Every module reachable from `entry` by static imports, dynamic imports and new URL('x.js', import.meta.url). */
+function importGraph(entry: string): { files: string[]; problems: string[] } {
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  const queue = [entry];
+  while (queue.length) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    const specifiers = [
+      ...text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*['"]([^'"]+)['"]/g),
+      ...text.matchAll(/new URL\(\s*['"]([^'"]+\.js)['"]/g),
+    ].map((m) => m[1]!);
+    for (const s of specifiers) {
+      if (s.startsWith('.')) queue.push(resolve(dirname(file), s));
+      else problems.push(`${file} imports '${s}'`);
+    }
+  }
+  return { files: [...seen], problems };
+}
+
+interface PageResult {
+  crossOriginIsolated: boolean;
+  selected: { name: string; description: string; report: { name: string; available: boolean; reason: string }[] };
+  runs: { description: string; output: string; indices: string | null; keep: number | null }[];
+}
+
+/** Opens the page (isolated or not) and runs test/browser-page.mjs's runInPage there. */
+async function runInPage(page: Page, url: string, golden: { name: string; options: TsaOptions }): Promise<PageResult> {
+  const errors: string[] = [];
+  const onError = (e: Error): void => void errors.push(e.message);
+  const onConsole = (m: ConsoleMessage): void => void (m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', onError).on('console', onConsole);
+  await page.goto(url);
+  await page.waitForFunction(() => 'runInPage' in globalThis, null, { timeout: 15_000 }).catch((e: Error) => {
+    throw new Error(`${url}: the page module did not load (${e.message}); page errors: ${errors.join('; ') || 'none'}`);
+  });
+  page.off('pageerror', onError).off('console', onConsole);
+  const args = { shape: SHAPE, seed: SEED, options: OPTIONS, golden };
+  return page.evaluate((a) => (globalThis as unknown as { runInPage(x: typeof a): Promise<PageResult> }).runInPage(a), args);
+}
+
+const decodeF32 = (b64: string): Float32Array => {
+  const buf = Buffer.from(b64, 'base64');
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+};
+const decodeI32 = (b64: string): Int32Array => {
+  const buf = Buffer.from(b64, 'base64');
+  return new Int32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+};
+const maxAbsDiff = (a: Float32Array, b: Float32Array): number => {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+};
+
+describe('browser entry in headless Chromium', () => {
+  let server: Server | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let origin: string;
+
+  // A setup failure (no Chromium, no build) fails every test with its message, rather than skipping them.
+  let setupError: Error | null = null;
+  const setUp = async (): Promise<void> => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium is missing at ${CHROMIUM}: install it (apt-get install chromium; .ci/run does)`);
+    }
+    if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run npm run build`);
+    const problem = goldenDirProblem(goldenDir());
+    if (problem) throw new Error(problem);
+    server = await startServer();
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage();
+  };
+  const ready = (): void => {
+    if (setupError) throw setupError;
+  };
+  beforeAll(async () => {
+    await setUp().catch((e: Error) => {
+      setupError = e;
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+  });
+
+  it('reaches no node: module and no bare specifier from dist/harness/browser.js', () => {
+    ready();
+    const { files, problems } = importGraph(ENTRY);
+    expect(files.map((f) => f.slice(REPO_ROOT.length + 1))).toEqual(
+      expect.arrayContaining(['dist/assembly/browser.js', 'dist/assembly/worker-browser.js', 'dist/reference/index.js']),
+    );
+    expect(problems).toEqual([]);
+  });
+
+  it('selects wasm (relaxed SIMD) when isolated and matches the Node reference on 1 and 2 threads', async () => {
+    ready();
+    const goldenCase = loadGoldenCase(goldenDir(), GOLDEN_CASE);
+    const goldenRun = goldenCase.runs.find((r) => r.indices !== null)!;
+    const result = await runInPage(page, `${origin}/index.html`, { name: GOLDEN_CASE, options: goldenRun.options });
+    expect(result.crossOriginIsolated).toBe(true);
+    expect(result.selected.name, JSON.stringify(result.selected.report)).toBe('wasm');
+    expect(result.selected.description).toMatch(/^wasm relaxed-simd, \d+ threads?; relaxed SIMD accepted$/);
+
+    const reference = createReferenceBackend();
+    const structured = await reference.tokenSparseAttention(generateInput('structured', SHAPE, SEED), OPTIONS);
+    const golden = await reference.tokenSparseAttention(goldenCase.input, goldenRun.options);
+    expect(structured.budget.mode).toBe('sparse');
+    expect(Array.from(golden.indices!)).toEqual(Array.from(goldenRun.indices!));
+
+    expect(result.runs.map((r) => r.description)).toEqual([
+      'wasm relaxed-simd, 1 thread; relaxed SIMD accepted',
+      'wasm relaxed-simd, 1 thread; relaxed SIMD accepted',
+      'wasm relaxed-simd, 2 threads; relaxed SIMD accepted',
+      'wasm relaxed-simd, 2 threads; relaxed SIMD accepted',
+    ]);
+    result.runs.forEach((run, i) => {
+      const expected = i % 2 === 0 ? structured : golden;
+      const what = `${run.description}, ${i % 2 === 0 ? 'structured' : GOLDEN_CASE}`;
+      expect(run.keep, what).toBe(expected.budget.mode === 'sparse' ? expected.budget.keep : null);
+      expect(Array.from(decodeI32(run.indices!)), what).toEqual(Array.from(expected.indices!));
+      const output = decodeF32(run.output);
+      expect(output.length, what).toBe(expected.output.length);
+      expect(maxAbsDiff(output, expected.output), what).toBeLessThanOrEqual(OUTPUT_TOLERANCE);
+    });
+    expect(result.runs[1]!.keep).toBe(goldenRun.keep);
+  });
+
+  it('says wasm needs cross-origin isolation on a page without COOP/COEP, and falls back to reference', async () => {
+    ready();
+    const result = await runInPage(page, `${origin}/open/index.html`, { name: GOLDEN_CASE, options: {} });
+    expect(result.crossOriginIsolated).toBe(false);
+    expect(result.selected.name).toBe('reference');
+    const wasm = result.selected.report.find((row) => row.name === 'wasm')!;
+    expect(wasm.available).toBe(false);
+    expect(wasm.reason).toMatch(/crossOriginIsolated is false.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+  });
+});
