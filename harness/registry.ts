@@ -26,7 +26,10 @@ export interface ProbeRow {
   name: string;
   priority: number;
   summary: string;
+  /** The factory returned a working instance. */
   available: boolean;
+  /** Available and willing to be picked without being forced. */
+  autoSelect: boolean;
   /** Selected / skipped explanation. */
   reason: string;
 }
@@ -77,6 +80,23 @@ export interface SelectOptions extends BackendCreateOptions {
   backend?: string;
 }
 
+type Created = Awaited<ReturnType<BackendEntry['create']>>;
+
+/** Creates one entry's backend and describes the outcome (the caller disposes the backend). */
+async function probe(entry: BackendEntry, options: BackendCreateOptions): Promise<{ row: ProbeRow; backend: Created | null }> {
+  const row: ProbeRow = { name: entry.name, priority: entry.priority, summary: entry.summary, available: false, autoSelect: false, reason: '' };
+  try {
+    const backend = await entry.create(options);
+    row.available = true;
+    row.autoSelect = backend.autoSelect !== false;
+    row.reason = row.autoSelect ? backend.description : `works, not auto-selected: ${backend.whyNotAuto ?? 'no reason given'}`;
+    return { row, backend };
+  } catch (e) {
+    row.reason = reasonOf(e);
+    return { row, backend: null };
+  }
+}
+
 /**
  * The best backend that works here. Without `backend`, tries every registered
  * backend by priority and disposes the ones it does not return.
@@ -86,45 +106,30 @@ export async function selectBackend(options: SelectOptions = {}): Promise<Select
   if (forced !== undefined) {
     const backend = await createBackend(forced, createOptions);
     const entry = entries.get(forced)!;
-    const row = { name: forced, priority: entry.priority, summary: entry.summary, available: true, reason: 'forced by name' };
+    const row = { name: forced, priority: entry.priority, summary: entry.summary, available: true, autoSelect: true, reason: 'forced by name' };
     return { backend, report: [row], why: `'${forced}' forced by name (${backend.description})` };
   }
   const report: ProbeRow[] = [];
   const reasons: UnavailableReason[] = [];
   let chosen: Backend | null = null;
-  let why = '';
   for (const entry of registeredBackends()) {
-    const row: ProbeRow = { name: entry.name, priority: entry.priority, summary: entry.summary, available: false, reason: '' };
-    report.push(row);
     if (chosen) {
-      row.reason = `not probed: '${chosen.name}' has higher priority`;
+      report.push({ name: entry.name, priority: entry.priority, summary: entry.summary, available: false, autoSelect: false, reason: `not probed: '${chosen.name}' has higher priority` });
       continue;
     }
-    try {
-      const b = await entry.create(createOptions);
-      row.available = true;
-      if (b.autoSelect === false) {
-        row.reason = `works but not chosen automatically: ${b.whyNotAuto ?? 'no reason given'}`;
-        reasons.push({ backend: entry.name, reason: row.reason });
-        await b.dispose();
-        continue;
-      }
-      chosen = b;
-      row.reason = `selected: ${b.description}`;
-      why = `'${b.name}' is the highest-priority backend that works here (${b.description})`;
-      const skipped = reasons.map((r) => `${r.backend}: ${r.reason}`).join('; ');
-      if (skipped) why += `; skipped ${skipped}`;
-    } catch (e) {
-      row.reason = reasonOf(e);
+    const { row, backend } = await probe(entry, createOptions);
+    report.push(row);
+    if (backend && row.autoSelect) {
+      chosen = backend;
+      row.reason = `selected: ${backend.description}`;
+    } else {
       reasons.push({ backend: entry.name, reason: row.reason });
+      await backend?.dispose();
     }
   }
-  if (!chosen) {
-    throw new BackendUnavailableError(
-      `no backend works here: ${reasons.map((r) => `${r.backend}: ${r.reason}`).join('; ')}`,
-      reasons,
-    );
-  }
+  const skipped = reasons.map((r) => `${r.backend}: ${r.reason}`).join('; ');
+  if (!chosen) throw new BackendUnavailableError(`no backend works here: ${skipped}`, reasons);
+  const why = `'${chosen.name}' is the highest-priority backend that works here (${chosen.description})${skipped ? `; skipped ${skipped}` : ''}`;
   return { backend: chosen, report, why };
 }
 
@@ -132,15 +137,8 @@ export async function selectBackend(options: SelectOptions = {}): Promise<Select
 export async function probeBackends(options: BackendCreateOptions = {}): Promise<ProbeRow[]> {
   const rows: ProbeRow[] = [];
   for (const entry of registeredBackends()) {
-    const row: ProbeRow = { name: entry.name, priority: entry.priority, summary: entry.summary, available: false, reason: '' };
-    try {
-      const b = await entry.create(options);
-      row.available = true;
-      row.reason = b.autoSelect === false ? `works, not auto-selected: ${b.whyNotAuto ?? ''}` : b.description;
-      await b.dispose();
-    } catch (e) {
-      row.reason = reasonOf(e);
-    }
+    const { row, backend } = await probe(entry, options);
+    await backend?.dispose();
     rows.push(row);
   }
   return rows;

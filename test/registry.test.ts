@@ -140,9 +140,9 @@ describe('registry', () => {
     const soft = registerFake(2, { whyNotAuto: 'slow here' });
     const rows = await probeBackends();
     expect(rows.map((r) => r.name)).toEqual(registeredBackends().map((e) => e.name));
-    expect(rows.find((r) => r.name === works.name)).toMatchObject({ available: true, reason: `fake ${works.name}` });
-    expect(rows.find((r) => r.name === down.name)).toMatchObject({ available: false, reason: 'no device' });
-    expect(rows.find((r) => r.name === soft.name)).toMatchObject({ available: true, reason: 'works, not auto-selected: slow here' });
+    expect(rows.find((r) => r.name === works.name)).toMatchObject({ available: true, autoSelect: true, reason: `fake ${works.name}` });
+    expect(rows.find((r) => r.name === down.name)).toMatchObject({ available: false, autoSelect: false, reason: 'no device' });
+    expect(rows.find((r) => r.name === soft.name)).toMatchObject({ available: true, autoSelect: false, reason: 'works, not auto-selected: slow here' });
     expect(rows.find((r) => r.name === 'reference')?.available).toBe(true);
     expect([works.log, soft.log]).toEqual([
       { created: 1, disposed: 1 },

@@ -15,7 +15,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   const rows = await probeBackends({ threads });
-  const chosen = rows.find((r) => r.available && !r.reason.startsWith('works, not auto-selected'));
+  const chosen = rows.find((r) => r.autoSelect);
   if (values.json) {
     console.log(JSON.stringify({ selected: chosen?.name ?? null, backends: rows }, null, 2));
     return 0;
