@@ -82,7 +82,7 @@ function table(records: BenchRecord[]): string {
       r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
       f(r.gflops),
       r.mode === 'tsa' ? r.keptFraction.toFixed(3) : '-',
-      r.peer ? `peer time ${f(1 / r.speedup, 2)}x ours` : `${f(r.speedup, 2)}x`,
+      r.peer ? (r.error ? "-" : `peer time ${f(1 / r.speedup, 2)}x ours`) : `${f(r.speedup, 2)}x`,
       r.mode === 'tsa' && !r.peer ? `${f(r.idealSpeedup, 2)}x` : '-',
       r.mode === 'tsa' && !r.peer ? f(r.selectionMs, 2) : '-',
       r.mode === 'tsa' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
