@@ -10,21 +10,5 @@ import { registerCpuBackends } from './cpu-backends.js';
 
 registerCpuBackends(createWasmBackend);
 
-export * from './interface.js';
-export * from './errors.js';
-export { resolveOptions, validateInput } from './validate.js';
-export {
-  registerBackend,
-  registeredBackends,
-  createBackend,
-  selectBackend,
-  probeBackends,
-  type BackendEntry,
-  type ProbeRow,
-  type Selection,
-  type SelectOptions,
-} from './registry.js';
-export { createReferenceBackend } from '../reference/index.js';
-export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js';
-export { runPipeline } from './pipeline.js';
+export * from './api.js';
 export { createWasmBackend, type WasmBackendOptions } from '../assembly/browser.js';

@@ -1,0 +1,21 @@
+/**
+ * The platform-neutral public API, shared by the Node entry (index.ts) and
+ * the browser entry (browser.ts); each adds its platform's backends.
+ */
+export * from './interface.js';
+export * from './errors.js';
+export { resolveOptions, validateInput } from './validate.js';
+export {
+  registerBackend,
+  registeredBackends,
+  createBackend,
+  selectBackend,
+  probeBackends,
+  type BackendEntry,
+  type ProbeRow,
+  type Selection,
+  type SelectOptions,
+} from './registry.js';
+export { createReferenceBackend } from '../reference/index.js';
+export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js';
+export { runPipeline } from './pipeline.js';
