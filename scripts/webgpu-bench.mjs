@@ -86,7 +86,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       var lift = 0.0;
       let key = head * g.L + t;
       if (t == 0u) { lift = g.sink; }
-      else if (unif(key, 3u) < g.heavyShare) { lift = min(${STRUCTURED.heavyMax}.0, ${STRUCTURED.heavyMin}.0 * pow(unif(key, 4u), -1.0 / ${STRUCTURED.heavyAlpha})); }
+      else if (unif(t, 3u) < g.heavyShare) { lift = min(${STRUCTURED.heavyMax}.0, ${STRUCTURED.heavyMin}.0 * pow(unif(key, 4u), -1.0 / ${STRUCTURED.heavyAlpha})); }
       val = val + lift * dir[head * g.D + d];
     }
     x[e] = val;
