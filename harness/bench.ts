@@ -4,6 +4,7 @@
  * a warmup), plus peers (other runtimes) on the same shapes.
  */
 import { Bench } from 'tinybench';
+import { maxAbsErr } from './compare.js';
 import { generateInput, type InputKind } from './generators.js';
 import type { AttentionInput, AttentionShape, Backend } from './interface.js';
 import { PEERS, type Peer } from './peers/index.js';
@@ -83,13 +84,18 @@ async function measure(fn: () => Promise<void>): Promise<{ medianMs: number; sam
   return { medianMs: result.latency.p50, samples: result.latency.samplesCount };
 }
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= m)) m = d;
-  }
-  return m;
+/** `measure` of a backend call, plus the median accelerator time where the backend reports one. */
+async function measureBackend(
+  backend: Backend,
+  fn: () => Promise<void>,
+): Promise<{ medianMs: number; samples: number; deviceMedianMs: number | null }> {
+  const device: number[] = [];
+  const m = await measure(async () => {
+    await fn();
+    const dev = backend.lastDeviceTimeMs?.();
+    if (dev != null) device.push(dev);
+  });
+  return { ...m, deviceMedianMs: device.length ? median(device) : null };
 }
 
 export async function runBench(config: BenchConfig, progress: Progress = () => {}): Promise<BenchRecord[]> {
@@ -112,19 +118,14 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
           coverage: config.coverage,
         };
         progress(`${tag}: dense`);
-        const deviceDense: number[] = [];
         let denseOut: Float32Array | null = null;
-        const dense = await measure(async () => {
+        const dense = await measureBackend(backend, async () => {
           denseOut = await backend.dense(input);
-          const dev = backend.lastDeviceTimeMs?.();
-          if (dev != null) deviceDense.push(dev);
         });
         const denseRec: BenchRecord = {
           ...base,
           mode: 'dense',
-          medianMs: dense.medianMs,
-          deviceMedianMs: deviceDense.length ? median(deviceDense) : null,
-          samples: dense.samples,
+          ...dense,
           gflops: causalFlops(shape.heads, shape.headDim, seqLen) / dense.medianMs / 1e6,
           keptFraction: 1,
           speedup: 1,
@@ -135,22 +136,17 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
         progress(`${tag}: dense ${dense.medianMs.toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s; tsa`);
 
         const selection: number[] = [];
-        const deviceTsa: number[] = [];
         let keptLength = seqLen;
-        const tsa = await measure(async () => {
+        const tsa = await measureBackend(backend, async () => {
           const r = await backend.tokenSparseAttention(input, { coverage: config.coverage });
           selection.push(r.timings.scores + r.timings.pool + r.timings.budget + r.timings.select);
           keptLength = r.keptLength;
-          const dev = backend.lastDeviceTimeMs?.();
-          if (dev != null) deviceTsa.push(dev);
         });
         const ratio = seqLen / keptLength;
         const tsaRec: BenchRecord = {
           ...base,
           mode: 'tsa',
-          medianMs: tsa.medianMs,
-          deviceMedianMs: deviceTsa.length ? median(deviceTsa) : null,
-          samples: tsa.samples,
+          ...tsa,
           gflops: causalFlops(shape.heads, shape.headDim, keptLength) / tsa.medianMs / 1e6,
           keptFraction: keptLength / seqLen,
           speedup: dense.medianMs / tsa.medianMs,
@@ -198,7 +194,7 @@ async function runPeers(
     try {
       peer = await factory.create(input, config.threads);
       const check = await peer.dense(input);
-      const err = maxAbsDiff(check, reference);
+      const err = maxAbsErr(check, reference);
       rec.peer!.maxAbsErrVsBackend = err;
       // Both compute the same f32 softmax attention; 1e-3 absolute on O(1) outputs catches wrong graphs, not rounding.
       if (!(err <= 1e-3)) throw new Error(`output differs from ${backend.name} dense by ${err} (> 1e-3): not timed`);

@@ -6,6 +6,7 @@
  * wrong stage shows as one failing row.
  */
 import type { Backend, Budget } from './interface.js';
+import { maxAbsErr, maxRelErr } from './compare.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
 
 export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
@@ -19,27 +20,6 @@ export interface ConformanceRow {
   /** What was compared and the worst deviation. */
   detail: string;
   ms: number;
-}
-
-/** max_i |a_i - b_i| / |b_i| (0 where both are 0). */
-export function maxRelErr(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (d === 0) continue;
-    const r = d / Math.abs(b[i]!);
-    if (!(r <= worst)) worst = r;
-  }
-  return worst;
-}
-
-export function maxAbsErr(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= worst)) worst = d;
-  }
-  return worst;
 }
 
 /** First position where two index arrays differ, or -1. */

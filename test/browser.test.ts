@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsErr } from '../harness/compare.js';
 import { loadGoldenCase } from '../harness/golden.js';
 import { generateInput } from '../harness/generators.js';
 import type { AttentionShape, TsaOptions } from '../harness/interface.js';
@@ -133,12 +134,6 @@ const decodeI32 = (b64: string): Int32Array => {
   const buf = Buffer.from(b64, 'base64');
   return new Int32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
 };
-const maxAbsDiff = (a: Float32Array, b: Float32Array): number => {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
-
 describe('browser entry in headless Chromium', () => {
   let server: Server | undefined;
   let browser: Browser | undefined;
@@ -223,7 +218,7 @@ describe('browser entry in headless Chromium', () => {
       expect(Array.from(decodeI32(run.indices!)), what).toEqual(Array.from(expected.indices!));
       const output = decodeF32(run.output);
       expect(output.length, what).toBe(expected.output.length);
-      expect(maxAbsDiff(output, expected.output), what).toBeLessThanOrEqual(OUTPUT_TOLERANCE);
+      expect(maxAbsErr(output, expected.output), what).toBeLessThanOrEqual(OUTPUT_TOLERANCE);
     });
     expect(result.runs[1]!.keep).toBe(goldenRun.keep);
   });

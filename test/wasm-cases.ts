@@ -5,19 +5,12 @@
  * pooled-score arrays with and without ties.
  */
 import fc from 'fast-check';
-import { generateInput, Rng, type InputKind } from '../harness/generators.js';
-import type { AttentionInput, ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
+import { Rng, type InputKind } from '../harness/generators.js';
+import type { ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
+import { caseInput, type TsaCase } from './shared/arbitraries.js';
 
-/** A random configuration: H = G * Hkv, D in 8..128, L up to a few thousand (capped by reference cost). */
-export interface StageCase {
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  seqLen: number;
-  options: ResolvedTsaOptions;
-  kind: InputKind;
-  seed: number;
-}
+/** A random configuration (the shared suite's TsaCase): H = G * Hkv, D in 8..128, L up to a few thousand. */
+export type StageCase = TsaCase;
 
 /** Reference dense attention costs H L^2 D / 2 multiply-adds in JS: keep it under ~1e8. */
 const WORK = 2e8;
@@ -50,8 +43,7 @@ export const stageCaseArb: fc.Arbitrary<StageCase> = fc
     };
   });
 
-export const inputOf = (c: StageCase): AttentionInput =>
-  generateInput(c.kind, { heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, seqLen: c.seqLen }, c.seed);
+export { caseInput as inputOf };
 
 /** Random pooled scores [H][P]: continuous, or quantised to a few levels (many ties), with zeros. */
 export const pooledArb = fc

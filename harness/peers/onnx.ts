@@ -12,6 +12,7 @@
  */
 import { createReferenceBackend } from '../../reference/index.js';
 import { generateInput } from '../generators.js';
+import { maxAbsErr } from '../compare.js';
 import type { AttentionInput, AttentionShape } from '../interface.js';
 import type { Peer, PeerFactory } from './index.js';
 
@@ -159,13 +160,6 @@ interface Session {
   release(): Promise<void>;
 }
 
-/** max_i |a_i - b_i| (NaN if any entry is NaN: Math.max propagates it). */
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
-
 class OrtPeer implements Peer {
   constructor(
     readonly name: string,
@@ -180,7 +174,7 @@ class OrtPeer implements Peer {
     const check = new OrtPeer(name, ort, await ort.InferenceSession.create(causalAttentionModel(small, op), options), small);
     try {
       const input = generateInput('gaussian', small, 20260);
-      const err = maxAbsDiff(await check.dense(input), await createReferenceBackend().dense(input));
+      const err = maxAbsErr(await check.dense(input), await createReferenceBackend().dense(input));
       if (!(err <= 1e-4)) throw new Error(`${name}: ${op} differs from the reference by ${err} on ${JSON.stringify(small)}`);
     } finally {
       await check.dispose();
