@@ -20,7 +20,7 @@ import type {
   ScoreShape,
   TsaOptions,
 } from '../harness/interface.js';
-import { budgetFromCount, denseBeforeScoring, runPipeline } from '../harness/pipeline.js';
+import { budgetFromCount, denseBeforeScoring, runPipeline, type PipelineStages } from '../harness/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -141,8 +141,8 @@ class WasmBackend implements Backend {
   private disposed = false;
   private readonly BK: number;
   private readonly BQ: number;
-  /** The stages as runPipeline calls them (see the constructor). */
-  private readonly trusted: Backend;
+  /** The stages for runPipeline, without re-validation (see PipelineStages). */
+  private readonly trusted: PipelineStages;
 
   constructor(
     private readonly rt: WasmRuntime,
@@ -154,21 +154,13 @@ class WasmBackend implements Backend {
     this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'}; ${variantWhy}`;
     this.BK = rt.blockKeys;
     this.BQ = rt.blockQueries;
-    // The stages as runPipeline calls them: it validates the input and options once, and every
-    // array it passes on (scores, pooled scores, indices) comes from these kernels, so the stages
-    // skip validating them again (each validateInput is a full pass over Q, K and V).
     this.trusted = {
-      name: this.name,
-      description: this.description,
-      threads: this.threads,
       scores: (input, o) => this.exclusive(() => this.score(input, resolveOptionsFor(input, o))),
       pool: (s, shape, o) => this.exclusive(() => this.poolOf(s, shape, resolveOptions(o))),
       budget: (p, shape, o) => this.exclusive(() => this.budgetOf(p, shape, resolveOptions(o))),
       select: (p, shape, keep, o) => this.exclusive(() => this.selectOf(p, shape, keep, resolveOptions(o))),
       attendSelected: (input, idx, n) => this.exclusive(() => this.attendKept(input, idx, n)),
       dense: (input) => this.exclusive(() => this.attendAll(input)),
-      tokenSparseAttention: (input, o) => this.tokenSparseAttention(input, o),
-      dispose: () => this.dispose(),
     };
   }
 

@@ -42,8 +42,16 @@ export function nothingPruned(o: ResolvedTsaOptions): Budget {
   };
 }
 
+/**
+ * The stages the pipeline calls. It validates the input and options once and
+ * only passes on arrays produced by the stages themselves, so a backend may
+ * hand it versions of its stages that skip re-validating (each validateInput
+ * is a full pass over Q, K and V); a whole Backend works too.
+ */
+export type PipelineStages = Pick<Backend, 'scores' | 'pool' | 'budget' | 'select' | 'attendSelected' | 'dense'>;
+
 export async function runPipeline(
-  backend: Backend,
+  backend: PipelineStages,
   input: AttentionInput,
   options: TsaOptions | undefined,
 ): Promise<TsaResult> {

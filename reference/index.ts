@@ -1,6 +1,6 @@
 /** The reference backend: the executable specification (pure TypeScript, float64). */
 import type { AttentionInput, Backend, ScoreShape, TsaOptions } from '../harness/interface.js';
-import { runPipeline } from '../harness/pipeline.js';
+import { runPipeline, type PipelineStages } from '../harness/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -11,8 +11,18 @@ import {
 } from '../harness/validate.js';
 import * as stage from './stages.js';
 
+/** The stages without re-validation, for runPipeline (which validates once). */
+const trusted: PipelineStages = {
+  scores: async (input, o) => stage.score(input, resolveOptionsFor(input, o)),
+  pool: async (scores, shape, o) => stage.pool(scores, shape, resolveOptions(o)),
+  budget: async (pooled, shape, o) => stage.budget(pooled, shape, resolveOptions(o)),
+  select: async (pooled, shape, keep, o) => stage.select(pooled, shape, keep, resolveOptions(o)),
+  attendSelected: async (input, indices, keptLength) => stage.attendSelected(input, indices, keptLength),
+  dense: async (input) => stage.dense(input),
+};
+
 export function createReferenceBackend(): Backend {
-  const backend: Backend = {
+  return {
     name: 'reference',
     description: 'pure TypeScript, float64 accumulation (the executable spec)',
     async scores(input: AttentionInput, options?: TsaOptions) {
@@ -42,9 +52,8 @@ export function createReferenceBackend(): Backend {
       return stage.dense(input);
     },
     tokenSparseAttention(input: AttentionInput, options?: TsaOptions) {
-      return runPipeline(backend, input, options);
+      return runPipeline(trusted, input, options);
     },
     async dispose() {},
   };
-  return backend;
 }
