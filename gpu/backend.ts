@@ -68,10 +68,18 @@ export interface GpuAttentionInput extends AttentionShape {
   q: GPUBuffer;
   k: GPUBuffer;
   v: GPUBuffer;
+  /**
+   * Where to write the output [L][H*D] f32 (at least L*H*D*4 bytes, STORAGE
+   * usage); every element is overwritten. Default: a new buffer per call.
+   * Reuse one across calls where a fresh buffer is costly: Dawn zero-fills
+   * a new buffer at its first use, and on its OpenGL backend that fill is a
+   * host upload (BENCHMARKS.md has the H200 numbers).
+   */
+  output?: GPUBuffer;
 }
 
 export interface GpuTsaResult {
-  /** [L][H*D] f32, a new buffer owned by the caller (destroy it when done). */
+  /** [L][H*D] f32: `input.output`, or a new buffer; owned by the caller (destroy it when done). */
   output: GPUBuffer;
   /** Resolves when the GPU has finished this call (lastDeviceTimeMs is then valid). */
   done: Promise<void>;
@@ -433,20 +441,26 @@ export class WebGpuBackend implements Backend {
     validateShape(input);
     const o = resolveOptionsFor(input, options);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
-    for (const [name, buf, heads] of [['q', input.q, H], ['k', input.k, Hkv], ['v', input.v, Hkv]] as const) {
+    const buffers = [['q', input.q, H], ['k', input.k, Hkv], ['v', input.v, Hkv]] as [string, GPUBuffer, number][];
+    if (input.output !== undefined) buffers.push(['output', input.output, H]);
+    for (const [name, buf, heads] of buffers) {
       if (!buf || typeof (buf as GPUBuffer).size !== 'number' || typeof (buf as GPUBuffer).mapAsync !== 'function') {
         throw new TsaInputError(`${name} must be a GPUBuffer of this backend's device`, 'TYPE');
       }
       if (buf.size < heads * L * D * 4) {
-        throw new TsaInputError(`${name} has ${buf.size} bytes, expected at least ${heads * L * D * 4} = [${heads}][${L}][${D}] f32`, 'SHAPE');
+        const layout = name === 'output' ? `[${L}][${heads * D}]` : `[${heads}][${L}][${D}]`;
+        throw new TsaInputError(`${name} has ${buf.size} bytes, expected at least ${heads * L * D * 4} = ${layout} f32`, 'SHAPE');
       }
       if ((buf.usage & GPUBufferUsage.STORAGE) === 0) throw new TsaInputError(`${name} needs GPUBufferUsage.STORAGE`, 'TYPE');
+    }
+    if (input.output !== undefined && [input.q, input.k, input.v].includes(input.output)) {
+      throw new TsaInputError('output must be a buffer other than q, k and v (it is written while they are read)', 'TYPE');
     }
     return this.guarded(async () => {
       const d = this.dims(input, o);
       const rec = this.recorder();
       const t = { q: bufferAsHeadTensor(input.q, H, L * D), k: bufferAsHeadTensor(input.k, Hkv, L * D), v: bufferAsHeadTensor(input.v, Hkv, L * D) };
-      const output = this.device.createBuffer({ label: 'tsa output', size: L * H * D * 4, usage: stage.STORAGE_USAGE });
+      const output = input.output ?? this.device.createBuffer({ label: 'tsa output', size: L * H * D * 4, usage: stage.STORAGE_USAGE });
       const hostBudget = this.recordLayer(rec, input, o, t, output);
       const sel = stage.selectionBuffers(this.ctx, d);
       let copies: Readback[] = [];

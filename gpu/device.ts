@@ -30,6 +30,8 @@ export interface GpuContext {
   /** Adapter name, Dawn backend and feature level, for `Backend.description`. */
   summary: string;
   timestamps: boolean;
+  /** Whether Dawn zero-fills new buffers on this device (null: a caller's device, unknown). */
+  zeroInit: boolean | null;
 }
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -67,9 +69,24 @@ async function loadDawn(): Promise<DawnModule> {
  */
 const BASE_TOGGLES = ['disable_polyfills_on_integer_div_and_mod'];
 
-function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: readonly string[]): GPU {
+/**
+ * Dawn zero-fills every new buffer at its first use (WebGPU's guarantee). On
+ * its OpenGL backend that fill is a host upload of zeros, measured on an H200
+ * at about 1.5 s per GiB (BENCHMARKS.md), against 0.2 ms for a later use. Our
+ * kernels never read memory they did not write (test/webgpu.test.ts checks
+ * this with Dawn's nonzero_clear_resources_on_creation_for_testing), so the
+ * backend turns the fill off there by default (`zeroInit`).
+ */
+const ZERO_INIT_TOGGLE = 'lazy_clear_resource_on_first_use';
+
+export function defaultZeroInit(backend: AdapterAttempt['backend']): boolean {
+  return backend !== 'opengl';
+}
+
+function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: readonly string[], zeroInit: boolean): GPU {
   const toggles = [...BASE_TOGGLES, ...extra];
   const flags = [`backend=${backend}`, `enable-dawn-features=${toggles.join(',')}`];
+  if (!zeroInit) flags.push(`disable-dawn-features=${ZERO_INIT_TOGGLE}`);
   const key = flags.join(' ');
   let gpu = instances.get(key);
   if (!gpu) {
@@ -100,16 +117,22 @@ function allLimits(adapter: GPUAdapter): Record<string, number> {
 
 /**
  * The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try.
- * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements).
+ * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements); `zeroInit`
+ * overrides defaultZeroInit (Dawn's zero-fill of new buffers).
  */
-export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS, toggles: readonly string[] = []): Promise<GpuContext> {
+export async function openGpu(
+  attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS,
+  toggles: readonly string[] = [],
+  zeroInit?: boolean,
+): Promise<GpuContext> {
   const d = await loadDawn();
   const tried: string[] = [];
   for (const attempt of attempts) {
     const label = `${attempt.backend} (${attempt.featureLevel})`;
     let adapter: GPUAdapter | null = null;
+    const zero = zeroInit ?? defaultZeroInit(attempt.backend);
     try {
-      adapter = await instanceFor(d, attempt.backend, toggles).requestAdapter({
+      adapter = await instanceFor(d, attempt.backend, toggles, zero).requestAdapter({
         featureLevel: attempt.featureLevel,
         powerPreference: 'high-performance',
       });
@@ -136,7 +159,8 @@ export async function openGpu(attempts: readonly AdapterAttempt[] = DEFAULT_ATTE
         owned: true,
         software,
         timestamps,
-        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}`,
+        zeroInit: zero,
+        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}${zero ? '' : ', new buffers not zero-filled'}`,
       };
     } catch (e) {
       tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -155,6 +179,7 @@ export function wrapDevice(device: GPUDevice): GpuContext {
     owned: false,
     software: info ? info.isFallbackAdapter || SOFTWARE.test(name) : false,
     timestamps: device.features.has('timestamp-query'),
+    zeroInit: null,
     summary: `the caller's device on ${name}`,
   };
 }

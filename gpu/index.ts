@@ -22,6 +22,14 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
   device?: GPUDevice;
   /** Dawn toggles to enable on the device (measurements, e.g. 'disable_robustness'; unsafe ones are not for production). */
   dawnToggles?: readonly string[];
+  /**
+   * Whether Dawn zero-fills new buffers of the device the backend opens
+   * (WebGPU's default). Default: on, except on Dawn's OpenGL backend, where
+   * the fill is a host upload (about 1.5 s per GiB on an H200): there buffers
+   * you create on `backend.device` start with unspecified contents. The
+   * backend's own kernels never read memory they did not write.
+   */
+  zeroInit?: boolean;
 }
 
 /** Storage buffers one kernel binds at most (select's write pass). */
@@ -32,7 +40,7 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(
   options: CreateWebGpuOptions = {},
 ): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
-  const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles);
+  const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles, options.zeroInit);
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
     if (gpu.owned) gpu.device.destroy();

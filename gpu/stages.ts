@@ -103,7 +103,7 @@ export function dimsOf(shape: { heads: number; kvHeads: number; headDim: number;
   };
 }
 
-const tileKey = (c: TileConfig) => `${c.nx}.${c.ny}.${c.tm}.${c.tn}.${c.bv}.${c.dk}.${c.dp}${c.prefetch ? '.pf' : ''}`;
+const tileKey = (c: TileConfig) => `${c.nx}.${c.ny}.${c.tm}.${c.tn}.${c.bv}.${c.dk}.${c.dp}${c.prefetch ? '.pf' : ''}${c.vec4 ? '.v4' : ''}`;
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
 /** The layer-state buffer (kernels/state.ts). */

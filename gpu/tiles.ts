@@ -24,6 +24,11 @@ export interface TileConfig {
   dp: number;
   /** attend: load the next K or V chunk into registers while computing on the current one (default; faster on the H200). */
   prefetch: boolean;
+  /**
+   * Q, K, V and O bound as vec4 arrays (one 16-byte load or store per 4 floats);
+   * needs the head dimension to be a multiple of 4, else f32 arrays.
+   */
+  vec4: boolean;
 }
 
 export const bm = (c: TileConfig): number => c.ny * c.tm;
@@ -76,7 +81,7 @@ export function chooseTiles(headDim: number, limits: TileLimits, prefer: Partial
     if (nx * ny > Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX)) continue;
     for (const dk of dks) {
       for (const bv of bvs) {
-        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp, prefetch: prefer.prefetch ?? true };
+        const c: TileConfig = { nx, ny, tm, tn, bv, dk, dp, prefetch: prefer.prefetch ?? true, vec4: headDim % 4 === 0 && (prefer.vec4 ?? true) };
         if (bv > bn(c) || bn(c) % bv !== 0) continue;
         if (attendSharedBytes(c) <= limits.maxComputeWorkgroupStorageSize) return c;
       }

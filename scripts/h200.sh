@@ -9,6 +9,7 @@
 #   tar -cJf .node/webgpu.tar.xz -C node_modules webgpu/package.json webgpu/index.js webgpu/dist/linux-x64
 #   mkdir -p .gl && (cd .gl && apt-get download libegl1 libglvnd0 libgles2 libopengl0)
 #   device: bash scripts/h200.sh [webgpu-bench.mjs flags]   (TORCH_LENGTHS=... for the peer; empty skips it)
+#   device: bash scripts/h200.sh lab [attend-lab.mjs flags]  (kernel lab only: attend variants, matmul ceiling)
 #
 # Dawn's Vulkan backend finds no adapter there; its OpenGL backend runs through NVIDIA's EGL
 # (glvnd from .gl, the driver's libraries from /usr/local/nvidia/lib64).
@@ -30,6 +31,11 @@ echo "node $(node --version); EGL vendor file ${__EGL_VENDOR_LIBRARY_FILENAMES:-
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,memory.total --format=csv
 
 set -o pipefail
+if [ "${1:-}" = lab ]; then
+  shift
+  node scripts/attend-lab.mjs --out "$OUT/lab.json" "$@" 2>&1 | grep -v 'BackendVk\|libvulkan\|artificially reduced\|unreachable\|^ *\^\|^ *let \|^$\|Compilation log\|warning' | tee -a "$OUT/lab.log"
+  exit
+fi
 bench() { node scripts/webgpu-bench.mjs "$@" 2>&1 | grep -v 'BackendVk\|libvulkan\|artificially reduced\|^$'; }
 # SM/memory clocks and P-state every 250 ms, to see what the GPU runs at under OpenGL compute.
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu --format=csv,noheader -lms 250 > "$OUT/smi.csv" &

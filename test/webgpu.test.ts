@@ -92,6 +92,17 @@ async function readBuffer(b: WebGpuBackend, buffer: GPUBuffer, bytes: number): P
   return out;
 }
 
+/** b gives bit-identical tokenSparseAttention and dense results to a; returns a's result. */
+async function expectSameResults(a: WebGpuBackend, b: WebGpuBackend, input: AttentionInput, options: ResolvedTsaOptions) {
+  const ra = await a.tokenSparseAttention(input, options);
+  const rb = await b.tokenSparseAttention(input, options);
+  expect(rb.budget).toEqual(ra.budget);
+  expect(rb.indices).toEqual(ra.indices);
+  expect(rb.output).toEqual(ra.output);
+  expect(await b.dense(input)).toEqual(await a.dense(input));
+  return ra;
+}
+
 function toGpu(b: WebGpuBackend, data: Float32Array): GPUBuffer {
   const buf = b.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
   b.device.queue.writeBuffer(buf, 0, data);
@@ -150,10 +161,47 @@ describe('webgpu backend', () => {
         expect(info.keptLength).toBe(host.keptLength);
         expect(info.indices).toEqual(host.indices);
         expect(await readBuffer(gpu, res.output, host.output.byteLength)).toEqual(host.output);
-        for (const b of [q, k, v, res.output]) b.destroy();
+        // Into a caller's buffer, poisoned with NaN first: every element is overwritten.
+        const into = toGpu(gpu, new Float32Array(host.output.length + 4).fill(NaN));
+        const again = await gpu.tokenSparseAttentionGpu({ ...input, q, k, v, output: into }, options);
+        await again.done;
+        expect(again.output).toBe(into);
+        expect(await readBuffer(gpu, into, host.output.byteLength)).toEqual(host.output);
+        for (const b of [q, k, v, res.output, into]) b.destroy();
       }),
       { numRuns: 4 },
     );
+  });
+
+  it('never reads memory it did not write: new buffers filled with 0x01 bytes give identical results', async () => {
+    // Dawn fills every new buffer of this device with 0x01 bytes and skips the zero-fill (as on OpenGL by default).
+    const dirty = await createWebGpuBackend({ costRule: false, zeroInit: false, dawnToggles: ['nonzero_clear_resources_on_creation_for_testing'] });
+    try {
+      expect(dirty.description).toContain('new buffers not zero-filled');
+      await fc.assert(
+        fc.asyncProperty(caseArb, async ({ input, options }) => {
+          const a = await expectSameResults(gpu, dirty, input, options);
+          if (a.indices) expect(await dirty.attendSelected(input, a.indices, a.keptLength)).toEqual(a.output);
+          const [q, k, v] = [toGpu(dirty, input.q), toGpu(dirty, input.k), toGpu(dirty, input.v)];
+          const r = await dirty.tokenSparseAttentionGpu({ ...input, q, k, v }, options);
+          await r.done;
+          expect(await readBuffer(dirty, r.output, a.output.byteLength)).toEqual(a.output);
+          for (const x of [q, k, v, r.output]) x.destroy();
+        }),
+        { numRuns: 4 },
+      );
+    } finally {
+      await dirty.dispose();
+    }
+  });
+
+  it('rejects an output buffer that is too small or aliases an input', async () => {
+    const input = generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 8, seqLen: 200 }, 4);
+    const [q, k, v] = [toGpu(gpu, input.q), toGpu(gpu, input.k), toGpu(gpu, input.v)];
+    const small = toGpu(gpu, new Float32Array(2 * 200 * 8 - 1));
+    await expect(gpu.tokenSparseAttentionGpu({ ...input, q, k, v, output: small })).rejects.toThrow(/output has 12796 bytes, expected at least 12800 = \[200\]\[16\] f32/);
+    await expect(gpu.tokenSparseAttentionGpu({ ...input, q, k, v, output: q })).rejects.toThrow(/output must be a buffer other than q, k and v/);
+    for (const b of [q, k, v, small]) b.destroy();
   });
 
   it('splits tensors over several bindings and buffers (forced small limits) with identical results', async () => {
@@ -172,12 +220,7 @@ describe('webgpu backend', () => {
         fc.asyncProperty(caseArb, async ({ input, options }) => {
           // At most 400 x 32 floats per head: one head fits a 64 KiB binding.
           const x: AttentionInput = input.headDim <= 32 ? input : generateInput('structured', { ...input, headDim: 32 }, 3);
-          const a = await gpu.tokenSparseAttention(x, options);
-          const b = await split.tokenSparseAttention(x, options);
-          expect(b.budget).toEqual(a.budget);
-          expect(b.indices).toEqual(a.indices);
-          expect(b.output).toEqual(a.output);
-          expect(await split.dense(x)).toEqual(await gpu.dense(x));
+          await expectSameResults(gpu, split, x, options);
         }),
         { numRuns: 3 },
       );

@@ -27,7 +27,7 @@
  * the layer went dense.
  */
 import { bm, bn, threads, unionVec4, type TileConfig } from '../tiles.js';
-import { accumulateChunk, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { STATE } from './state.js';
@@ -82,10 +82,10 @@ export function attendWgsl(c: TileConfig): string {
   const stageQ = (ch: number) =>
     unroll(qu, (u) => `    if (qe${u} < BM * DK4) { sm[QS + (qe${u} / DK4) * DPAD + qe${u} % DK4] = qr${ch}_${u}; }`);
   return `${paramsStruct(ATTEND_PARAMS)}
-@group(0) @binding(1) var<storage, read> qIn: array<f32>;
-@group(0) @binding(2) var<storage, read> kIn: array<f32>;
-@group(0) @binding(3) var<storage, read> vIn: array<f32>;
-@group(0) @binding(4) var<storage, read_write> oOut: array<f32>;
+@group(0) @binding(1) var<storage, read> qIn: array<${ioType(c)}>;
+@group(0) @binding(2) var<storage, read> kIn: array<${ioType(c)}>;
+@group(0) @binding(3) var<storage, read> vIn: array<${ioType(c)}>;
+@group(0) @binding(4) var<storage, read_write> oOut: array<${ioType(c)}>;
 @group(0) @binding(5) var<storage, read> state: array<u32>;
 ${tileConsts(c)}
 const BV: u32 = ${c.bv}u;
@@ -96,16 +96,14 @@ var<workgroup> ps: array<f32, ${bm(c) * (bn(c) + 1)}>;
 var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
 var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
 ${DIVU_WGSL}
-${load4Fn('kIn')}
-${load4Fn('vIn')}
+${load4Fn('qIn', c)}
+${load4Fn('kIn', c)}
+${load4Fn('vIn', c)}
 
-/** Q[row][col] * scale, zero outside n rows and dim columns. */
-fn loadQ(base: u32, row: u32, col: u32, n: u32) -> f32 {
-  if (row < n && col < p.dim) { return qIn[base + row * p.dim + col] * p.scale; }
-  return 0.0;
-}
+/** Q[row][col .. col+4) * scale, zero outside n rows and dim columns. */
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
-  return vec4<f32>(loadQ(base, row, col, n), loadQ(base, row, col + 1u, n), loadQ(base, row, col + 2u, n), loadQ(base, row, col + 3u, n));
+  if (row < n) { return load4_qIn(base + row * p.dim + col, col) * p.scale; }
+  return vec4<f32>(0.0);
 }
 
 @compute @workgroup_size(${threads(c)})
@@ -153,7 +151,7 @@ ${c.prefetch ? kStore() : loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base
     workgroupBarrier();
 ${c.prefetch ? (ch + 1 < nch ? kLoad('k0', `${(ch + 1) * c.dk}u`) : vLoad('k0')) : ''}
 ${accumulateChunk(c)}
-    workgroupBarrier();`)}
+${ch + 1 < nch ? '    workgroupBarrier();' : '    // (the row-max barrier below also ends the last chunk: sm is next written after it)'}`)}
     if (k0 + BN - 1u > q0 || k0 + BN > n) {
 ${maskLogits(c, { q0: 'q0', k0: 'k0', shift: '0u', nKeys: 'n' })}
     }
@@ -205,7 +203,7 @@ ${unroll(td4, (j) => `      {
         let col = 4u * (tx + ${j}u * NX);
         let at = oBase + row * p.dim + col;
         let o = o${i}${j} / l${i};
-${unroll(4, (k) => `        if (col + ${k}u < p.dim) { oOut[at + ${k}u] = o.${'xyzw'[k]}; }`)}
+${c.vec4 ? `        if (col < p.dim) { oOut[at >> 2u] = o; }` : unroll(4, (k) => `        if (col + ${k}u < p.dim) { oOut[at + ${k}u] = o.${'xyzw'[k]}; }`)}
       }`)}
     }
   }`)}

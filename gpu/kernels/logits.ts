@@ -32,12 +32,26 @@ const NEG: f32 = -1.0e30;
 `;
 }
 
+/** Element type of the Q/K/V/O bindings: vec4 (16-byte accesses) or f32. */
+export function ioType(c: TileConfig): string {
+  return c.vec4 ? 'vec4<f32>' : 'f32';
+}
+
 /**
- * `fn load4_<src>(at, col)`: the 4 floats src[at .. at+4) of a row, zero from
- * column `col + k >= dim` on. Workgroup memory is then written as whole vec4s
- * only (no dynamically indexed vector components anywhere).
+ * `fn load4_<src>(at, col)`: the 4 floats src[at .. at+4) of a row (`at` a
+ * float offset), zero from column `col + k >= dim` on. With c.vec4 the
+ * binding is a vec4 array, `at` and dim are multiples of 4 and this is one
+ * 16-byte load. Workgroup memory is then written as whole vec4s only (no
+ * dynamically indexed vector components anywhere).
  */
-export function load4Fn(src: string): string {
+export function load4Fn(src: string, c: TileConfig): string {
+  if (c.vec4) {
+    return `
+fn load4_${src}(at: u32, col: u32) -> vec4<f32> {
+  if (col < p.dim) { return ${src}[at >> 2u]; }
+  return vec4<f32>(0.0);
+}`;
+  }
   return `
 fn load4_${src}(at: u32, col: u32) -> vec4<f32> {
   var x = vec4<f32>(0.0);

@@ -15,7 +15,7 @@
  * f32; bindings are windows starting at the chunk's first head (`*Base`).
  */
 import { bm, bn, threads, type TileConfig } from '../tiles.js';
-import { accumulateChunk, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { paramsStruct, unroll, type ParamFields } from './params.js';
 
@@ -65,13 +65,13 @@ ${accumulateChunk(c)}
 }
 
 const HEADER = (c: TileConfig, fields: ParamFields) => `${paramsStruct(fields)}
-@group(0) @binding(1) var<storage, read> qIn: array<f32>;
-@group(0) @binding(2) var<storage, read> kIn: array<f32>;
+@group(0) @binding(1) var<storage, read> qIn: array<${ioType(c)}>;
+@group(0) @binding(2) var<storage, read> kIn: array<${ioType(c)}>;
 ${tileConsts(c)}
 var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;
 ${DIVU_WGSL}
-${load4Fn('qIn')}
-${load4Fn('kIn')}`;
+${load4Fn('qIn', c)}
+${load4Fn('kIn', c)}`;
 
 const BASES = `
   let k0 = wg.x * BN;
