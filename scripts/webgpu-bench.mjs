@@ -53,6 +53,9 @@ const median = (xs) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 
 // ---------------------------------------------------------------- inputs generated on the GPU
 
+/** A WGSL f32 literal. */
+const f32 = (x) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+
 const GEN = `
 struct G { count: u32, L: u32, D: u32, group: u32, seed: u32, kind: u32, heavyShare: f32, sink: f32, head: u32 }
 @group(0) @binding(0) var<uniform> g: G;
@@ -86,7 +89,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       var lift = 0.0;
       let key = head * g.L + t;
       if (t == 0u) { lift = g.sink; }
-      else if (unif(t, 3u) < g.heavyShare) { lift = min(${STRUCTURED.heavyMax}.0, ${STRUCTURED.heavyMin}.0 * pow(unif(key, 4u), -1.0 / ${STRUCTURED.heavyAlpha})); }
+      else if (unif(t, 3u) < g.heavyShare) { lift = min(${f32(STRUCTURED.heavyMax)}, ${f32(STRUCTURED.heavyMin)} * pow(unif(key, 4u), -1.0 / ${f32(STRUCTURED.heavyAlpha)})); }
       val = val + lift * dir[head * g.D + d];
     }
     x[e] = val;
