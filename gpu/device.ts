@@ -79,10 +79,6 @@ const BASE_TOGGLES = ['disable_polyfills_on_integer_div_and_mod'];
  */
 const ZERO_INIT_TOGGLE = 'lazy_clear_resource_on_first_use';
 
-export function defaultZeroInit(backend: AdapterAttempt['backend']): boolean {
-  return backend !== 'opengl';
-}
-
 function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: readonly string[], zeroInit: boolean): GPU {
   const toggles = [...BASE_TOGGLES, ...extra];
   const flags = [`backend=${backend}`, `enable-dawn-features=${toggles.join(',')}`];
@@ -117,8 +113,8 @@ function allLimits(adapter: GPUAdapter): Record<string, number> {
 
 /**
  * The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try.
- * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements); `zeroInit`
- * overrides defaultZeroInit (Dawn's zero-fill of new buffers).
+ * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements); `zeroInit`:
+ * Dawn's zero-fill of new buffers (default: off on the OpenGL backend only, see ZERO_INIT_TOGGLE).
  */
 export async function openGpu(
   attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS,
@@ -130,7 +126,7 @@ export async function openGpu(
   for (const attempt of attempts) {
     const label = `${attempt.backend} (${attempt.featureLevel})`;
     let adapter: GPUAdapter | null = null;
-    const zero = zeroInit ?? defaultZeroInit(attempt.backend);
+    const zero = zeroInit ?? attempt.backend !== 'opengl';
     try {
       adapter = await instanceFor(d, attempt.backend, toggles, zero).requestAdapter({
         featureLevel: attempt.featureLevel,

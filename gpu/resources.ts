@@ -81,17 +81,24 @@ export interface ChunkUse {
   kvDiv: number;
 }
 
+/** Tensor heads [a, b) read by query heads [h0, h1) when kvDiv query heads share each. */
+function sharedHeads(h0: number, h1: number, kvDiv: number): [number, number] {
+  return [Math.floor(h0 / kvDiv), Math.floor((h1 - 1) / kvDiv) + 1];
+}
+
+/** Binding window over the heads of `t` that query heads [h0, h1) read (kvDiv query heads per head); `first` is the first of them. */
+export function sharedWindow(t: HeadTensor, h0: number, h1: number, kvDiv: number, align: number): Window & { first: number } {
+  const [a, b] = sharedHeads(h0, h1, kvDiv);
+  return { ...headWindow(t, a, b, align), first: a };
+}
+
 /**
  * Splits query heads [0, heads) into consecutive chunks such that, for every
  * use, the tensor heads read by the chunk lie in one part and fit one binding.
  */
 export function headChunks(heads: number, uses: ChunkUse[], lim: BindingLimits): [number, number][] {
   const fits = (h0: number, h1: number) =>
-    uses.every(({ tensor, kvDiv }) => {
-      const a = Math.floor(h0 / kvDiv);
-      const b = Math.floor((h1 - 1) / kvDiv) + 1;
-      return windowBytes(tensor, a, b, lim.align) <= lim.maxBinding;
-    });
+    uses.every(({ tensor, kvDiv }) => windowBytes(tensor, ...sharedHeads(h0, h1, kvDiv), lim.align) <= lim.maxBinding);
   const chunks: [number, number][] = [];
   for (let h0 = 0; h0 < heads; ) {
     if (!fits(h0, h0 + 1)) {

@@ -50,7 +50,7 @@ import {
 } from './kernels/select.wgsl.js';
 import { STATE } from './kernels/state.js';
 import type { Recorder } from './recorder.js';
-import { BufferPool, headChunks, headWindow, wholeWindow, type BindingLimits, type HeadTensor } from './resources.js';
+import { BufferPool, headChunks, headWindow, sharedWindow, wholeWindow, type BindingLimits, type HeadTensor } from './resources.js';
 import { bm, bn, type TileConfig } from './tiles.js';
 
 export const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
@@ -111,11 +111,10 @@ export function stateBuffer(ctx: GpuCtx): GPUBuffer {
   return ctx.pool.get('state', STATE.words * 4, STORAGE_USAGE);
 }
 
-/** Common per-head-chunk bindings of a logits kernel: Q (query heads) and K (kvDiv heads per KV head). */
-function qkParams(d: Dims, q: HeadTensor, k: HeadTensor, h0: number, h1: number, align: number) {
-  const kv0 = Math.floor(h0 / d.G);
+/** Common per-head-chunk bindings of a logits kernel: Q (query heads) and K (kvDiv query heads per K head). */
+function qkParams(d: Dims, q: HeadTensor, k: HeadTensor, kvDiv: number, h0: number, h1: number, align: number) {
   const qw = headWindow(q, h0, h1, align);
-  const kw = headWindow(k, kv0, Math.floor((h1 - 1) / d.G) + 1, align);
+  const kw = sharedWindow(k, h0, h1, kvDiv, align);
   return {
     windows: [qw, kw],
     params: {
@@ -125,8 +124,8 @@ function qkParams(d: Dims, q: HeadTensor, k: HeadTensor, h0: number, h1: number,
       qHeadStride: q.headElems,
       kvHeadStride: k.headElems,
       h0,
-      kvDiv: d.G,
-      kv0,
+      kvDiv,
+      kv0: kw.first,
       scale: 1 / Math.sqrt(d.D),
     },
   };
@@ -152,7 +151,7 @@ export function score(ctx: GpuCtx, rec: Recorder, d: Dims, q: HeadTensor, k: Hea
     { tensor: scores, kvDiv: 1 },
   ];
   for (const [h0, h1] of headChunks(d.H, uses, ctx.lim)) {
-    const qk = qkParams(d, q, k, h0, h1, align);
+    const qk = qkParams(d, q, k, d.G, h0, h1, align);
     const pw = headWindow(part, h0, h1, align);
     const sw = headWindow(stats, h0, h1, align);
     const ow = headWindow(scores, h0, h1, align);
@@ -346,8 +345,7 @@ export function gather(ctx: GpuCtx, rec: Recorder, d: Dims, src: HeadTensor, kvD
     { tensor: sel.indices, kvDiv: 1 },
   ];
   for (const [h0, h1] of headChunks(d.H, uses, ctx.lim)) {
-    const src0 = Math.floor(h0 / kvDiv);
-    const srcW = headWindow(src, src0, Math.floor((h1 - 1) / kvDiv) + 1, ctx.lim.align);
+    const srcW = sharedWindow(src, h0, h1, kvDiv, ctx.lim.align);
     const dstW = headWindow(dst, h0, h1, ctx.lim.align);
     const idxW = headWindow(sel.indices, h0, h1, ctx.lim.align);
     rec.dispatch(
@@ -359,7 +357,7 @@ export function gather(ctx: GpuCtx, rec: Recorder, d: Dims, src: HeadTensor, kvD
         rowsPerGroup,
         h0,
         kvDiv,
-        src0,
+        src0: srcW.first,
         srcBase: srcW.base,
         srcHeadStride: src.headElems,
         dstBase: dstW.base,
@@ -407,33 +405,15 @@ export function attend(ctx: GpuCtx, rec: Recorder, d: Dims, q: HeadTensor, k: He
     { tensor: o, kvDiv: 1 },
   ];
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, ctx.lim), attendHeadsPerDispatch(d))) {
-    const kv0 = Math.floor(h0 / kvDiv);
-    const kv1 = Math.floor((h1 - 1) / kvDiv) + 1;
-    const qw = headWindow(q, h0, h1, ctx.lim.align);
-    const kw = headWindow(k, kv0, kv1, ctx.lim.align);
-    const vw = headWindow(v, kv0, kv1, ctx.lim.align);
+    const qk = qkParams(d, q, k, kvDiv, h0, h1, ctx.lim.align);
+    const vw = sharedWindow(v, h0, h1, kvDiv, ctx.lim.align);
     const ow = headWindow(o, h0, h1, ctx.lim.align);
     rec.dispatch(
       'attend',
       pipe,
       ATTEND_PARAMS,
-      {
-        n: d.L,
-        dim: d.D,
-        qBase: qw.base,
-        kBase: kw.base,
-        vBase: vw.base,
-        oBase: ow.base,
-        qHeadStride: q.headElems,
-        kvHeadStride: k.headElems,
-        oHeadStride: o.headElems,
-        h0,
-        kvDiv,
-        kv0,
-        gate,
-        scale: 1 / Math.sqrt(d.D),
-      },
-      [qw, kw, vw, ow, sw],
+      { ...qk.params, n: d.L, vBase: vw.base, oBase: ow.base, oHeadStride: o.headElems, gate },
+      [...qk.windows, vw, ow, sw],
       [ceilDiv(d.L, bm(c)), h1 - h0],
     );
   }

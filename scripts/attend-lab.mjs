@@ -124,7 +124,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     x[e] = (f32(hash(e ^ hash(g.y))) / 4294967296.0 - 0.5) * 3.4;
   }
 }`;
-const fillPipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: FILL }), entryPoint: 'main' } });
+const fillPipe = await pipeline(FILL);
 
 /** A buffer of `floats` pseudo-random values in [-1.7, 1.7), filled on the GPU, or from `data`. */
 function tensor(floats, seed, data) {
@@ -203,15 +203,14 @@ function attendLayout() {
   return layoutCache.get('attend');
 }
 
-async function compile(code) {
+/** A compute pipeline for `code` (entry point main), throwing the compiler's errors. */
+async function pipeline(code, layout = 'auto') {
   const module = device.createShaderModule({ code });
   const info = await module.getCompilationInfo();
   const errs = info.messages.filter((m) => m.type === 'error');
   if (errs.length) throw new Error(errs.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; '));
   gpuError = null;
-  const layout = device.createPipelineLayout({ bindGroupLayouts: [attendLayout()] });
-  const pipe = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
-  return pipe;
+  return device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
 }
 
 const state = device.createBuffer({ size: 64, usage: STORAGE });
@@ -269,19 +268,21 @@ function attendCommands(pipe, c, L, H, Hkv, bufs, { perDispatch = H, windows = f
   return enc.finish();
 }
 
+/** Host ms from submitting `cmd` on an idle queue until the GPU has finished it. */
+async function timeSubmit(cmd) {
+  await device.queue.onSubmittedWorkDone();
+  const t0 = performance.now();
+  device.queue.submit([cmd]);
+  await device.queue.onSubmittedWorkDone();
+  return performance.now() - t0;
+}
+
+/** ms of `reps` submissions of make() after one warmup (1 when the warmup took over 5 s). */
 async function timeCommands(make) {
+  const n = (await timeSubmit(make())) > 5000 ? 1 : reps;
   const ms = [];
-  let n = reps;
-  for (let i = 0; i <= n; i++) {
-    const cmd = make();
-    await device.queue.onSubmittedWorkDone();
-    const t0 = performance.now();
-    device.queue.submit([cmd]);
-    await device.queue.onSubmittedWorkDone();
-    if (i > 0) ms.push(performance.now() - t0);
-    if (i === 0 && performance.now() - t0 > 5000) n = 1;
-  }
-  return ms.length ? ms : [NaN];
+  for (let i = 0; i < n; i++) ms.push(await timeSubmit(make()));
+  return ms;
 }
 
 /** float64 attention of head h, all rows, against the GPU output. */
@@ -319,7 +320,7 @@ async function runAttend(vr) {
   const c = chooseTiles(D, tileLimits, vr.tiles ?? {});
   let code = attendWgsl(c);
   for (const x of vr.ablate ?? []) code = ablate(code, x, c);
-  const pipe = await compile(code);
+  const pipe = await pipeline(code, device.createPipelineLayout({ bindGroupLayouts: [attendLayout()] }));
   const row = { name: vr.name, tiles: c, ablate: vr.ablate ?? [], ...dispatchOptions(vr, vr.H ?? 32) };
   if (!vr.ablate?.some((x) => x.startsWith('no-'))) {
     const [L, H, Hkv] = [300, 4, 2];
@@ -394,11 +395,7 @@ ${rows.map((i) => cols.map((j) => `  c[(m0 + ${rowOf(i)}) * n4 + n0 / 4u + tx + 
 async function runMatmul(vr) {
   const n = vr.n;
   const code = matmulWgsl(vr.tile);
-  const module = device.createShaderModule({ code });
-  const info = await module.getCompilationInfo();
-  const errs = info.messages.filter((m) => m.type === 'error');
-  if (errs.length) throw new Error(errs.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; '));
-  const pipe = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const pipe = await pipeline(code);
   const run = async (size, data) => {
     const ub = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     device.queue.writeBuffer(ub, 0, new Uint32Array([size, 0, 0, 0]));
@@ -451,7 +448,7 @@ async function runMatmul(vr) {
 async function runFreshBuffer(vr) {
   const code = `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @compute @workgroup_size(1) fn main() { x[0] = x[1] + 1.0; }`;
-  const pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+  const pipe = await pipeline(code);
   const t0 = performance.now();
   const buf = device.createBuffer({ size: vr.mb * 2 ** 20, usage: STORAGE });
   const createMs = performance.now() - t0;
@@ -466,19 +463,10 @@ async function runFreshBuffer(vr) {
     pass.end();
     return enc.finish();
   };
-  const [first] = await timeOnce(use);
-  const [second] = await timeOnce(use);
+  const first = await timeSubmit(use());
+  const second = await timeSubmit(use());
   buf.destroy();
   return { name: vr.name, kind: 'fresh-buffer', mb: vr.mb, createMs, firstUseMs: first, secondUseMs: second, ms: first };
-}
-
-async function timeOnce(make) {
-  const cmd = make();
-  await device.queue.onSubmittedWorkDone();
-  const t0 = performance.now();
-  device.queue.submit([cmd]);
-  await device.queue.onSubmittedWorkDone();
-  return [performance.now() - t0];
 }
 
 // ---------------------------------------------------------------- main

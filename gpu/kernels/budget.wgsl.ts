@@ -138,6 +138,23 @@ fn inGroup(key: vec4<u32>, prefix: vec4<u32>) -> bool {
 }
 `;
 
+/**
+ * `fn name(at, v)`: adds the 128-bit v into the 4 atomic words arr[at .. at+4),
+ * carrying exactly (order-independent). One per array: WGSL cannot pass a
+ * pointer to storage or workgroup atomics generically.
+ */
+function atomicAdd128Fn(name: string, arr: string): string {
+  return `fn ${name}(at: u32, v: vec4<u32>) {
+  var carry = 0u;
+  for (var w = 0u; w < 4u; w = w + 1u) {
+    var c = 0u;
+    if (v[w] != 0u) { let old = atomicAdd(&${arr}[at + w], v[w]); c = c + u32(old + v[w] < old); }
+    if (carry != 0u) { let old = atomicAdd(&${arr}[at + w], carry); c = c + u32(old + carry < old); }
+    carry = c;
+  }
+}`;
+}
+
 /** Histogram (count, 128-bit sum) of the current byte over the keys still in the group. */
 export function budgetHistWgsl(): string {
   return `${paramsStruct(BUDGET_HIST_PARAMS)}
@@ -148,25 +165,8 @@ var<workgroup> local: array<atomic<u32>, 1280>;
 ${U128_WGSL}
 ${IN_GROUP}
 
-/** Adds a 128-bit value into 4 atomic words, carrying exactly (order-independent). */
-fn atomicAdd128Local(at: u32, v: vec4<u32>) {
-  var carry = 0u;
-  for (var w = 0u; w < 4u; w = w + 1u) {
-    var c = 0u;
-    if (v[w] != 0u) { let old = atomicAdd(&local[at + w], v[w]); c = c + u32(old + v[w] < old); }
-    if (carry != 0u) { let old = atomicAdd(&local[at + w], carry); c = c + u32(old + carry < old); }
-    carry = c;
-  }
-}
-fn atomicAdd128Global(at: u32, v: vec4<u32>) {
-  var carry = 0u;
-  for (var w = 0u; w < 4u; w = w + 1u) {
-    var c = 0u;
-    if (v[w] != 0u) { let old = atomicAdd(&hist[at + w], v[w]); c = c + u32(old + v[w] < old); }
-    if (carry != 0u) { let old = atomicAdd(&hist[at + w], carry); c = c + u32(old + carry < old); }
-    carry = c;
-  }
-}
+${atomicAdd128Fn('atomicAdd128Local', 'local')}
+${atomicAdd128Fn('atomicAdd128Global', 'hist')}
 fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
   if (n == 0u) { return; }
   atomicAdd(&local[bucket * 5u], n);

@@ -65,31 +65,26 @@ fn carryPack(acc: ptr<function, array<u32, 13>>, first: u32) -> vec4<u32> {
   return r;
 }
 
-/** floor(a * t / 2^64) for a 64-bit t = (hi, lo): the product's bits 64..191. */
-fn mulShr64(a: vec4<u32>, lo: u32, hi: u32) -> vec4<u32> {
+/** a * t for a t of tLimbs 16-bit limbs (tLimbs <= 4), its 16-bit limbs packed into 4 words from limb "first". */
+fn mulLimbs(a: vec4<u32>, t: vec4<u32>, tLimbs: u32, first: u32) -> vec4<u32> {
   var acc: array<u32, 13>;
-  let t = vec4<u32>(lo, hi, 0u, 0u);
   for (var i = 0u; i < 8u; i = i + 1u) {
-    for (var j = 0u; j < 4u; j = j + 1u) {
+    for (var j = 0u; j < tLimbs; j = j + 1u) {
       let prod = limb(a, i) * limb(t, j);
       acc[i + j] = acc[i + j] + (prod & 0xffffu);
       acc[i + j + 1u] = acc[i + j + 1u] + (prod >> 16u);
     }
   }
-  return carryPack(&acc, 4u);
+  return carryPack(&acc, first);
+}
+
+/** floor(a * t / 2^64) for a 64-bit t = (hi, lo): the product's bits 64..191. */
+fn mulShr64(a: vec4<u32>, lo: u32, hi: u32) -> vec4<u32> {
+  return mulLimbs(a, vec4<u32>(lo, hi, 0u, 0u), 4u, 4u);
 }
 
 /** a * j mod 2^128 for a 32-bit j. */
 fn mulSmall128(a: vec4<u32>, j: u32) -> vec4<u32> {
-  var acc: array<u32, 13>;
-  let t = vec4<u32>(j, 0u, 0u, 0u);
-  for (var i = 0u; i < 8u; i = i + 1u) {
-    for (var k = 0u; k < 2u; k = k + 1u) {
-      let prod = limb(a, i) * limb(t, k);
-      acc[i + k] = acc[i + k] + (prod & 0xffffu);
-      acc[i + k + 1u] = acc[i + k + 1u] + (prod >> 16u);
-    }
-  }
-  return carryPack(&acc, 0u);
+  return mulLimbs(a, vec4<u32>(j, 0u, 0u, 0u), 2u, 0u);
 }
 `;
