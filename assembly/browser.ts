@@ -4,7 +4,7 @@
  * default. Shared WebAssembly memory needs a cross-origin isolated page (COOP/COEP headers).
  * No node: imports here or in anything this imports.
  */
-import type { Backend } from '../harness/interface.js';
+import type { Backend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
 

@@ -10,7 +10,7 @@
  *
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
-import { BackendLostError, TsaInputError } from '../harness/errors.js';
+import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
 import type {
   AttentionInput,
   Backend,
@@ -19,8 +19,8 @@ import type {
   ResolvedTsaOptions,
   ScoreShape,
   TsaOptions,
-} from '../harness/interface.js';
-import { budgetFromCount, denseBeforeScoring, runPipeline, type PipelineStages } from '../harness/pipeline.js';
+} from '../harness/core/interface.js';
+import { budgetFromCount, denseBeforeScoring, runPipeline, type PipelineStages } from '../harness/core/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -28,7 +28,7 @@ import {
   validateInput,
   validateKeep,
   validateScores,
-} from '../harness/validate.js';
+} from '../harness/core/validate.js';
 import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Backend } from '../harness/interface.js';
+import type { Backend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
 

@@ -10,7 +10,7 @@
  * What differs between Node and browsers (reading a build, spawning a worker, the core count,
  * whether shared memory is allowed) is a WasmHost: assembly/node.ts and assembly/browser.ts.
  */
-import { BackendLostError, BackendUnavailableError } from '../harness/errors.js';
+import { BackendLostError, BackendUnavailableError } from '../harness/core/errors.js';
 import type { WorkerReply, WorkerRequest } from './worker-core.js';
 
 /** 'plain': --enable simd; 'relaxed': --enable simd,relaxed-simd (fused multiply-add). */

@@ -8,7 +8,7 @@
  * The only host round trip is the final one: output, plus the state words
  * (mode, keep, pruned, L') and the indices that TsaResult reports.
  */
-import { BackendLostError, TsaInputError } from '../harness/errors.js';
+import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
 import type {
   AttentionInput,
   AttentionShape,
@@ -19,8 +19,8 @@ import type {
   StageTimings,
   TsaOptions,
   TsaResult,
-} from '../harness/interface.js';
-import { denseBeforeScoring, nothingPruned } from '../harness/pipeline.js';
+} from '../harness/core/interface.js';
+import { denseBeforeScoring, nothingPruned } from '../harness/core/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -29,7 +29,7 @@ import {
   validateKeep,
   validateScores,
   validateShape,
-} from '../harness/validate.js';
+} from '../harness/core/validate.js';
 import { DEFAULT_COST_MODEL, maxKeptLength, worthScoring, type CostModel } from './cost.js';
 import type { GpuContext } from './device.js';
 import { GATE } from './kernels/attend.wgsl.js';

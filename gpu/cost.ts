@@ -21,7 +21,7 @@
  * sparse only if attend(L') + move(L') <= (1 - minGain) dense(L), i.e.
  * L' <= maxKeptLength; the GPU compares L' with it, no readback.
  */
-import type { AttentionShape, ResolvedTsaOptions } from '../harness/interface.js';
+import type { AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 
 export interface CostModel {
   /** Asymptotic rate of the attend kernel at long lengths, TFLOP/s. */

@@ -6,7 +6,7 @@
  * EGL_PLATFORM=surfaceless). Every attempt is recorded so an unavailable
  * backend says what was tried.
  */
-import { BackendUnavailableError } from '../harness/errors.js';
+import { BackendUnavailableError } from '../harness/core/errors.js';
 
 /** One attempt at an adapter: Dawn backend toggle and feature level. */
 export interface AdapterAttempt {

@@ -3,8 +3,8 @@
  * Needs the optional `webgpu` package (Dawn for node). On a software
  * adapter (llvmpipe) the backend works but is not auto-selected.
  */
-import { BackendUnavailableError } from '../harness/errors.js';
-import type { Backend, BackendCreateOptions } from '../harness/interface.js';
+import { BackendUnavailableError } from '../harness/core/errors.js';
+import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { DEFAULT_ATTEMPTS, openGpu, wrapDevice, type AdapterAttempt } from './device.js';
 

@@ -11,7 +11,7 @@
  * so every tensor's window fits: that is how a tensor larger than one
  * binding (L = 131072, H = 32, D = 128: 2 GiB) is processed.
  */
-import { TsaInputError } from '../harness/errors.js';
+import { TsaInputError } from '../harness/core/errors.js';
 
 export interface TensorPart {
   buffer: GPUBuffer;

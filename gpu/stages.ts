@@ -6,7 +6,7 @@
  * back between stages: the budget reaches select, gather, attend and scatter
  * through the state buffer (kernels/state.ts).
  */
-import type { ResolvedTsaOptions } from '../harness/interface.js';
+import type { ResolvedTsaOptions } from '../harness/core/interface.js';
 import { ATTEND_PARAMS, GATE, attendWgsl } from './kernels/attend.wgsl.js';
 import {
   BUDGET_CHOOSE_PARAMS,

@@ -2,9 +2,9 @@
  * The platform-neutral public API, shared by the Node entry (index.ts) and
  * the browser entry (browser.ts); each adds its platform's backends.
  */
-export * from './interface.js';
-export * from './errors.js';
-export { resolveOptions, validateInput } from './validate.js';
+export * from './core/interface.js';
+export * from './core/errors.js';
+export { resolveOptions, validateInput } from './core/validate.js';
 export {
   registerBackend,
   registeredBackends,
@@ -17,5 +17,5 @@ export {
   type SelectOptions,
 } from './registry.js';
 export { createReferenceBackend } from '../reference/index.js';
-export { generateInput, Rng, INPUT_KINDS, type InputKind } from './generators.js';
-export { runPipeline } from './pipeline.js';
+export { generateInput, Rng, INPUT_KINDS, type InputKind } from './core/generators.js';
+export { runPipeline } from './core/pipeline.js';

@@ -4,7 +4,7 @@
  */
 import type { WasmBackendOptions } from '../assembly/index.js';
 import { createReferenceBackend } from '../reference/index.js';
-import type { Backend } from './interface.js';
+import type { Backend } from './core/interface.js';
 import { registerBackend } from './registry.js';
 
 export function registerCpuBackends(createWasmBackend: (options: WasmBackendOptions) => Promise<Backend>): void {

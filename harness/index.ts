@@ -2,8 +2,8 @@
 import './backends.js';
 
 export * from './api.js';
-export { runConformance, checkCase, type ConformanceRow } from './conformance.js';
-export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
+export { runConformance, checkCase, type ConformanceRow } from './tools/conformance.js';
+export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './tools/golden.js';
 export { createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
 export {
   createWebGpuBackend,

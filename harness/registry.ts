@@ -4,8 +4,8 @@
  * run here. `selectBackend()` tries them from the highest priority down and
  * keeps every reason; forcing a backend by name never falls back silently.
  */
-import { BackendUnavailableError, TsaError, type UnavailableReason } from './errors.js';
-import type { Backend, BackendCreateOptions } from './interface.js';
+import { BackendUnavailableError, TsaError, type UnavailableReason } from './core/errors.js';
+import type { Backend, BackendCreateOptions } from './core/interface.js';
 
 export interface BackendEntry {
   name: string;

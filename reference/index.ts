@@ -1,6 +1,6 @@
 /** The reference backend: the executable specification (pure TypeScript, float64). */
-import type { AttentionInput, Backend, ScoreShape, TsaOptions } from '../harness/interface.js';
-import { runPipeline, type PipelineStages } from '../harness/pipeline.js';
+import type { AttentionInput, Backend, ScoreShape, TsaOptions } from '../harness/core/interface.js';
+import { runPipeline, type PipelineStages } from '../harness/core/pipeline.js';
 import {
   resolveOptions,
   resolveOptionsFor,
@@ -8,7 +8,7 @@ import {
   validateInput,
   validateKeep,
   validateScores,
-} from '../harness/validate.js';
+} from '../harness/core/validate.js';
 import * as stage from './stages.js';
 
 /** The stages without re-validation, for runPipeline (which validates once). */

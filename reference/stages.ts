@@ -1,10 +1,10 @@
 /**
  * The reference stages: TSA-SPEC.md written as plain TypeScript, float64
  * accumulation throughout, deterministic ties (the lower position wins).
- * Layouts are those of harness/interface.ts.
+ * Layouts are those of harness/core/interface.ts.
  */
-import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
-import { budgetFromCount, denseBeforeScoring } from '../harness/pipeline.js';
+import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import { budgetFromCount, denseBeforeScoring } from '../harness/core/pipeline.js';
 
 /** Dot product of two f32 rows in f64: a[ao..ao+D) . b[bo..bo+D). */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, D: number): number {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The WebGPU backend on a lent NVIDIA H200 (device tool, kind nvidia-h200), in one call:
 # adapter info and limits, correctness on a mid shape, tile variants, dense vs token-sparse
-# timings (scripts/webgpu-bench.mjs), and the PyTorch SDPA peer (harness/peers/torch_sdpa.py).
+# timings (scripts/webgpu-bench.mjs), and the PyTorch SDPA peer (harness/tools/peers/torch_sdpa.py).
 #
 # Prepare here (all git-ignored), then run with carry [".node", ".gl", "dist"]:
 #   npx tsc -p .
@@ -45,7 +45,7 @@ smi=$!
 bench --out "$OUT/webgpu-check.json" --phases check,variants "$@" | tee "$OUT/webgpu-check.log"
 rc=$?
 if [ -n "${TORCH_LENGTHS-8192,16384,32768,65536,131072}" ]; then
-  PYTHONUNBUFFERED=1 python3 harness/peers/torch_sdpa.py --lengths "${TORCH_LENGTHS-8192,16384,32768,65536,131072}" --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
+  PYTHONUNBUFFERED=1 python3 harness/tools/peers/torch_sdpa.py --lengths "${TORCH_LENGTHS-8192,16384,32768,65536,131072}" --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
 fi
 bench --out "$OUT/webgpu.json" --phases sweep --tiles-from "$OUT/webgpu-check.json" "$@" | tee "$OUT/webgpu.log" || rc=$?
 if [ -n "${SWEEP2:-}" ]; then

@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createWebGpuBackend } from '../dist/gpu/index.js';
 import { createReferenceBackend } from '../dist/reference/index.js';
-import { generateInput, Rng, STRUCTURED } from '../dist/harness/generators.js';
+import { generateInput, Rng, STRUCTURED } from '../dist/harness/core/generators.js';
 import { DIVU_WGSL } from '../dist/gpu/kernels/divu.wgsl.js';
 
 const { values: a } = parseArgs({

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { causalFlops, runBench } from '../harness/bench.js';
-import { benchSvg } from '../harness/plot.js';
+import { causalFlops, runBench } from '../harness/tools/bench.js';
+import { benchSvg } from '../harness/tools/plot.js';
 import { createReferenceBackend } from '../reference/index.js';
 
 const FIELDS = [
@@ -52,7 +52,7 @@ describe('benchmark', () => {
     const svg = join(dir, 'r.svg');
     const out = execFileSync(
       'node',
-      ['dist/harness/cli.js', 'bench', '--backend', 'reference', '--lengths', '300', '--heads', '2', '--kv-heads', '1', '--head-dim', '8', '--no-peers', '--json', json, '--svg', svg],
+      ['dist/harness/tools/cli.js', 'bench', '--backend', 'reference', '--lengths', '300', '--heads', '2', '--kv-heads', '1', '--head-dim', '8', '--no-peers', '--json', json, '--svg', svg],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     expect(out).toContain('reference');
@@ -60,8 +60,8 @@ describe('benchmark', () => {
     expect(records.map((r) => r.mode)).toEqual(['dense', 'tsa']);
     expect(readFileSync(svg, 'utf8')).toContain('</svg>');
     expect(() =>
-      execFileSync('node', ['dist/harness/cli.js', 'bench', '--backend', 'reference', '--heads', '3', '--kv-heads', '2'], { stdio: 'pipe' }),
+      execFileSync('node', ['dist/harness/tools/cli.js', 'bench', '--backend', 'reference', '--heads', '3', '--kv-heads', '2'], { stdio: 'pipe' }),
     ).toThrow(/multiple of --kv-heads/);
-    expect(() => execFileSync('node', ['dist/harness/cli.js', 'bench', '--backend', 'nosuch'], { stdio: 'pipe' })).toThrow(/unknown backend 'nosuch'/);
+    expect(() => execFileSync('node', ['dist/harness/tools/cli.js', 'bench', '--backend', 'nosuch'], { stdio: 'pipe' })).toThrow(/unknown backend 'nosuch'/);
   });
 });

@@ -16,10 +16,10 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maxAbsErr } from '../harness/compare.js';
-import { loadGoldenCase } from '../harness/golden.js';
-import { generateInput } from '../harness/generators.js';
-import type { AttentionShape, TsaOptions } from '../harness/interface.js';
+import { maxAbsErr } from '../harness/core/compare.js';
+import { loadGoldenCase } from '../harness/tools/golden.js';
+import { generateInput } from '../harness/core/generators.js';
+import type { AttentionShape, TsaOptions } from '../harness/core/interface.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
 

@@ -1,5 +1,5 @@
 /**
- * The `tsa` CLI as users run it: `node dist/harness/cli.js ...` (npm test builds dist first;
+ * The `tsa` CLI as users run it: `node dist/harness/tools/cli.js ...` (npm test builds dist first;
  * alone, run `npx tsc -p .` before this file). Conformance runs use temporary golden
  * directories holding only the small cases b and e, so they stay fast.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
 
-const CLI = join(REPO_ROOT, 'dist/harness/cli.js');
+const CLI = join(REPO_ROOT, 'dist/harness/tools/cli.js');
 const GOLDEN = goldenDir();
 const CASE_B = 'b_struct_h4kv2_d64_l2048';
 const CASE_E = 'e_gauss_h4kv2_d64_l1100_dense';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { maxAbsErr, maxRelErr } from '../harness/compare.js';
+import { maxAbsErr, maxRelErr } from '../harness/core/compare.js';
 
 const arrays = fc.integer({ min: 1, max: 64 }).chain((n) =>
   fc.tuple(

@@ -6,9 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BackendLostError, BackendUnavailableError, TsaError, TsaInputError } from '../harness/errors.js';
-import type { AttentionInput, Backend } from '../harness/interface.js';
-import { runPipeline } from '../harness/pipeline.js';
+import { BackendLostError, BackendUnavailableError, TsaError, TsaInputError } from '../harness/core/errors.js';
+import type { AttentionInput, Backend } from '../harness/core/interface.js';
+import { runPipeline } from '../harness/core/pipeline.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { BAD_INPUT_CASES, expectInputError, expectNonFiniteRejected, nonFiniteArb, VALID } from './shared/bad-inputs.js';
 

@@ -1,8 +1,8 @@
 /** Seeded input generators: deterministic, seed-dependent, finite, and heavy-tailed where promised. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { generateInput, INPUT_KINDS, Rng } from '../harness/generators.js';
-import type { AttentionInput, AttentionShape } from '../harness/interface.js';
+import { generateInput, INPUT_KINDS, Rng } from '../harness/core/generators.js';
+import type { AttentionInput, AttentionShape } from '../harness/core/interface.js';
 import { createReferenceBackend } from '../reference/index.js';
 
 const shapeArb = fc

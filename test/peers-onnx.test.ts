@@ -1,13 +1,13 @@
 /**
- * The ONNX Runtime peers of the CPU benchmark (harness/peers/onnx.ts): the attention graph built
+ * The ONNX Runtime peers of the CPU benchmark (harness/tools/peers/onnx.ts): the attention graph built
  * there must compute causal GQA attention, in onnxruntime-node (GroupQueryAttention) and in
  * onnxruntime-web's wasm backend (MultiHeadAttention with K/V expanded), on random small shapes.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { generateInput, type InputKind } from '../harness/generators.js';
-import { ONNX_PEERS } from '../harness/peers/onnx.js';
-import { PEERS } from '../harness/peers/index.js';
+import { generateInput, type InputKind } from '../harness/core/generators.js';
+import { ONNX_PEERS } from '../harness/tools/peers/onnx.js';
+import { PEERS } from '../harness/tools/peers/index.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { checkClose } from './shared/checks.js';
 import { tolerances } from './shared/tolerances.js';

@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import '../harness/backends.js';
-import { BackendUnavailableError } from '../harness/errors.js';
-import type { Backend } from '../harness/interface.js';
+import { BackendUnavailableError } from '../harness/core/errors.js';
+import type { Backend } from '../harness/core/interface.js';
 import { createBackend, probeBackends, registerBackend, registeredBackends, selectBackend } from '../harness/registry.js';
 import { createReferenceBackend } from '../reference/index.js';
 

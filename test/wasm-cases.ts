@@ -5,8 +5,8 @@
  * pooled-score arrays with and without ties.
  */
 import fc from 'fast-check';
-import { Rng, type InputKind } from '../harness/generators.js';
-import type { ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
+import { Rng, type InputKind } from '../harness/core/generators.js';
+import type { ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { caseInput, type TsaCase } from './shared/arbitraries.js';
 
 /** A random configuration (the shared suite's TsaCase): H = G * Hkv, D in 8..128, L up to a few thousand. */

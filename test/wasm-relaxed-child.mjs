@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createWasmBackend } from '../dist/assembly/node.js';
-import { runConformance } from '../dist/harness/conformance.js';
-import { generateInput } from '../dist/harness/generators.js';
+import { runConformance } from '../dist/harness/tools/conformance.js';
+import { generateInput } from '../dist/harness/core/generators.js';
 import { createReferenceBackend } from '../dist/reference/index.js';
 
 const { goldenDir, stageCases, pooledCases } = JSON.parse(readFileSync(0, 'utf8'));

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WASM_FILES } from '../assembly/node.js';
-import { Rng } from '../harness/generators.js';
+import { Rng } from '../harness/core/generators.js';
 import { goldenDir } from './shared/golden-dir.js';
 import { tolerances } from './shared/tolerances.js';
 import { inputOf, pooledArb, randomIndices, stageCaseArb } from './wasm-cases.js';

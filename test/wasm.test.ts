@@ -15,10 +15,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseVariant, createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
-import { runConformance } from '../harness/conformance.js';
-import { BackendLostError, BackendUnavailableError, TsaInputError } from '../harness/errors.js';
-import { generateInput, Rng } from '../harness/generators.js';
-import type { Backend } from '../harness/interface.js';
+import { runConformance } from '../harness/tools/conformance.js';
+import { BackendLostError, BackendUnavailableError, TsaInputError } from '../harness/core/errors.js';
+import { generateInput, Rng } from '../harness/core/generators.js';
+import type { Backend } from '../harness/core/interface.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
 import { checkClose, checkRelClose } from './shared/checks.js';

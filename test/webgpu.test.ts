@@ -14,9 +14,9 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackendLostError } from '../harness/errors.js';
-import { generateInput, Rng } from '../harness/generators.js';
-import type { AttentionInput, ResolvedTsaOptions, ScoreShape } from '../harness/interface.js';
+import { BackendLostError } from '../harness/core/errors.js';
+import { generateInput, Rng } from '../harness/core/generators.js';
+import type { AttentionInput, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { createBackend, registeredBackends } from '../harness/registry.js';
 import '../harness/backends.js';
 import { createWebGpuBackend, SOFTWARE_NOT_AUTO, type WebGpuBackend } from '../gpu/index.js';

@@ -3,8 +3,8 @@
  * seeded inputs (Gaussian and heavy-tailed), fresh on every run.
  */
 import fc from 'fast-check';
-import { generateInput, type InputKind } from '../../harness/generators.js';
-import type { AttentionInput, ResolvedTsaOptions } from '../../harness/interface.js';
+import { generateInput, type InputKind } from '../../harness/core/generators.js';
+import type { AttentionInput, ResolvedTsaOptions } from '../../harness/core/interface.js';
 
 /** One random configuration; `input()` builds its seeded Q, K, V. */
 export interface TsaCase {

@@ -12,10 +12,10 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCase, type ConformanceRow } from '../../harness/conformance.js';
-import { Rng } from '../../harness/generators.js';
-import { goldenCaseNames, loadGoldenCase } from '../../harness/golden.js';
-import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, TsaResult } from '../../harness/interface.js';
+import { checkCase, type ConformanceRow } from '../../harness/tools/conformance.js';
+import { Rng } from '../../harness/core/generators.js';
+import { goldenCaseNames, loadGoldenCase } from '../../harness/tools/golden.js';
+import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, TsaResult } from '../../harness/core/interface.js';
 import { createReferenceBackend } from '../../reference/index.js';
 import { caseArb, caseInput, unitArb, type CaseConstraints, type TsaCase } from './arbitraries.js';
 import { BAD_INPUT_CASES, expectInputError, expectNonFiniteRejected, nonFiniteArb, VALID } from './bad-inputs.js';

@@ -6,9 +6,9 @@
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { TsaInputError, type TsaInputErrorCode } from '../../harness/errors.js';
-import { generateInput, Rng } from '../../harness/generators.js';
-import type { AttentionInput, Backend, ScoreShape, TsaOptions } from '../../harness/interface.js';
+import { TsaInputError, type TsaInputErrorCode } from '../../harness/core/errors.js';
+import { generateInput, Rng } from '../../harness/core/generators.js';
+import type { AttentionInput, Backend, ScoreShape, TsaOptions } from '../../harness/core/interface.js';
 
 /** A small valid call of every method; each bad case breaks one thing of it. */
 export const VALID = (() => {

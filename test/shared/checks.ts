@@ -2,7 +2,7 @@
  * Checks used by the shared backend suite. Each throws an Error naming the first
  * violation (head, position, values), so a fast-check counterexample reads well.
  */
-import type { AttentionInput, Budget, ResolvedTsaOptions } from '../../harness/interface.js';
+import type { AttentionInput, Budget, ResolvedTsaOptions } from '../../harness/core/interface.js';
 
 export function check(ok: boolean, message: () => string): asserts ok {
   if (!ok) throw new Error(message());

@@ -2,9 +2,9 @@
  * An independent float64 oracle for the shared backend suite, written from
  * TSA-SPEC.md without reusing reference/stages.ts, so a property that compares
  * the reference backend with it is not the reference compared with itself.
- * Layouts are those of harness/interface.ts.
+ * Layouts are those of harness/core/interface.ts.
  */
-import type { AttentionInput } from '../../harness/interface.js';
+import type { AttentionInput } from '../../harness/core/interface.js';
 
 /** Row `r` of a [rows][D] f32 matrix starting at element `base`, as a view. */
 function row(a: Float32Array, base: number, r: number, D: number): Float32Array {

@@ -2,7 +2,7 @@
  * Tolerances of the shared backend suite, derived from the arithmetic of each
  * kind of backend and stated once here so every property uses the same ones.
  */
-import type { AttentionInput } from '../../harness/interface.js';
+import type { AttentionInput } from '../../harness/core/interface.js';
 import { maxAbs, maxRowNorm } from './oracle.js';
 
 /** Unit roundoff of float32 (half an ulp at 1). */

@@ -5,8 +5,8 @@
  * absolute 2e-5). Each stage gets the golden inputs of that stage, so one
  * wrong stage shows as one failing row.
  */
-import type { Backend, Budget } from './interface.js';
-import { maxAbsErr, maxRelErr } from './compare.js';
+import type { Backend, Budget } from '../core/interface.js';
+import { maxAbsErr, maxRelErr } from '../core/compare.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
 
 export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;

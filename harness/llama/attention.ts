@@ -7,7 +7,7 @@
  * - random (baseline): `keep` prefix positions drawn uniformly per head (seeded), the window
  *   always kept, -> attendSelected.
  */
-import { Rng } from '../generators.js';
+import { Rng } from '../index.js';
 import { resolveOptions, type AttentionInput, type Backend, type TsaOptions } from '../index.js';
 import type { LayerAttentionInfo, PrefillAttention } from './llama.js';
 

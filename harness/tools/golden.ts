@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TsaError } from './errors.js';
-import type { AttentionInput, ResolvedTsaOptions } from './interface.js';
+import { TsaError } from '../core/errors.js';
+import type { AttentionInput, ResolvedTsaOptions } from '../core/interface.js';
 
 interface FileEntry {
   file: string;

@@ -2,7 +2,7 @@
  * Peers: other attention runtimes timed beside ours in `tsa bench` on the
  * same shapes (each checks its output against the reference before timing).
  */
-import type { AttentionInput, AttentionShape } from '../interface.js';
+import type { AttentionInput, AttentionShape } from '../../core/interface.js';
 import { ONNX_PEERS } from './onnx.js';
 
 export interface Peer {

@@ -3,10 +3,10 @@
  * attention in the sparse layers and the rest decoded densely (TSA's sparse prefill, dense decode).
  */
 import { parseArgs } from 'node:util';
-import { Rng } from '../generators.js';
-import { tsaAttention } from '../model/attention.js';
-import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, sparseLayersFrom, TSA_FLAGS, TSA_HELP } from '../model/options.js';
-import { generate } from '../model/sampling.js';
+import { Rng } from '../../core/generators.js';
+import { tsaAttention } from '../../llama/attention.js';
+import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, sparseLayersFrom, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
+import { generate } from '../../llama/sampling.js';
 
 const HELP = `usage: tsa generate --model M --tokenizer T [--prompt "..."] [options]
 

@@ -6,14 +6,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import '../backends.js';
+import '../../backends.js';
 import { runBench, type BenchRecord } from '../bench.js';
-import { TsaInputError } from '../errors.js';
+import { TsaInputError } from '../../core/errors.js';
 import { formatTable } from '../format.js';
-import { INPUT_KINDS, type InputKind } from '../generators.js';
-import type { Backend } from '../interface.js';
+import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
+import type { Backend } from '../../core/interface.js';
 import { benchSvg } from '../plot.js';
-import { createBackend, probeBackends, selectBackend } from '../registry.js';
+import { createBackend, probeBackends, selectBackend } from '../../registry.js';
 
 /** Default sweeps, sized so each ends within about 3 minutes on a 2-core machine. */
 const DEFAULT_LENGTHS: Record<string, number[]> = {

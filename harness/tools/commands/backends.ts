@@ -1,7 +1,7 @@
 /** `tsa backends [--threads N] [--json]`: every backend, whether it works here, and which one is selected. */
 import { parseArgs } from 'node:util';
-import '../backends.js';
-import { probeBackends } from '../registry.js';
+import '../../backends.js';
+import { probeBackends } from '../../registry.js';
 import { formatTable } from '../format.js';
 
 export async function run(argv: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-/** The `tsa` command: one module per subcommand in harness/commands/. */
-import { TsaError } from './errors.js';
+/** The `tsa` command: one module per subcommand in harness/tools/commands/. */
+import { TsaError } from '../core/errors.js';
 
 type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 

@@ -10,10 +10,10 @@
  * -> attention op -> out [1,L,H*D] (our output layout).
  * Each peer checks its output against the reference backend on a small shape when created.
  */
-import { createReferenceBackend } from '../../reference/index.js';
-import { generateInput } from '../generators.js';
-import { maxAbsErr } from '../compare.js';
-import type { AttentionInput, AttentionShape } from '../interface.js';
+import { createReferenceBackend } from '../../../reference/index.js';
+import { generateInput } from '../../core/generators.js';
+import { maxAbsErr } from '../../core/compare.js';
+import type { AttentionInput, AttentionShape } from '../../core/interface.js';
 import type { Peer, PeerFactory } from './index.js';
 
 // ---------------------------------------------------------------- protobuf writing

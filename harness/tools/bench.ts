@@ -4,9 +4,9 @@
  * a warmup), plus peers (other runtimes) on the same shapes.
  */
 import { Bench } from 'tinybench';
-import { maxAbsErr } from './compare.js';
-import { generateInput, type InputKind } from './generators.js';
-import type { AttentionInput, AttentionShape, Backend } from './interface.js';
+import { maxAbsErr } from '../core/compare.js';
+import { generateInput, type InputKind } from '../core/generators.js';
+import type { AttentionInput, AttentionShape, Backend } from '../core/interface.js';
 import { PEERS, type Peer } from './peers/index.js';
 
 export interface BenchRecord {

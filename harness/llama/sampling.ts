@@ -1,5 +1,5 @@
 /** Token sampling and the generation loop (sparse prefill, dense decode). */
-import { Rng } from '../generators.js';
+import { Rng } from '../index.js';
 import { TsaInputError, type Backend } from '../index.js';
 import { denseAttention } from './attention.js';
 import { BOS } from './tokenizer.js';

@@ -1,9 +1,9 @@
 /** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden conformance, one row per case x backend x stage. */
 import { parseArgs } from 'node:util';
-import '../backends.js';
+import '../../backends.js';
 import { runConformance } from '../conformance.js';
-import { createBackend, probeBackends } from '../registry.js';
-import type { Backend } from '../interface.js';
+import { createBackend, probeBackends } from '../../registry.js';
+import type { Backend } from '../../core/interface.js';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -6,9 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseLayerList } from '../model/drift.js';
-import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, TSA_FLAGS, TSA_HELP } from '../model/options.js';
-import { DEFAULT_QUALITY_SETTINGS as D, NEAR_TIE, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../model/quality.js';
+import { parseLayerList } from '../../llama/drift.js';
+import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
+import { DEFAULT_QUALITY_SETTINGS as D, NEAR_TIE, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../../llama/quality.js';
 
 const HELP = `usage: tsa eval --model M --tokenizer T [--json FILE] [options]
 
