@@ -10,25 +10,10 @@
  *
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
+import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
-import type {
-  AttentionInput,
-  Backend,
-  BackendCreateOptions,
-  Budget,
-  ResolvedTsaOptions,
-  ScoreShape,
-  TsaOptions,
-} from '../harness/core/interface.js';
-import { budgetFromCount, denseBeforeScoring, runPipeline, type PipelineStages } from '../harness/core/pipeline.js';
-import {
-  resolveOptions,
-  resolveOptionsFor,
-  validateIndices,
-  validateInput,
-  validateKeep,
-  validateScores,
-} from '../harness/core/validate.js';
+import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import { budgetFromCount } from '../harness/core/rules.js';
 import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
@@ -133,39 +118,23 @@ function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: number, 
   for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
 }
 
-class WasmBackend implements Backend {
-  readonly name = 'wasm';
-  readonly description: string;
-  readonly threads: number;
+/** The wasm stages on validated arguments (defineBackend wraps them into the public Backend). */
+class WasmStages implements BackendStages {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private readonly BK: number;
   private readonly BQ: number;
-  /** The stages for runPipeline, without re-validation (see PipelineStages). */
-  private readonly trusted: PipelineStages;
 
   constructor(
-    private readonly rt: WasmRuntime,
+    readonly rt: WasmRuntime,
     private readonly chunkBytes: number,
-    variantWhy: string,
   ) {
-    const t = rt.threads;
-    this.threads = t;
-    this.description = `wasm ${rt.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${t} thread${t === 1 ? '' : 's'}; ${variantWhy}`;
     this.BK = rt.blockKeys;
     this.BQ = rt.blockQueries;
-    this.trusted = {
-      scores: (input, o) => this.exclusive(() => this.score(input, resolveOptionsFor(input, o))),
-      pool: (s, shape, o) => this.exclusive(() => this.poolOf(s, shape, resolveOptions(o))),
-      budget: (p, shape, o) => this.exclusive(() => this.budgetOf(p, shape, resolveOptions(o))),
-      select: (p, shape, keep, o) => this.exclusive(() => this.selectOf(p, shape, keep, resolveOptions(o))),
-      attendSelected: (input, idx, n) => this.exclusive(() => this.attendKept(input, idx, n)),
-      dense: (input) => this.exclusive(() => this.attendAll(input)),
-    };
   }
 
   /** Runs calls one at a time (they share the module memory). */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.disposed) return Promise.reject(new BackendLostError('the wasm backend was disposed'));
     const next = this.queue.then(fn);
     this.queue = next.catch(() => {});
@@ -178,14 +147,9 @@ class WasmBackend implements Backend {
     return [mem.alloc(stride * this.rt.threads), stride];
   }
 
-  async scores(input: AttentionInput, options?: TsaOptions): Promise<Float32Array> {
-    validateInput(input);
-    const o = resolveOptionsFor(input, options);
-    return this.exclusive(() => this.score(input, o));
-  }
 
   /** score: window logits (scoreLogits), their softmax sums (scoreStats), mean probabilities (scoreMean). */
-  private async score(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
+  async scores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
     const G = H / Hkv;
@@ -223,14 +187,9 @@ class WasmBackend implements Backend {
     return result;
   }
 
-  async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Float32Array> {
-    validateScores('scores', scores, shape);
-    const o = resolveOptions(options);
-    return this.exclusive(() => this.poolOf(scores, shape, o));
-  }
 
   /** pool: average pooling along tokens (one task per head). */
-  private async poolOf(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Float32Array> {
+  async pool(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, prefixLen: P } = shape;
     const mem = new Layout();
     const src = mem.alloc(4 * H * P);
@@ -241,17 +200,10 @@ class WasmBackend implements Backend {
     return this.rt.f32(out, H * P).slice();
   }
 
-  async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
-    validateScores('pooled', pooled, shape);
-    const o = resolveOptions(options);
-    return this.exclusive(() => this.budgetOf(pooled, shape, o));
-  }
 
   /** budget: the keep count from the sorted cumulative sum of the head-mean distribution (f64). */
-  private async budgetOf(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Budget> {
+  async budget(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Budget> {
     const { heads: H, prefixLen: P } = shape;
-    const early = denseBeforeScoring(P + o.window, o);
-    if (early) return early;
     const mem = new Layout();
     const src = mem.alloc(4 * H * P);
     const g = mem.alloc(8 * P);
@@ -262,15 +214,9 @@ class WasmBackend implements Backend {
     return budgetFromCount(this.rt.budget(src, H, P, o.coverage, g, tmp, hist), P, o);
   }
 
-  async select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions): Promise<Int32Array> {
-    validateScores('pooled', pooled, shape);
-    validateKeep(keep, shape);
-    const o = resolveOptions(options);
-    return this.exclusive(() => this.selectOf(pooled, shape, keep, o));
-  }
 
   /** select: per head the keep best prefix positions (radix select, ties to the lower position) and the window. */
-  private async selectOf(pooled: Float32Array, shape: ScoreShape, keep: number, o: ResolvedTsaOptions): Promise<Int32Array> {
+  async select(pooled: Float32Array, shape: ScoreShape, keep: number, o: ResolvedTsaOptions): Promise<Int32Array> {
     const { heads: H, prefixLen: P } = shape;
     const n = keep + o.window;
     const mem = new Layout();
@@ -283,14 +229,9 @@ class WasmBackend implements Backend {
     return this.rt.i32(out, H * n).slice();
   }
 
-  async attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number): Promise<Float32Array> {
-    validateInput(input);
-    validateIndices(indices, keptLength, input);
-    return this.exclusive(() => this.attendKept(input, indices, keptLength));
-  }
 
   /** gather (query tiles, key panels, value rows) -> attend on the compact rows -> scatter. */
-  private async attendKept(input: AttentionInput, indices: Int32Array, n: number): Promise<Float32Array> {
+  async attendSelected(input: AttentionInput, indices: Int32Array, n: number): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
     const G = H / Hkv;
@@ -330,13 +271,9 @@ class WasmBackend implements Backend {
     return output;
   }
 
-  async dense(input: AttentionInput): Promise<Float32Array> {
-    validateInput(input);
-    return this.exclusive(() => this.attendAll(input));
-  }
 
   /** Dense causal attention: queries and keys repacked by gather, attend writes the output slab directly. */
-  private async attendAll(input: AttentionInput): Promise<Float32Array> {
+  async dense(input: AttentionInput): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
     const G = H / Hkv;
@@ -368,9 +305,6 @@ class WasmBackend implements Backend {
     return output;
   }
 
-  tokenSparseAttention(input: AttentionInput, options?: TsaOptions) {
-    return runPipeline(this.trusted, input, options);
-  }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -399,5 +333,14 @@ export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOp
     throw new TsaInputError(`option chunkBytes must be a positive number of bytes, got ${String(options.chunkBytes)}`, 'OPTION');
   }
   const { variant, bytes, why } = await chooseVariant(host, options.simd);
-  return new WasmBackend(await WasmRuntime.create(host, variant, bytes, threads), chunkBytes, why);
+  const rt = await WasmRuntime.create(host, variant, bytes, threads);
+  const stages = new WasmStages(rt, chunkBytes);
+  return defineBackend({
+    name: 'wasm',
+    description: `wasm ${variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${threads} thread${threads === 1 ? '' : 's'}; ${why}`,
+    threads: rt.threads,
+    stages,
+    run: (call) => stages.exclusive(call),
+    dispose: () => stages.dispose(),
+  });
 }

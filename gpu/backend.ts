@@ -20,7 +20,7 @@ import type {
   TsaOptions,
   TsaResult,
 } from '../harness/core/interface.js';
-import { denseBeforeScoring, nothingPruned } from '../harness/core/pipeline.js';
+import { denseBeforeScoring, nothingPruned } from '../harness/core/rules.js';
 import {
   resolveOptions,
   resolveOptionsFor,

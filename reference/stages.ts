@@ -4,7 +4,7 @@
  * Layouts are those of harness/core/interface.ts.
  */
 import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
-import { budgetFromCount, denseBeforeScoring } from '../harness/core/pipeline.js';
+import { budgetFromCount } from '../harness/core/rules.js';
 
 /** Dot product of two f32 rows in f64: a[ao..ao+D) . b[bo..bo+D). */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, D: number): number {
@@ -74,8 +74,6 @@ export function pool(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOpti
  */
 export function budget(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Budget {
   const { heads: H, prefixLen: P } = shape;
-  const early = denseBeforeScoring(P + o.window, o);
-  if (early) return early;
   const g = new Float64Array(P);
   for (let h = 0; h < H; h++) for (let t = 0; t < P; t++) g[t]! += pooled[h * P + t]!;
   let total = 0;

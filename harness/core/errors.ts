@@ -41,3 +41,15 @@ export class BackendLostError extends TsaError {
     super(message, 'TSA_BACKEND_LOST');
   }
 }
+
+/** The call's AbortSignal fired: the call stopped, its resources are freed, the backend stays usable. */
+export class TsaAbortError extends TsaError {
+  constructor(message: string, readonly reason?: unknown) {
+    super(message, 'TSA_ABORTED');
+  }
+}
+
+/** Throws TsaAbortError if `signal` has fired. */
+export function throwIfAborted(signal: AbortSignal | null | undefined): void {
+  if (signal?.aborted) throw new TsaAbortError(`the call was aborted${signal.reason instanceof Error ? `: ${signal.reason.message}` : ''}`, signal.reason);
+}

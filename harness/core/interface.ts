@@ -11,8 +11,8 @@
  *                         window L-W..L-1 always last; L' = keep + W
  *   output  [L][H*D]      token-major, column h*D + d; pruned (t, h) rows are 0
  *
- * Stage names, shared by every backend so each is easy to find:
- *   score -> pool -> budget -> select -> gather -> attend -> scatter
+ * Stage names, shared by every backend so each is easy to find (core/stages.ts):
+ *   scores -> pool -> budget -> select -> attend
  * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
  */
 
@@ -35,7 +35,10 @@ export interface AttentionInput extends AttentionShape {
   v: Float32Array;
 }
 
-/** Token Sparse Attention options; every field has the spec's default. */
+/**
+ * Per-call options, taken by every stage (each uses what concerns it).
+ * Every numeric field has the spec's default.
+ */
 export interface TsaOptions {
   /** tau: attention mass that may be pruned (default 0.005); 0 means dense. */
   coverage?: number;
@@ -45,11 +48,23 @@ export interface TsaOptions {
   poolKernel?: number;
   /** Floor on kept prefix tokens (default 1024). */
   minTokens?: number;
+  /**
+   * Cancels the call: it rejects with TsaAbortError as soon as the backend
+   * next checks (before each stage, and between the chunks or submissions of
+   * a long stage), frees what the call held, and the backend stays usable.
+   */
+  signal?: AbortSignal;
 }
 
-export type ResolvedTsaOptions = Required<TsaOptions>;
+/** The numeric options of the method (spec section 2), with their defaults. */
+export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'poolKernel' | 'minTokens'>>;
 
-export const DEFAULT_OPTIONS: Readonly<ResolvedTsaOptions> = Object.freeze({
+/** TsaOptions after validation: every default filled in (a resolved object is valid TsaOptions again). */
+export interface ResolvedTsaOptions extends MethodOptions {
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
   coverage: 0.005,
   window: 128,
   poolKernel: 7,
@@ -112,7 +127,9 @@ export interface TsaResult {
 /**
  * A Token Sparse Attention backend. All methods validate their inputs
  * (throwing `TsaInputError` before computing anything) and are async so that
- * GPU and threaded backends fit the same shape.
+ * GPU and threaded backends fit the same shape. Every stage takes the same
+ * per-call options (each uses what concerns it). Backends are built with
+ * defineBackend (core/backend.ts), which does the validation.
  */
 export interface Backend {
   /** Registry name: 'reference' | 'wasm' | 'webgpu'. */
@@ -131,9 +148,9 @@ export interface Backend {
   /** select: per head, the `keep` best prefix positions plus the window, ascending, [H][keep+W]. */
   select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions): Promise<Int32Array>;
   /** gather + causal attention on the compact set + scatter; output [L][H*D]. */
-  attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number): Promise<Float32Array>;
+  attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, options?: TsaOptions): Promise<Float32Array>;
   /** Plain causal attention over all L tokens; output [L][H*D]. */
-  dense(input: AttentionInput): Promise<Float32Array>;
+  dense(input: AttentionInput, options?: TsaOptions): Promise<Float32Array>;
   /** The whole pipeline. */
   tokenSparseAttention(input: AttentionInput, options?: TsaOptions): Promise<TsaResult>;
   /** Releases workers, devices and memory; the backend is unusable afterwards. */

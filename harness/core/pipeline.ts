@@ -1,65 +1,50 @@
 /**
  * The Token Sparse Attention pipeline composed from a backend's stages:
  * score -> pool -> budget -> select -> (gather, attend, scatter).
- * CPU backends use it as their `tokenSparseAttention`; the GPU backend runs
- * its own fused version to avoid readbacks between stages.
+ * defineBackend (backend.ts) uses it as the tokenSparseAttention of backends
+ * without a fused layer (reference, wasm); runPipeline is the public version
+ * that validates first.
  */
-import type { AttentionInput, Backend, Budget, ResolvedTsaOptions, TsaOptions, TsaResult } from './interface.js';
+import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape, TsaOptions, TsaResult } from './interface.js';
+import { denseBeforeScoring, keptLengthOf } from './rules.js';
+import { emptyTimings } from './stages.js';
 import { resolveOptions, validateInput } from './validate.js';
 
-/** The dense fallbacks that need no scores (spec step 2.6), or null. */
-export function denseBeforeScoring(seqLen: number, o: ResolvedTsaOptions): Budget | null {
-  if (o.coverage === 0) {
-    return { mode: 'dense', reason: 'zero-coverage', detail: 'coverage (tau) is 0: the layer is dense' };
-  }
-  if (seqLen <= o.minTokens + o.window) {
-    return {
-      mode: 'dense',
-      reason: 'short-context',
-      detail: `seqLen ${seqLen} <= minTokens ${o.minTokens} + window ${o.window}`,
-    };
-  }
-  return null;
-}
-
 /**
- * The keep-count rule after the count: c = number of ascending cumulative
- * sums below tau. c == 0 runs dense; otherwise pruned = c + 1 and
- * keep = max(minTokens, P - pruned) (spec step 2.4-2.5). Every backend turns
- * its count into a Budget here, so the rule and its wording exist once.
+ * The stages the pipeline calls, on validated arrays and resolved options
+ * (a whole Backend works too). The pipeline only passes on arrays produced by
+ * the stages themselves.
  */
-export function budgetFromCount(c: number, prefixLen: number, o: ResolvedTsaOptions): Budget {
-  if (c === 0) return nothingPruned(o);
-  const pruned = c + 1;
-  return { mode: 'sparse', keep: Math.max(o.minTokens, prefixLen - pruned), pruned };
+export interface PipelineStages {
+  scores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array>;
+  pool(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Float32Array>;
+  budget(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Budget>;
+  select(pooled: Float32Array, shape: ScoreShape, keep: number, o: ResolvedTsaOptions): Promise<Int32Array>;
+  attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, o: ResolvedTsaOptions): Promise<Float32Array>;
+  dense(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array>;
 }
 
-export function nothingPruned(o: ResolvedTsaOptions): Budget {
-  return {
-    mode: 'dense',
-    reason: 'nothing-pruned',
-    detail: `the smallest token already holds >= tau = ${o.coverage} of the attention mass`,
-  };
-}
-
-/**
- * The stages the pipeline calls. It validates the input and options once and
- * only passes on arrays produced by the stages themselves, so a backend may
- * hand it versions of its stages that skip re-validating (each validateInput
- * is a full pass over Q, K and V); a whole Backend works too.
- */
-export type PipelineStages = Pick<Backend, 'scores' | 'pool' | 'budget' | 'select' | 'attendSelected' | 'dense'>;
-
-export async function runPipeline(
-  backend: PipelineStages,
-  input: AttentionInput,
-  options: TsaOptions | undefined,
-): Promise<TsaResult> {
-  validateInput(input);
-  // No window check here: window >= L is a short context and runs dense (spec step 2.6).
+/** Validates, then runs the whole pipeline over `stages`. */
+export async function runPipeline(stages: PipelineStages, input: AttentionInput, options: TsaOptions | undefined): Promise<TsaResult> {
   const o = resolveOptions(options);
+  validateInput(input);
+  const early = denseBeforeScoring(input.seqLen, o);
+  return early ? denseLayer(stages, input, o, early) : pipelineLayer(stages, input, o);
+}
+
+/** A layer that runs dense under `budget` (decided before any scoring). */
+export async function denseLayer(stages: Pick<PipelineStages, 'dense'>, input: AttentionInput, o: ResolvedTsaOptions, budget: Budget): Promise<TsaResult> {
+  const timings = emptyTimings();
+  const start = performance.now();
+  const output = await stages.dense(input, o);
+  timings.attend = timings.total = performance.now() - start;
+  return { output, budget, indices: null, keptLength: input.seqLen, keptFraction: 1, timings };
+}
+
+/** The pipeline where the layer is not dense before scoring (L > minTokens + W, so a prefix remains). */
+export async function pipelineLayer(stages: PipelineStages, input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> {
   const L = input.seqLen;
-  const timings = { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
+  const timings = emptyTimings();
   const start = performance.now();
   let t = start;
   const lap = (): number => {
@@ -68,29 +53,20 @@ export async function runPipeline(
     t = now;
     return dt;
   };
-
-  let budget = denseBeforeScoring(L, o);
+  const shape = { heads: input.heads, prefixLen: L - o.window };
+  const scores = await stages.scores(input, o);
+  timings.scores = lap();
+  const pooled = await stages.pool(scores, shape, o);
+  timings.pool = lap();
+  const budget = await stages.budget(pooled, shape, o);
+  timings.budget = lap();
   let indices: Int32Array | null = null;
-  let output: Float32Array;
-  if (budget === null) {
-    const shape = { heads: input.heads, prefixLen: L - o.window };
-    const scores = await backend.scores(input, o);
-    timings.scores = lap();
-    const pooled = await backend.pool(scores, shape, o);
-    timings.pool = lap();
-    budget = await backend.budget(pooled, shape, o);
-    timings.budget = lap();
-    if (budget.mode === 'sparse') {
-      indices = await backend.select(pooled, shape, budget.keep, o);
-      timings.select = lap();
-    }
+  if (budget.mode === 'sparse') {
+    indices = await stages.select(pooled, shape, budget.keep, o);
+    timings.select = lap();
   }
-  const keptLength = budget.mode === 'sparse' ? budget.keep + o.window : L;
-  if (indices !== null) {
-    output = await backend.attendSelected(input, indices, keptLength);
-  } else {
-    output = await backend.dense(input);
-  }
+  const keptLength = keptLengthOf(budget, L, o);
+  const output = indices !== null ? await stages.attendSelected(input, indices, keptLength, o) : await stages.dense(input, o);
   timings.attend = lap();
   timings.total = performance.now() - start;
   return { output, budget, indices, keptLength, keptFraction: keptLength / L, timings };

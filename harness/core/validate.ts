@@ -75,38 +75,66 @@ export function validateInput(input: AttentionInput): void {
   checkFinite('v', v);
 }
 
-function optionInt(name: string, value: number, min: number): void {
-  if (!Number.isInteger(value) || value < min) {
-    throw new TsaInputError(`option ${name} must be an integer >= ${min}, got ${value}`, 'OPTION');
+function optionInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TsaInputError(`option ${name} must be an integer in [${min}, ${max}], got ${String(value)}`, 'OPTION');
   }
+  return value;
 }
 
-/** Fills defaults and checks ranges. Unknown keys are rejected (typos would silently do nothing). */
-export function resolveOptions(options: TsaOptions | undefined): ResolvedTsaOptions {
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw new TsaInputError(`options must be an object, got ${String(options)}`, 'OPTION');
-  }
-  for (const key of Object.keys(options ?? {})) {
-    if (!(key in DEFAULT_OPTIONS)) {
-      throw new TsaInputError(
-        `unknown option '${key}'; expected one of ${Object.keys(DEFAULT_OPTIONS).join(', ')}`,
-        'OPTION',
-      );
+/** Largest window, pool kernel and minTokens: the kernels index tokens with 32-bit integers. */
+export const MAX_TOKENS = 2 ** 31 - 1;
+
+/** One validator per option: the value given (never undefined) to its resolved value. */
+const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsaOptions[K] } = {
+  coverage: (v) => {
+    if (typeof v !== 'number' || !(v >= 0 && v < 1)) {
+      throw new TsaInputError(`option coverage (tau) must be a number in [0, 1), got ${String(v)}`, 'OPTION');
     }
-  }
+    return v;
+  },
+  window: (v) => optionInt('window', v, 1, MAX_TOKENS),
+  poolKernel: (v) => {
+    const p = optionInt('poolKernel', v, 1, MAX_TOKENS);
+    if (p % 2 !== 1) {
+      throw new TsaInputError(`option poolKernel must be odd (the output keeps the input length), got ${p}`, 'OPTION');
+    }
+    return p;
+  },
+  minTokens: (v) => optionInt('minTokens', v, 1, MAX_TOKENS),
+  signal: (v) => {
+    if (typeof AbortSignal === 'undefined' || !(v instanceof AbortSignal)) {
+      throw new TsaInputError(`option signal must be an AbortSignal, got ${describe(v)}`, 'OPTION');
+    }
+    return v;
+  },
+};
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * Fills defaults and checks every option. Only a plain object's own keys
+ * count; unknown keys are rejected (a typo would silently do nothing), and so
+ * are arrays, Maps and other non-plain objects.
+ */
+export function resolveOptions(options: TsaOptions | undefined): ResolvedTsaOptions {
   const o: ResolvedTsaOptions = { ...DEFAULT_OPTIONS };
-  for (const [key, value] of Object.entries(options ?? {})) {
-    if (value !== undefined) (o as Record<string, number>)[key] = value as number;
+  if (options === undefined) return o;
+  const proto = options === null || typeof options !== 'object' ? undefined : Object.getPrototypeOf(options);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TsaInputError(`options must be a plain object, got ${describe(options)}`, 'OPTION');
   }
-  if (typeof o.coverage !== 'number' || !(o.coverage >= 0 && o.coverage < 1)) {
-    throw new TsaInputError(`option coverage (tau) must be a number in [0, 1), got ${o.coverage}`, 'OPTION');
+  for (const key of Object.keys(options)) {
+    if (!Object.prototype.hasOwnProperty.call(OPTION_RULES, key)) {
+      throw new TsaInputError(`unknown option '${key}'; expected one of ${Object.keys(OPTION_RULES).join(', ')}`, 'OPTION');
+    }
+    const value = (options as Record<string, unknown>)[key];
+    if (value !== undefined) (o as unknown as Record<string, unknown>)[key] = OPTION_RULES[key as keyof TsaOptions](value);
   }
-  optionInt('window', o.window, 1);
-  optionInt('poolKernel', o.poolKernel, 1);
-  if (o.poolKernel % 2 !== 1) {
-    throw new TsaInputError(`option poolKernel must be odd (the output keeps the input length), got ${o.poolKernel}`, 'OPTION');
-  }
-  optionInt('minTokens', o.minTokens, 1);
   return o;
 }
 

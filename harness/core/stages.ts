@@ -1,0 +1,31 @@
+/**
+ * One stage vocabulary for the whole library: the pipeline's stages by their
+ * public names. StageTimings has one field per stage, conformance rows and the
+ * GPU recorder's marks use these names, and every backend's stage table is
+ * keyed by the methods below.
+ *
+ *   scores -> pool -> budget -> select -> attend (gather + attend + scatter, or dense)
+ */
+
+/** The stages of one tokenSparseAttention call, in order (the keys of StageTimings besides total). */
+export const STAGES = ['scores', 'pool', 'budget', 'select', 'attend'] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** The Backend methods that each compute one stage (attend is attendSelected, or dense). */
+export const STAGE_METHODS = ['scores', 'pool', 'budget', 'select', 'attendSelected', 'dense'] as const;
+export type StageMethod = (typeof STAGE_METHODS)[number];
+
+/** The stage a method's time is reported under. */
+export const STAGE_OF: Readonly<Record<StageMethod, StageName>> = {
+  scores: 'scores',
+  pool: 'pool',
+  budget: 'budget',
+  select: 'select',
+  attendSelected: 'attend',
+  dense: 'attend',
+};
+
+/** Zeroed timings of one call. */
+export function emptyTimings(): Record<StageName | 'total', number> {
+  return { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
+}
