@@ -1,0 +1,52 @@
+/**
+ * The benchmark's arithmetic, once for the whole repository: the median, the
+ * causal attention FLOP count, and timing a call (tinybench: a warmup call,
+ * then enough calls for a stable median within a small budget).
+ */
+import { Bench } from 'tinybench';
+import type { Backend } from '../core/interface.js';
+
+/** Median of a non-empty list (mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error('median of no values');
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Causal attention FLOPs: QK^T and PV over the lower triangle, n rows: 4 H D n(n+1)/2. */
+export function causalFlops(heads: number, headDim: number, n: number): number {
+  return 4 * heads * headDim * ((n * (n + 1)) / 2);
+}
+
+export interface Measurement {
+  /** Median wall time of one call, ms. */
+  medianMs: number;
+  /** Median accelerator-side time of one call, where the backend measures it. */
+  deviceMedianMs: number | null;
+  samples: number;
+}
+
+/**
+ * Times `fn`: one warmup call, then enough calls for a stable median within
+ * a small budget (long calls get 2-3 samples, short ones run for ~1.5 s).
+ * With a backend, also the median of its `lastDeviceTimeMs()` over the timed calls.
+ */
+export async function measure(fn: () => Promise<void>, backend?: Backend): Promise<Measurement> {
+  const t0 = performance.now();
+  await fn();
+  const warm = performance.now() - t0;
+  const device: number[] = [];
+  const call = async () => {
+    await fn();
+    const dev = backend?.lastDeviceTimeMs?.();
+    if (dev != null) device.push(dev);
+  };
+  const iterations = warm > 4000 ? 2 : warm > 300 ? 3 : 5;
+  const bench = new Bench({ iterations, time: warm > 300 ? 0 : 1500, warmup: false, throws: true });
+  bench.add('call', call);
+  await bench.run();
+  const result = bench.tasks[0]!.result;
+  if (result.state !== 'completed') throw new Error(`benchmark did not complete: ${result.state}`);
+  return { medianMs: result.latency.p50, deviceMedianMs: device.length ? median(device) : null, samples: result.latency.samplesCount };
+}
