@@ -11,6 +11,7 @@ import { formatTable } from './format.js';
 /** The table of `records`, then a legend where peers ran and `[n] message (lengths)` for each distinct error. */
 export function benchTable(records: BenchRecord[]): string {
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-');
   const notes: { text: string; where: string[] }[] = [];
   const footnote = (r: BenchRecord): string => {
     const text = `${r.backend}: ${r.error!.replace(/\s+/g, ' ').trim()}`;
@@ -36,7 +37,7 @@ export function benchTable(records: BenchRecord[]): string {
       Number.isFinite(r.speedup) ? `${f(r.speedup, 2)}x` : '-',
       ours(r) ? `${f(r.idealSpeedup, 2)}x` : '-',
       ours(r) ? f(r.selectionMs, 2) : '-',
-      ours(r) ? `${f((100 * r.selectionMs) / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null }), 1)}%` : '-',
+      ours(r) ? percent(r.selectionMs / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null })) : '-',
     ]),
   );
   const legend = records.some((r) => r.peer) ? ['speedup: our dense time / the row\'s time (peer rows: a dense peer, above 1x faster than our dense)'] : [];
