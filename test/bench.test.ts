@@ -177,6 +177,30 @@ describe('benchmark', () => {
     expect(await runSelfTimedPeers({ name: 'wasm' } as Backend, dense, { ...config, peers: ['torch'] }, () => {})).toEqual([]);
   });
 
+  test('the torch peer: one python process checks each variant against the reference, then times it per length', async () => {
+    // A numpy stand-in for torch (test/fixtures/torch-stub): exact attention, a fake CUDA device.
+    const saved = process.env.PYTHONPATH;
+    process.env.PYTHONPATH = join(process.cwd(), 'test/fixtures/torch-stub');
+    const progress: string[] = [];
+    try {
+      const timings = await TORCH_PEER.time({ heads: 4, kvHeads: 2, headDim: 8 }, [16, 32], (m) => progress.push(m));
+      expect(timings.map((t) => [t.seqLen, t.name])).toEqual(
+        [16, 32].flatMap((L) => ['f32 (memory-efficient)', 'bf16 (FlashAttention)', 'f32 (default backend)'].map((v) => [L, `torch SDPA ${v}`])),
+      );
+      for (const t of timings) {
+        expect(t.error).toBeUndefined();
+        expect(t.checkErr).toBeLessThan(1e-5); // the stand-in computes exact attention: our layouts went in and came out right
+        expect(t.checkedAgainst).toBe('L=64 vs reference');
+        expect(t.samplesMs).toHaveLength(3);
+        expect(t.samplesMs.every((x) => x > 0)).toBe(true);
+      }
+      expect(progress[0]).toBe('torch 0.0-stub on stub GPU');
+    } finally {
+      if (saved === undefined) delete process.env.PYTHONPATH;
+      else process.env.PYTHONPATH = saved;
+    }
+  });
+
   test('tsa bench CLI writes JSON (metadata and records) and SVG and rejects bad flags', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsa-bench-'));
     const json = join(dir, 'r.json');
