@@ -12,7 +12,7 @@ import '../../backends.js';
 import { runBench, type BenchRecord } from '../bench.js';
 import { benchTable, runMeta } from '../bench-report.js';
 import type { PeerChoice } from '../bench-peers.js';
-import { TsaInputError } from '../../core/errors.js';
+import { BackendUnavailableError, TsaInputError } from '../../core/errors.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
 import type { Backend, BackendCreateOptions } from '../../core/interface.js';
 import { STAGE_METHODS, type StageMethod } from '../../core/stages.js';
@@ -143,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const gpu = backends.find((b) => b.name === 'webgpu');
     if (adapter && gpu && !gpu.description.includes(`Dawn ${adapter}`)) {
-      throw new Error(`--adapter ${adapter}: the webgpu backend opened another Dawn backend (${gpu.description})`);
+      throw new BackendUnavailableError(`--adapter ${adapter}: the webgpu backend opened another Dawn backend (${gpu.description})`);
     }
     for (const backend of backends) {
       const sweep = lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
