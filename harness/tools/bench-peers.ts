@@ -9,7 +9,9 @@ import { maxAbsErr } from '../core/compare.js';
 import type { AttentionInput, Backend } from '../core/interface.js';
 import type { BenchConfig, BenchRecord, Progress } from './bench.js';
 import { timeOf } from './bench.js';
-import { causalFlops, measure, median } from './measure.js';
+import { causalFlops } from '../core/cost.js';
+import { median } from '../core/stats.js';
+import { measure } from './measure.js';
 import { PEERS, PeerUnavailableError, SELF_TIMED_PEERS, type Peer, type PeerGroup } from './peers/index.js';
 
 /** No peers, every installed peer, or the named groups (an unavailable named peer is a failed record). */
@@ -58,7 +60,7 @@ export async function runHostPeers(
       const m = await measure(async () => {
         await peer!.dense(input);
       });
-      Object.assign(rec, m, { gflops: causalFlops(input.heads, input.headDim, input.seqLen) / m.medianMs / 1e6, speedup: timeOf(denseRec) / m.medianMs });
+      Object.assign(rec, m, { gflops: causalFlops(input, input.seqLen) / m.medianMs / 1e6, speedup: timeOf(denseRec) / m.medianMs });
       progress(`${tag} peer ${factory.name} ${m.medianMs.toFixed(1)} ms: ${(m.medianMs / timeOf(denseRec)).toFixed(2)}x the time of ${backend.name} dense`);
     } catch (e) {
       if (e instanceof PeerUnavailableError && config.peers === 'installed') {
@@ -94,7 +96,7 @@ export async function runSelfTimedPeers(backend: Backend, ours: BenchRecord[], c
         if (t.error !== undefined) rec.error = t.error;
         else {
           const ms = median(t.samplesMs);
-          Object.assign(rec, { medianMs: ms, deviceMedianMs: ms, samples: t.samplesMs.length, gflops: causalFlops(rec.heads, rec.headDim, rec.seqLen) / ms / 1e6, speedup: timeOf(ref) / ms });
+          Object.assign(rec, { medianMs: ms, deviceMedianMs: ms, samples: t.samplesMs.length, gflops: causalFlops(rec, rec.seqLen) / ms / 1e6, speedup: timeOf(ref) / ms });
         }
         out.push(rec);
       }

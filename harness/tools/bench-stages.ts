@@ -13,7 +13,8 @@ import type { StageMethod } from '../core/stages.js';
 import { resolveOptions } from '../core/validate.js';
 import type { BenchRecord, Progress } from './bench.js';
 import { timeOf } from './bench.js';
-import { causalFlops, measure } from './measure.js';
+import { causalFlops } from '../core/cost.js';
+import { measure } from './measure.js';
 
 type Base = Pick<BenchRecord, 'backend' | 'seqLen' | 'heads' | 'kvHeads' | 'headDim' | 'inputs' | 'threads' | 'coverage'>;
 
@@ -48,7 +49,7 @@ export async function runStage(backend: Backend, stage: StageMethod, base: Base,
     ...base,
     mode: stage,
     ...m,
-    gflops: attention ? causalFlops(base.heads, base.headDim, keptLength) / timeOf(m) / 1e6 : NaN,
+    gflops: attention ? causalFlops(base, keptLength) / timeOf(m) / 1e6 : NaN,
     keptFraction: keptLength / base.seqLen,
     speedup: NaN,
     idealSpeedup: NaN,

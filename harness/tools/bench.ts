@@ -11,7 +11,9 @@ import type { StageMethod } from '../core/stages.js';
 import { openCase } from './bench-cases.js';
 import { runHostPeers, runSelfTimedPeers, type PeerChoice } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
-import { causalFlops, measure, median, type Measurement } from './measure.js';
+import { causalFlops } from '../core/cost.js';
+import { median } from '../core/stats.js';
+import { measure, type Measurement } from './measure.js';
 
 export interface BenchRecord {
   backend: string;
@@ -93,7 +95,7 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
             ...base,
             mode: 'dense',
             ...dense,
-            gflops: causalFlops(shape.heads, shape.headDim, seqLen) / timeOf(dense) / 1e6,
+            gflops: causalFlops(shape, seqLen) / timeOf(dense) / 1e6,
             keptFraction: 1,
             speedup: 1,
             idealSpeedup: 1,
@@ -114,7 +116,7 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
             ...base,
             mode: 'tsa',
             ...tsa,
-            gflops: causalFlops(shape.heads, shape.headDim, keptLength) / timeOf(tsa) / 1e6,
+            gflops: causalFlops(shape, keptLength) / timeOf(tsa) / 1e6,
             keptFraction: keptLength / seqLen,
             speedup: timeOf(dense) / timeOf(tsa),
             idealSpeedup: ratio * ratio,

@@ -1,23 +1,12 @@
 /**
- * The benchmark's arithmetic, once for the whole repository: the median, the
- * causal attention FLOP count, and timing a call (tinybench: a warmup call,
- * then enough calls for a stable median within a small budget).
+ * Timing one call for the benchmark (tinybench: a warmup call, then enough
+ * calls for a stable median within a small budget). The median and the
+ * causal FLOP count are core's (core/stats.ts, core/cost.ts), shared with
+ * the cost rule's calibration.
  */
 import { Bench } from 'tinybench';
 import type { Backend } from '../core/interface.js';
-
-/** Median of a non-empty list (mean of the two middle values for an even count). */
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new Error('median of no values');
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Causal attention FLOPs: QK^T and PV over the lower triangle, n rows: 4 H D n(n+1)/2. */
-export function causalFlops(heads: number, headDim: number, n: number): number {
-  return 4 * heads * headDim * ((n * (n + 1)) / 2);
-}
+import { median } from '../core/stats.js';
 
 export interface Measurement {
   /** Median wall time of one call, ms. */

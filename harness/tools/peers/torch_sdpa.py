@@ -18,7 +18,7 @@ Writes one JSON object per line on stdout:
                                                  then --reps calls (2 when the warmup took over 4 s),
                                                  each timed with CUDA events
 Inputs of the timed calls are standard normal: the kernels' speed does not depend on the values.
-The median and the FLOP count are the bench's (harness/tools/measure.ts).
+The median and the FLOP count are the bench's (harness/core/stats.ts, harness/core/cost.ts).
 """
 import argparse
 import array
