@@ -13,6 +13,8 @@
  *   TSA keeps about 0.45-0.57 of the tokens from L = 2K to 128K, depending on
  *   the seed and head counts (0.50-0.57 at H 32, Hkv 8, D 128: the regime
  *   the H200 benchmarks of the WebGPU backend are specified for).
+ * gpu/generate.ts writes the same distribution on the device (its kernel is
+ * built from STRUCTURED and the formulas of heavyLift and queryAlignment).
  */
 import type { AttentionInput, AttentionShape } from './interface.js';
 
