@@ -5,8 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import '../../backends.js';
+import { parseCommandArgs } from '../args.js';
 import { runBench, type BenchRecord } from '../bench.js';
 import { TsaInputError } from '../../core/errors.js';
 import { formatTable } from '../format.js';
@@ -91,7 +91,7 @@ function table(records: BenchRecord[]): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       backend: { type: 'string' },
@@ -124,11 +124,12 @@ export async function run(argv: string[]): Promise<number> {
   const kvHeads = positive('kv-heads', values['kv-heads']);
   if (heads % kvHeads !== 0) throw new TsaInputError(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`, 'HEADS');
 
+  const givenLengths = values.lengths ? intList('lengths', values.lengths) : undefined;
   const backends = await chooseBackends(values.backend, threads);
   const records: BenchRecord[] = [];
   try {
     for (const backend of backends) {
-      const lengths = values.lengths ? intList('lengths', values.lengths) : DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
+      const lengths = givenLengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
       console.error(`${backend.name}: ${backend.description}; lengths ${lengths.join(', ')}`);
       const t0 = performance.now();
       const recs = await runBench(
