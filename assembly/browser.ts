@@ -21,8 +21,8 @@ interface BrowserWorker {
 const web = globalThis as unknown as {
   crossOriginIsolated?: boolean;
   navigator?: { hardwareConcurrency?: number };
-  Worker?: new (url: URL, options: { type: 'module' }) => BrowserWorker;
 };
+declare const Worker: (new (url: URL, options: { type: 'module' }) => BrowserWorker) | undefined;
 
 // Literal new URL(..., import.meta.url) forms, so bundlers can find and copy these files.
 const WASM_URLS: Record<SimdVariant, URL> = {
@@ -42,8 +42,11 @@ export const browserHost: WasmHost = {
     return new Uint8Array(await response.arrayBuffer());
   },
   spawnWorker() {
-    if (!web.Worker) throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
-    const worker = new web.Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
+    if (typeof Worker === 'undefined') throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
+    // Exactly this form: bundlers (Vite, webpack 5, Rollup plugins) recognise only the literal
+    // `new Worker(new URL('./x.js', import.meta.url), { type: 'module' })` and then bundle the
+    // worker with its imports; any other form copies it as an asset and its imports break.
+    const worker = new Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
     return {
       post: (message) => worker.postMessage(message),
       listen(onReply, onFailure) {

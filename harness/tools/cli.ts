@@ -5,8 +5,10 @@
  * line on stderr saying what was wrong, with a hint).
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { TsaError, TsaInputError } from '../core/errors.js';
 import { didYouMean } from './args.js';
+import { runWithDawnFilter, wantsDawnFilter } from './dawn-stderr.js';
 
 type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`tsa: unknown command '${name}'${didYouMean(name, Object.keys(commands))}; run 'tsa --help' for the list`);
     return 2;
   }
+  if (wantsDawnFilter()) return runWithDawnFilter(fileURLToPath(import.meta.url), argv);
   try {
     return await (await command.load()).run(rest);
   } catch (e) {
