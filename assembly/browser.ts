@@ -43,9 +43,9 @@ export const browserHost: WasmHost = {
   },
   spawnWorker() {
     if (typeof Worker === 'undefined') throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
-    // Exactly this form: bundlers (Vite, webpack 5, Rollup plugins) recognise only the literal
-    // `new Worker(new URL('./x.js', import.meta.url), { type: 'module' })` and then bundle the
-    // worker with its imports; any other form copies it as an asset and its imports break.
+    // Exactly this form (the global Worker, a literal relative path, import.meta.url, type module):
+    // it is the only one bundlers (Vite, webpack 5) recognise as a worker entry and bundle with its
+    // imports; any other form is copied as a plain asset and the worker's own imports break.
     const worker = new Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
     return {
       post: (message) => worker.postMessage(message),
