@@ -13,7 +13,10 @@
  *     (peers missing with a clear reason);
  *  4. a strict TypeScript consumer (skipLibCheck: false) of the Node and the browser entry;
  *  5. a Vite production build of a page importing the package, run in headless Chromium with
- *     threaded wasm on golden case b (scripts/consumer/browser.mjs).
+ *     threaded wasm on golden case b, and the same page on Vite's dev server (browser.mjs);
+ *  6. with the optional peer webgpu installed: `npx tsa backends` prints nothing on stderr (Dawn's
+ *     warnings hidden), and a destroyed device or a dispose() during calls gives typed errors and
+ *     no unhandled rejection (fixture/device-lost.mjs; lavapipe or llvmpipe in CI).
  * Golden vectors: $TSA_GOLDEN_DIR, else ../shared/golden beside the repository.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -108,6 +111,18 @@ try {
 
   // 5. Vite production build in headless Chromium
   for (const [what, ok, detail] of await checkBrowserBuild({ app, repo: REPO, golden: GOLDEN })) check(what, ok, detail);
+
+  // 6. with the optional peer webgpu installed: the CLI stays quiet, a lost device is an error, not a crash
+  const webgpu = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).peerDependencies.webgpu;
+  const peer = sh(app, 'npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `webgpu@${webgpu}`]);
+  check(`npm install webgpu@${webgpu}`, peer.status === 0, peer.all);
+  const gpuRows = sh(app, 'npx', ['tsa', 'backends'], { EGL_PLATFORM: 'surfaceless' });
+  check('npx tsa backends with webgpu: exit 0, nothing on stderr (Dawn warnings hidden)', gpuRows.status === 0 && gpuRows.stderr.trim() === '', gpuRows.all);
+  const lost = sh(app, process.execPath, ['device-lost.mjs'], { EGL_PLATFORM: 'surfaceless' });
+  const l = lost.status === 0 ? JSON.parse(lost.stdout.trim().split('\n').pop()) : null;
+  check(`WebGPU (${l?.description}): a call after device.destroy() throws BackendLostError`, l?.afterDestroy === 'BackendLostError', lost.all);
+  check('WebGPU: calls in flight during dispose() settle with a result or a TsaError', l !== null && l.inFlight.every((x) => x === 'ok' || /^Tsa|^Backend/.test(x)), JSON.stringify(l?.inFlight));
+  check('WebGPU: no unhandled rejection after device loss or dispose', l !== null && l.unhandled.length === 0, l?.unhandled.join('\n'));
 } catch (e) {
   check('consumer check', false, e instanceof Error ? e.stack : String(e));
 } finally {
