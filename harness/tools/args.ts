@@ -95,15 +95,6 @@ export function threadsOption(s: string | undefined): number | undefined {
   return s === undefined ? undefined : positiveInt('threads', s);
 }
 
-/** Positive integers separated by commas. */
-export function positiveIntList(name: string, s: string): number[] {
-  const parts = s.split(',').map((x) => x.trim());
-  if (parts.some((x) => x === '' || !Number.isInteger(Number(x)) || Number(x) <= 0)) {
-    throw new UsageError(`--${name} must be positive integers separated by commas, got '${s}'`);
-  }
-  return parts.map(Number);
-}
-
 /** Checks comma-separated backend names (and 'all' where `allowAll`) against the registry. */
 export function checkBackendNames(spec: string | undefined, allowAll = false): void {
   if (spec === undefined || (allowAll && spec === 'all')) return;
