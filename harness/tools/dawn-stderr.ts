@@ -2,7 +2,8 @@
  * Dawn (the `webgpu` package) prints a few expected warnings from native code straight to file
  * descriptor 2 whenever an adapter is opened, even when the wasm backend is chosen in the end:
  * `Warning: max...PerPipelineLayout artificially reduced from N to 16 ...` (Dawn caps dynamic
- * buffer counts) and `Couldn't load Vulkan...` (no Vulkan loader). Neither create() flags nor
+ * buffer counts) and `Warning: Couldn't load Vulkan: ...` plus its `    at ...` source line (no
+ * Vulkan loader). Neither create() flags nor
  * a log callback reach them, and a JS-side process.stderr filter cannot see native writes, so the
  * `tsa` CLI runs its command in a child process whose stderr it filters line by line.
  * TSA_DEBUG=dawn (or any TSA_DEBUG list naming dawn) shows them.
@@ -18,8 +19,22 @@ const EXPECTED = [
 /** Set in the child so that it does not filter again. */
 const MARK = 'TSA_DAWN_STDERR_FILTERED';
 
+/** Whether `line` starts one of Dawn's expected warnings. */
 export function isExpectedDawnLine(line: string): boolean {
   return EXPECTED.some((re) => re.test(line));
+}
+
+/**
+ * A stateful line filter: false for an expected Dawn warning and for the lines that continue it
+ * (Dawn adds `    at function (file:line)` lines and a blank line), true for every other line.
+ */
+export function dawnLineFilter(): (line: string) => boolean {
+  let inWarning = false;
+  return (line) => {
+    if (isExpectedDawnLine(line)) inWarning = true;
+    else if (!(inWarning && (line.trim() === '' || /^\s+at /.test(line)))) inWarning = false;
+    return !inWarning;
+  };
 }
 
 /** Whether this process should run its command in a filtered child: not when asked for Dawn's output, nor in that child. */
@@ -41,8 +56,9 @@ export function runWithDawnFilter(script: string, argv: string[]): Promise<numbe
   const forward = (signal: NodeJS.Signals): boolean => child.kill(signal);
   process.on('SIGINT', ignore).on('SIGTERM', forward);
   const lines = createInterface({ input: child.stderr!, crlfDelay: Infinity });
+  const keep = dawnLineFilter();
   lines.on('line', (line) => {
-    if (!isExpectedDawnLine(line)) process.stderr.write(`${line}\n`);
+    if (keep(line)) process.stderr.write(`${line}\n`);
   });
   return new Promise((done, fail) => {
     child.on('error', fail);
