@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend: every stage on the GPU (stages.ts), one submission per
  * call, no readback between stages. Float32Array inputs are uploaded and the

@@ -7,18 +7,18 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import '../../backends.js';
+import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
 import { runBench, type BenchRecord } from '../bench.js';
 import { benchTable, runMeta } from '../bench-report.js';
 import type { PeerChoice } from '../bench-peers.js';
-import { BackendUnavailableError, TsaInputError } from '../../core/errors.js';
+import { BackendUnavailableError } from '../../core/errors.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
 import type { Backend, BackendCreateOptions } from '../../core/interface.js';
 import { STAGE_METHODS, type StageMethod } from '../../core/stages.js';
 import { PEER_GROUPS, type PeerGroup } from '../peers/index.js';
 import { benchSvg } from '../plot.js';
-import { createBackend, probeBackends, registeredBackends, selectBackend } from '../../registry.js';
+import { createBackend, probeBackends, selectBackend } from '../../registry.js';
 
 /** Default sweeps, sized so each ends within about 3 minutes on a 2-core machine. */
 const DEFAULT_LENGTHS: Record<string, number[]> = {
@@ -51,7 +51,7 @@ times the GPU-resident path on inputs generated on the device.
   --json FILE             (default bench-results/latest.json)
   --svg FILE              (default bench-results/latest.svg)`;
 
-const usage = (message: string) => new TsaInputError(message, 'OPTION');
+const usage = (message: string) => new UsageError(message);
 
 function intList(name: string, s: string): number[] {
   const xs = s.split(',').map((x) => Number(x.trim()));
@@ -59,11 +59,7 @@ function intList(name: string, s: string): number[] {
   return xs;
 }
 
-function positive(name: string, s: string): number {
-  const x = Number(s);
-  if (!Number.isInteger(x) || x <= 0) throw usage(`--${name} must be a positive integer, got '${s}'`);
-  return x;
-}
+const positive = positiveInt;
 
 /** Each comma-separated value of --name, which must be one of `allowed`. */
 function oneOf<T extends string>(name: string, s: string, allowed: readonly T[]): T[] {
@@ -89,7 +85,7 @@ async function chooseBackends(spec: string | undefined, options: BackendCreateOp
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       backend: { type: 'string' },
@@ -124,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
   const kvHeads = positive('kv-heads', values['kv-heads']);
   const headDim = positive('head-dim', values['head-dim']);
   const seed = positive('seed', values.seed);
-  if (heads % kvHeads !== 0) throw new TsaInputError(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`, 'HEADS');
+  if (heads % kvHeads !== 0) throw usage(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`);
   const lengths = values.lengths === undefined ? null : intList('lengths', values.lengths);
   if (values.peers !== undefined && values['no-peers']) throw usage('--peers and --no-peers contradict each other');
   const peers: PeerChoice = values['no-peers'] ? false : values.peers === undefined ? 'installed' : oneOf<PeerGroup>('peers', values.peers, PEER_GROUPS);
@@ -132,8 +128,7 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
   const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
   const names = backendSpec === undefined || backendSpec === 'all' ? [] : backendSpec.split(',').map((s) => s.trim());
-  const known = registeredBackends().map((e) => e.name);
-  for (const n of names) if (!known.includes(n)) throw usage(`unknown backend '${n}'; registered: ${known.join(', ')}`);
+  checkBackendNames(backendSpec, true);
   if (adapter && backendSpec !== 'all' && !names.includes('webgpu')) throw usage('--adapter names a Dawn backend for webgpu: use it with --backend webgpu (or all)');
 
   // `adapter`: the webgpu factory's option naming Dawn's backend (other backends ignore it).
