@@ -29,6 +29,7 @@ import {
   validateInput,
   validateKeep,
   validateScores,
+  validateScoreWindow,
 } from './validate.js';
 
 /**
@@ -84,17 +85,20 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
     async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateScores('scores', scores, shape);
+      validateScoreWindow(shape, o);
       return ran.pool(scores, shape, o);
     },
     async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
       const o = resolveOptions(options);
       validateScores('pooled', pooled, shape);
+      validateScoreWindow(shape, o);
       return denseBeforeScoring(shape.prefixLen + o.window, o) ?? ran.budget(pooled, shape, o);
     },
     async select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateScores('pooled', pooled, shape);
       validateKeep(keep, shape);
+      validateScoreWindow(shape, o, keep);
       return ran.select(pooled, shape, keep, o);
     },
     async attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, options?: TsaOptions) {

@@ -4,6 +4,8 @@ export type TsaInputErrorCode =
   | 'SHAPE'
   | 'HEADS'
   | 'NON_FINITE'
+  /** Finite values too large for the f32 compute (core/range.ts states the bound). */
+  | 'RANGE'
   | 'OPTION'
   | 'INDICES'
   | 'TYPE';
