@@ -15,6 +15,7 @@
  *   scores -> pool -> budget -> select -> attend
  * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
  */
+import type { StageName } from './stages.js';
 
 /** Shape of one attention call: one sequence (batch 1), prefill. */
 export interface AttentionShape {
@@ -99,17 +100,12 @@ export type Budget =
     }
   | { mode: 'dense'; reason: DenseReason; detail: string };
 
-/** Milliseconds spent per stage of one `tokenSparseAttention` call. */
-export interface StageTimings {
-  scores: number;
-  pool: number;
-  budget: number;
-  select: number;
-  /** gather + attend + scatter (or dense attention when the layer is dense). */
-  attend: number;
-  /** Wall time of the whole call. */
-  total: number;
-}
+/**
+ * Milliseconds spent per stage of one `tokenSparseAttention` call, one field per stage of
+ * core/stages.ts STAGES (scores, pool, budget, select, attend: gather + attend + scatter, or dense
+ * attention when the layer is dense), and `total`, the wall time of the whole call.
+ */
+export type StageTimings = Record<StageName | 'total', number>;
 
 export interface TsaResult {
   /** [L][H*D]; rows of pruned (t, h) pairs are exactly 0. */

@@ -269,10 +269,11 @@ export function buildCall(c: CallCase): BuiltCall {
     }
   };
   let expected = expectedOf();
-  // The oracle of what is valid beyond the mutation: only scoring needs a prefix (W < L), and
-  // the f32 range rule applies to every input, broken or not.
-  if (expected.kind === 'result' && overflows(base)) expected = { kind: 'input-error', code: 'RANGE' };
-  else if (expected.kind === 'result' && c.method === 'scores' && o.window >= L) expected = { kind: 'input-error', code: 'OPTION' };
+  // The oracle of what is valid beyond the mutation: the f32 range rule applies to every input,
+  // and only scoring needs a prefix (W < L); both are validation, which comes before the signal.
+  const validated = expected.kind === 'result' || expected.kind === 'abort';
+  if (validated && overflows(base)) expected = { kind: 'input-error', code: 'RANGE' };
+  else if (validated && c.method === 'scores' && o.window >= L) expected = { kind: 'input-error', code: 'OPTION' };
   return { c, run, expected, check: (value) => checkInputStage(c, clean, good, n, value) };
 }
 

@@ -15,6 +15,7 @@
 import fc from 'fast-check';
 import { BackendLostError, TsaAbortError, TsaError, TsaInputError } from '../../harness/core/errors.js';
 import type { Backend } from '../../harness/core/interface.js';
+import { VALID } from './bad-inputs.js';
 import { buildCall, callCaseArb, type BuiltCall } from './fuzz-calls.js';
 
 export const OUTCOMES = ['ok', 'typed', 'untyped', 'wrong', 'crash', 'hang'] as const;
@@ -191,7 +192,7 @@ export async function fuzzDispose(create: () => Promise<Backend>, report: FuzzRe
       report.add('hang', () => 'dispose() did not settle');
       return;
     }
-    const after = await within(calls[0]!.run(b).then(() => 'resolved', (e: unknown) => e), ms);
+    const after = await within(b.tokenSparseAttention(VALID.input, VALID.options).then(() => 'resolved', (e: unknown) => e), ms);
     if (after instanceof BackendLostError) report.add('typed', () => '');
     else report.add(after === HANG ? 'hang' : after instanceof TsaError || after === 'resolved' ? 'wrong' : 'untyped', () => `call after dispose: ${String(after)} (due: BackendLostError)`);
     const again = await within(b.dispose().then(() => 'ok', (e: unknown) => e), ms);
