@@ -15,7 +15,7 @@ import { createWasmBackend } from '../assembly/node.js';
 import type { Backend } from '../harness/core/interface.js';
 import { createWebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
-import { FuzzReport, fuzzCalls, fuzzDispose, fuzzOverlap, watchingProcess } from './shared/fuzz-run.js';
+import { FuzzReport, fuzzCalls, fuzzDispose, fuzzOverlap, trace, watchingProcess } from './shared/fuzz-run.js';
 
 process.env.EGL_PLATFORM ??= 'surfaceless';
 
@@ -47,6 +47,7 @@ describe('fuzz: the public API under random, broken, overlapping and disposed ca
           const b = await create();
           try {
             await fuzzCalls(b, report, calls, SEED, ms);
+            trace(() => report.summary(`${name} single calls`, SEED));
             await fuzzOverlap(b, report, Math.ceil(calls / 10), SEED, ms);
           } finally {
             await b.dispose();

@@ -122,10 +122,15 @@ export interface TsaResult {
 
 /**
  * A Token Sparse Attention backend. All methods validate their inputs
- * (throwing `TsaInputError` before computing anything) and are async so that
+ * (rejecting with `TsaInputError` before computing anything) and are async so that
  * GPU and threaded backends fit the same shape. Every stage takes the same
  * per-call options (each uses what concerns it). Backends are built with
  * defineBackend (core/backend.ts), which does the validation.
+ *
+ * Input contract: a call may read its array arguments (q, k, v, scores,
+ * indices) until its promise settles, so they must not change before then
+ * (nothing is snapshotted). No call writes its inputs, and every result is a
+ * fresh array, never a view of an input.
  */
 export interface Backend {
   /** Registry name: 'reference' | 'wasm' | 'webgpu'. */

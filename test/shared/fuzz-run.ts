@@ -12,6 +12,7 @@
  * Overlapping calls are compared with the same calls run alone; disposal during calls must
  * resolve each call correctly or reject it with BackendLostError, and later calls too.
  */
+import { appendFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { BackendLostError, TsaAbortError, TsaError, TsaInputError } from '../../harness/core/errors.js';
 import type { Backend } from '../../harness/core/interface.js';
@@ -47,6 +48,15 @@ export class FuzzReport {
 }
 
 const HANG = Symbol('hang');
+
+/**
+ * A crash of the process (a native fault) leaves no report, and loses buffered test output:
+ * TSA_FUZZ_TRACE=<file> appends each step to that file first, synchronously.
+ */
+export function trace(what: () => string): void {
+  const file = process.env.TSA_FUZZ_TRACE;
+  if (file) appendFileSync(file, `${what()}\n`);
+}
 
 /** `p`, or HANG after `ms`. */
 function within<T>(p: Promise<T>, ms: number): Promise<T | typeof HANG> {
@@ -86,6 +96,7 @@ export function classify(call: BuiltCall, settled: { value: unknown } | { error:
 
 /** Runs one call on `b` within `ms` and classifies it. */
 export async function runCall(b: Backend, call: BuiltCall, ms: number, disposed = false): Promise<[Outcome, string]> {
+  trace(() => `call ${describeCall(call)}`);
   let pending: Promise<unknown>;
   try {
     pending = call.run(b);
@@ -150,6 +161,7 @@ export async function fuzzOverlap(b: Backend, report: FuzzReport, groups: number
   let offset = 0;
   for (const size of sizes) {
     const calls = drawCalls(size, seed + 7919 * ++offset);
+    trace(() => `overlap group ${offset}: ${calls.map(describeCall).join(' | ')}`);
     const alone: Array<{ value: unknown } | { error: unknown }> = [];
     for (const call of calls) alone.push(await call.run(b).then((value) => ({ value }), (error: unknown) => ({ error })));
     const together = await within(Promise.all(calls.map((call) => call.run(b).then((value) => ({ value }), (error: unknown) => ({ error })))), ms);
@@ -183,6 +195,7 @@ export async function fuzzDispose(create: () => Promise<Backend>, report: FuzzRe
   for (const plan of plans) {
     const b = await create();
     const calls = drawCalls(plan.calls, seed + 104729 * ++offset, true);
+    trace(() => `dispose trial ${offset} after ${plan.delay} ms: ${calls.map(describeCall).join(' | ')}`);
     const running = calls.map((call) => runCall(b, call, ms, true));
     if (plan.delay > 0) await new Promise((r) => setTimeout(r, plan.delay));
     const disposing = within(b.dispose().then(() => 'disposed'), ms);
