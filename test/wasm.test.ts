@@ -153,6 +153,15 @@ describe('wasm backend (plain SIMD)', () => {
     expect((await chooseVariant('plain')).variant).toBe('plain');
   });
 
+  it('a stage call needing more than wasm32\'s 4 GiB is TsaInputError SHAPE (select with a window of 2^30 tokens), and the backend keeps working', async () => {
+    const pooled = Float32Array.from({ length: 32 }, (_, i) => (i % 7) / 32);
+    const e = await two.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 2 ** 30 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(TsaInputError);
+    expect((e as TsaInputError).inputCode).toBe('SHAPE');
+    expect((e as Error).message).toMatch(/needs 4\.00 GiB of wasm memory, more than wasm32's 4 GiB/);
+    expect(await two.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 3 })).toEqual(await reference.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 3 }));
+  });
+
   it('a worker that cannot start (node --input-type, inherited by workers) is BackendUnavailableError with the reason', () => {
     const entry = new URL('../dist/assembly/node.js', import.meta.url).href;
     const script = `import { createWasmBackend } from '${entry}';
