@@ -6,7 +6,10 @@
  * Long sequences are streamed through the module's memory by chunks of heads: a chunk is a run
  * of whole KV groups (or part of one group when a single group does not fit), sized to stay under
  * `chunkBytes` (default 1 GiB), and every chunk of a call reuses the same memory. The memory is laid out by the
- * host per call shape and grows only when a larger shape arrives.
+ * host per call shape (layout.ts) and grows only when a larger shape arrives. Kernels are called
+ * by named arguments (`k.attend({ q, qHeadStride, ... })`, the call table of calls.ts); each launch
+ * checks the call's AbortSignal, and so stops a call between chunks and launches (runtime.ts
+ * also stops one mid-kernel).
  *
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
