@@ -8,11 +8,20 @@ import { describe, expect, it } from 'vitest';
 import { callTableMismatches, PARALLEL_KERNELS, PARALLEL_PARAMS, positional } from '../assembly/calls.js';
 import { WASM_FILES } from '../assembly/node.js';
 
+// The WebAssembly JS API, typed here (ES2022 + node types do not have it).
+const wasm = (globalThis as unknown as {
+  WebAssembly: {
+    Memory: new (d: { initial: number; maximum: number; shared: boolean }) => object;
+    compile(bytes: Uint8Array): Promise<object>;
+    instantiate(module: object, imports: object): Promise<{ exports: Record<string, unknown> }>;
+  };
+}).WebAssembly;
+
 /** The exports of a build instantiated over a small shared memory. */
 async function exportsOf(file: string): Promise<Record<string, unknown>> {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
-  const module = await WebAssembly.compile(readFileSync(file));
-  return (await WebAssembly.instantiate(module, { env: { memory } })).exports as Record<string, unknown>;
+  const memory = new wasm.Memory({ initial: 1, maximum: 65536, shared: true });
+  const module = await wasm.compile(readFileSync(file));
+  return (await wasm.instantiate(module, { env: { memory } })).exports;
 }
 
 describe('wasm call table', () => {
