@@ -22,12 +22,12 @@ export function createReferenceBackend(options: ReferenceBackendOptions = {}): B
     name: 'reference',
     description: 'pure TypeScript, float64 accumulation (the executable spec)',
     stages: {
-      scores: async (input, o) => stage.score(input, o),
+      scores: (input, o) => stage.score(input, o),
       pool: async (scores, shape, o) => stage.pool(scores, shape, o),
       budget: async (pooled, shape, o) => stage.budget(pooled, shape, o),
       select: async (pooled, shape, keep, o) => stage.select(pooled, shape, keep, o),
-      attendSelected: async (input, indices, keptLength) => stage.attendSelected(input, indices, keptLength),
-      dense: async (input) => stage.dense(input),
+      attendSelected: (input, indices, keptLength, o) => stage.attendSelected(input, indices, keptLength, o),
+      dense: (input, o) => stage.dense(input, o),
     },
     costRule: {
       enabled: options.costRule ?? false,

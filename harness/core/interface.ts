@@ -15,6 +15,7 @@
  *   scores -> pool -> budget -> select -> attend
  * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
  */
+import type { StageName } from './stages.js';
 
 import type { CostModel } from './cost.js';
 
@@ -109,17 +110,12 @@ export type Budget =
     }
   | { mode: 'dense'; reason: DenseReason; detail: string };
 
-/** Milliseconds spent per stage of one `tokenSparseAttention` call. */
-export interface StageTimings {
-  scores: number;
-  pool: number;
-  budget: number;
-  select: number;
-  /** gather + attend + scatter (or dense attention when the layer is dense). */
-  attend: number;
-  /** Wall time of the whole call. */
-  total: number;
-}
+/**
+ * Milliseconds spent per stage of one `tokenSparseAttention` call, one field per stage of
+ * core/stages.ts STAGES (scores, pool, budget, select, attend: gather + attend + scatter, or dense
+ * attention when the layer is dense), and `total`, the wall time of the whole call.
+ */
+export type StageTimings = Record<StageName | 'total', number>;
 
 export interface TsaResult {
   /** [L][H*D]; rows of pruned (t, h) pairs are exactly 0. */
@@ -136,10 +132,15 @@ export interface TsaResult {
 
 /**
  * A Token Sparse Attention backend. All methods validate their inputs
- * (throwing `TsaInputError` before computing anything) and are async so that
+ * (rejecting with `TsaInputError` before computing anything) and are async so that
  * GPU and threaded backends fit the same shape. Every stage takes the same
  * per-call options (each uses what concerns it). Backends are built with
  * defineBackend (core/backend.ts), which does the validation.
+ *
+ * Input contract: a call may read its array arguments (q, k, v, scores,
+ * indices) until its promise settles, so they must not change before then
+ * (nothing is snapshotted). No call writes its inputs, and every result is a
+ * fresh array, never a view of an input.
  */
 export interface Backend {
   /** Registry name: 'reference' | 'wasm' | 'webgpu'. */

@@ -6,6 +6,7 @@
  * wrong stage shows as one failing row.
  */
 import type { Backend, Budget } from '../core/interface.js';
+import type { StageMethod } from '../core/stages.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
 
@@ -14,7 +15,8 @@ export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
 export interface ConformanceRow {
   case: string;
   backend: string;
-  stage: 'scores' | 'pool' | 'budget' | 'select' | 'attendSelected' | 'dense' | 'pipeline';
+  /** The stage method checked (core/stages.ts STAGE_METHODS), or the whole pipeline. */
+  stage: StageMethod | 'pipeline';
   tau: number | null;
   pass: boolean;
   /** What was compared and the worst deviation. */
