@@ -47,6 +47,7 @@ const PARALLEL_KERNELS = [
   'gatherRows',
   'attend',
   'scatter',
+  'matmul',
 ] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

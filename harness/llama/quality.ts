@@ -204,6 +204,7 @@ function onsetProbe(backend: Backend, sparseLayers: readonly number[], o: TsaOpt
   const opts = resolveOptions(o);
   return {
     label: 'dense (with pruning-onset probe)',
+    selects: (layer) => sparseLayers.includes(layer),
     async attend(layer, input) {
       if (sparseLayers.includes(layer) && input.seqLen > opts.window) {
         const shape = { heads: input.heads, prefixLen: input.seqLen - opts.window };
