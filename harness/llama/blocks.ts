@@ -3,6 +3,8 @@
  * query's attention over the KV cache, and the batched matmul the prefill runs on (any
  * `Matmul`: the public wasm kernel `createWasmMatmul().matmul`, or `jsMatmul` here).
  */
+import type { AttentionInput } from '../index.js';
+
 export const RMS_EPS = 1e-5;
 export const ROPE_THETA = 10000;
 
@@ -128,4 +130,49 @@ export function decodeAttention(
     }
     for (let d = 0; d < D; d++) out[h * D + d] = acc[d]! / l;
   }
+}
+
+/**
+ * continuationAttention: rows [from, T) of causal attention for Q [H][T][D], K/V [Hkv][T][D]
+ * (row i attends keys j <= i, KV head floor(h / (H/Hkv))), out [T - from][H*D]: what decoding
+ * those rows one by one over the KV cache computes. Per KV head, its query heads' rows stacked:
+ * S = Q K^T by `matmul`, softmax of S / sqrt(D) over the visible keys in float64 (stored as f32
+ * probabilities, the rest zero), O = P V by `matmul` (with V^T), divided by the row sums.
+ */
+export async function continuationAttention(matmul: Matmul, input: AttentionInput, from: number): Promise<Float32Array> {
+  const { q, k, v, heads: H, kvHeads: Hkv, headDim: D, seqLen: T } = input;
+  const G = H / Hkv;
+  const R = T - from;
+  const out = new Float32Array(R * H * D);
+  const scale = 1 / Math.sqrt(D);
+  for (let g = 0; g < Hkv; g++) {
+    const qs = new Float32Array(G * R * D);
+    for (let i = 0; i < G; i++) qs.set(q.subarray(((g * G + i) * T + from) * D, (g * G + i + 1) * T * D), i * R * D);
+    const s = await matmul(qs, k.subarray(g * T * D, (g + 1) * T * D), G * R, D, T);
+    const inv = new Float64Array(G * R);
+    for (let row = 0; row < G * R; row++) {
+      const n = from + (row % R) + 1;
+      const o = row * T;
+      let m = -Infinity;
+      for (let j = 0; j < n; j++) m = Math.max(m, s[o + j]!);
+      let l = 0;
+      for (let j = 0; j < n; j++) {
+        const p = Math.exp((s[o + j]! - m) * scale);
+        s[o + j] = p;
+        l += p;
+      }
+      s.fill(0, o + n, o + T);
+      inv[row] = 1 / l;
+    }
+    const vt = new Float32Array(D * T);
+    for (let j = 0; j < T; j++) for (let d = 0; d < D; d++) vt[d * T + j] = v[(g * T + j) * D + d]!;
+    const o = await matmul(s, vt, G * R, T, D);
+    for (let i = 0; i < G; i++) {
+      for (let r = 0; r < R; r++) {
+        const x = inv[i * R + r]!;
+        for (let d = 0; d < D; d++) out[r * H * D + (g * G + i) * D + d] = o[(i * R + r) * D + d]! * x;
+      }
+    }
+  }
+  return out;
 }

@@ -14,7 +14,7 @@
  * logits = classifier . (RMSNorm(x) * rmsFinal)
  */
 import { TsaInputError, type AttentionInput } from '../index.js';
-import { decodeAttention, jsMatmul, matVec, rmsNorm, rmsNormRows, Rope, swiglu, type Matmul } from './blocks.js';
+import { continuationAttention, decodeAttention, jsMatmul, matVec, rmsNorm, rmsNormRows, Rope, swiglu, type Matmul } from './blocks.js';
 import type { LayerWeights, LlamaModel } from './checkpoint.js';
 
 /** How one layer's prefill attention ran. */
@@ -36,9 +36,6 @@ export interface PrefillAttention {
   /** Causal attention of layer `layer` over the whole prompt; output [L][H*D]. */
   attend(layer: number, input: AttentionInput): Promise<{ output: Float32Array; info: LayerAttentionInfo }>;
 }
-
-/** Dense causal attention over all rows (the backend's), output [L][H*D]. */
-export type DenseAttention = (input: AttentionInput) => Promise<Float32Array>;
 
 /** Keys and values of every layer at positions 0 .. length-1, [Hkv][seqLen][D] per layer. */
 export interface KvCache {
@@ -77,7 +74,6 @@ interface Pass {
   tokens: readonly number[];
   P: number;
   attention: PrefillAttention;
-  dense?: DenseAttention;
   /** Rows from here on get logits; earlier rows skip the last layer's output projection and FFN. */
   logitsFrom: number;
   cache?: KvCache;
@@ -152,15 +148,14 @@ export class Llama {
   /**
    * teacherForce: the logits predicting tokens P..N-1 of `tokens` (N of them) when tokens[0..P)
    * are prefilled with `attention` and tokens P..N-2 are then decoded one by one with dense
-   * attention: computed in one pass, rows >= P attending densely (`dense`) over all rows, which
-   * is what decode over the KV cache computes. `start` resumes from a state kept by an earlier
+   * attention: computed in one pass, rows >= P attending densely over all rows
+   * (continuationAttention), which is what decode over the KV cache computes. `start` resumes from a state kept by an earlier
    * call (`keepAt`), skipping the layers before it; `attention` must be dense there.
    */
   async teacherForce(
     tokens: readonly number[],
     P: number,
     attention: PrefillAttention,
-    dense: DenseAttention,
     options: { start?: LayerState; keepAt?: number } = {},
   ): Promise<TeacherForced> {
     const N = tokens.length;
@@ -171,7 +166,7 @@ export class Llama {
     if (s && (s.x.length !== (N - 1) * this.config.dim || selectsBefore(s.layer))) {
       throw new TsaInputError(`cannot resume '${attention.label}' at layer ${s.layer}: wrong length, or the plan selects before it`, 'SHAPE');
     }
-    return this.pass({ tokens: tokens.slice(0, N - 1), P, attention, dense, logitsFrom: P - 1, ...options });
+    return this.pass({ tokens: tokens.slice(0, N - 1), P, attention, logitsFrom: P - 1, ...options });
   }
 
   /** decodeStep: appends `token` at position cache.length with dense attention; returns its logits [V]. */
@@ -277,17 +272,17 @@ export class Llama {
     return { q, k, v, heads: H, kvHeads: Hkv, headDim: D, seqLen: T };
   }
 
-  /** Rows [0, P) by the plan, rows [P, T) by dense attention over all rows (a plan's dense layers: one dense call). */
+  /** Rows [0, P) by the plan, rows [P, T) by continuationAttention over all rows. */
   private async attendRows(l: number, input: AttentionInput, p: Pass): Promise<{ output: Float32Array; info: LayerAttentionInfo }> {
     const T = input.seqLen;
     if (T === p.P) return p.attention.attend(l, input);
-    const all = await p.dense!(input);
-    if (!p.attention.selects(l)) return { output: all, info: { layer: l, mode: 'dense', keptFraction: 1, detail: 'dense layer' } };
     const { heads: H, kvHeads: Hkv, headDim: D } = input;
     const prefix = { ...input, seqLen: p.P, q: firstRows(input.q, H, T, D, p.P), k: firstRows(input.k, Hkv, T, D, p.P), v: firstRows(input.v, Hkv, T, D, p.P) };
     const r = await p.attention.attend(l, prefix);
-    all.set(r.output);
-    return { output: all, info: r.info };
+    const output = new Float32Array(T * H * D);
+    output.set(r.output);
+    output.set(await continuationAttention(this.matmul, input, p.P), p.P * H * D);
+    return { output, info: r.info };
   }
 
   /** x [rows][dim] + Wo att, then + W2 swiglu(W1 n, W3 n) with n = RMSNorm(x) * rmsFfn; a new array. */
