@@ -219,8 +219,10 @@ export async function runQualityEval(
   };
   const runAll = async (what: string, plan: (i: number) => PrefillAttention): Promise<Continuation[]> => {
     const runs: Continuation[] = [];
-    for (let i = 0; i < texts.length; i++) runs.push(await continuation(i, plan(i)));
-    log(`${clock()} ${what}: ${texts.length} texts done`);
+    for (let i = 0; i < texts.length; i++) {
+      runs.push(await continuation(i, plan(i)));
+      log(`${clock()} ${what}: text ${i + 1}/${texts.length}`);
+    }
     return runs;
   };
 

@@ -16,7 +16,7 @@ export interface BenchRecord {
   heads: number;
   kvHeads: number;
   headDim: number;
-  inputs: InputKind;
+  inputs: BenchInputKind;
   threads: number;
   coverage: number;
   /** Median wall time of one call, ms (uploads and readback included on GPU). */
@@ -40,13 +40,18 @@ export interface BenchRecord {
   error?: string;
 }
 
+/** A generator's kind, or 'model': attention captured from a model (BenchConfig.captured). */
+export type BenchInputKind = InputKind | 'model';
+
 export interface BenchConfig {
   backends: Backend[];
   lengths: number[];
   heads: number;
   kvHeads: number;
   headDim: number;
-  inputs: InputKind[];
+  inputs: BenchInputKind[];
+  /** The input of kind 'model' (its shape must match heads, kvHeads, headDim and the one length). */
+  captured?: AttentionInput;
   coverage: number;
   threads: number;
   /** Time peers beside the backends they compare with. */
@@ -106,7 +111,7 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
     for (const kind of config.inputs) {
       const shape: AttentionShape = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, seqLen };
       progress(`generating ${kind} inputs L=${seqLen} H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
-      const input = generateInput(kind, shape, config.seed + seqLen);
+      const input = kind === 'model' ? config.captured! : generateInput(kind, shape, config.seed + seqLen);
       for (const backend of config.backends) {
         step++;
         const tag = `[${step}/${total}] ${backend.name} L=${seqLen} ${kind}`;

@@ -7,7 +7,8 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../../backends.js';
-import { runBench, type BenchRecord } from '../bench.js';
+import { runBench, type BenchInputKind, type BenchRecord } from '../bench.js';
+import { benchInputFromModel } from '../../llama/capture.js';
 import { TsaInputError } from '../../core/errors.js';
 import { formatTable } from '../format.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
@@ -31,7 +32,9 @@ for each context length and input kind, on the best available backend unless
   --backend NAME[,NAME]   backends to run ('all' = every available one)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | gaussian,structured
+  --inputs structured     gaussian | structured | gaussian,structured, or model:
+                          --model M --tokenizer T --text FILE --layer N capture Q, K (after
+                          RoPE), V of layer N prefilling FILE (shape and L from the model)
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --no-peers              skip peer runtimes
@@ -100,6 +103,10 @@ export async function run(argv: string[]): Promise<number> {
       'kv-heads': { type: 'string', default: '2' },
       'head-dim': { type: 'string', default: '128' },
       inputs: { type: 'string', default: 'structured' },
+      model: { type: 'string' },
+      tokenizer: { type: 'string' },
+      text: { type: 'string' },
+      layer: { type: 'string' },
       threads: { type: 'string' },
       coverage: { type: 'string', default: '0.005' },
       'no-peers': { type: 'boolean', default: false },
@@ -113,10 +120,15 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const inputs = values.inputs.split(',').map((s) => s.trim()) as InputKind[];
+  const inputs = values.inputs.split(',').map((s) => s.trim()) as BenchInputKind[];
+  const fromModel = inputs.includes('model');
   for (const k of inputs) {
-    if (!INPUT_KINDS.includes(k)) throw new TsaInputError(`--inputs must be ${INPUT_KINDS.join(' | ')} (comma-separated), got '${k}'`, 'OPTION');
+    if (!INPUT_KINDS.includes(k as InputKind) && !(k === 'model' && inputs.length === 1)) {
+      throw new TsaInputError(`--inputs must be ${INPUT_KINDS.join(' | ')} (comma-separated), or model alone, got '${k}'`, 'OPTION');
+    }
   }
+  const shapeFlag = argv.find((a) => /^--(heads|kv-heads|head-dim|lengths)(=|$)/.test(a));
+  if (fromModel && shapeFlag) throw new TsaInputError(`--inputs model takes its shape and length from the model: ${shapeFlag} cannot be given with it`, 'OPTION');
   const coverage = Number(values.coverage);
   if (!(coverage >= 0 && coverage < 1)) throw new TsaInputError(`--coverage must be in [0, 1), got '${values.coverage}'`, 'OPTION');
   const threads = values.threads === undefined ? availableParallelism() : positive('threads', values.threads);
@@ -126,19 +138,22 @@ export async function run(argv: string[]): Promise<number> {
 
   const backends = await chooseBackends(values.backend, threads);
   const records: BenchRecord[] = [];
+  let captured: Awaited<ReturnType<typeof benchInputFromModel>> | undefined;
   try {
+    captured = fromModel ? await benchInputFromModel(values, backends[0]!) : undefined;
     for (const backend of backends) {
-      const lengths = values.lengths ? intList('lengths', values.lengths) : DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
+      const lengths = captured ? [captured.seqLen] : values.lengths ? intList('lengths', values.lengths) : DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
       console.error(`${backend.name}: ${backend.description}; lengths ${lengths.join(', ')}`);
       const t0 = performance.now();
       const recs = await runBench(
         {
           backends: [backend],
           lengths,
-          heads,
-          kvHeads,
-          headDim: positive('head-dim', values['head-dim']),
+          heads: captured?.heads ?? heads,
+          kvHeads: captured?.kvHeads ?? kvHeads,
+          headDim: captured?.headDim ?? positive('head-dim', values['head-dim']),
           inputs,
+          captured,
           coverage,
           threads,
           peers: !values['no-peers'],
@@ -154,7 +169,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(table(records));
   for (const [file, text] of [
     [values.json, JSON.stringify(records, null, 2)],
-    [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${values['head-dim']}`)],
+    [values.svg, benchSvg(records, `H=${captured?.heads ?? heads} Hkv=${captured?.kvHeads ?? kvHeads} D=${captured?.headDim ?? values['head-dim']}`)],
   ] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text);

@@ -99,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   let report: QualityReport;
+  const cpu0 = process.cpuUsage();
   try {
     const backend = await chooseBackend(values.backend, values.threads);
     try {
@@ -109,7 +110,8 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await dispose();
   }
-  console.log(describe(report));
+  const cpu = process.cpuUsage(cpu0);
+  console.log(describe(report, (cpu.user + cpu.system) / 1e6));
   if (values.json) {
     const config = {
       backend: report.backend,
@@ -147,7 +149,7 @@ function textsLine(r: QualityReport): string[] {
 }
 
 /** Settings, table, pruning onset and per-text agreement at the first tau, as Markdown-friendly text. */
-function describe(r: QualityReport): string {
+function describe(r: QualityReport, cpuSeconds: number): string {
   const s = r.settings;
   const first = r.records.find((x) => x.method === 'tsa')!;
   const lines = [
@@ -175,7 +177,7 @@ function describe(r: QualityReport): string {
       (t) => `  ${t.text.padEnd(34)} ${(100 * t.top1Agreement).toFixed(1).padStart(5)} / ${t.keptFraction.toFixed(3)} / ${((100 * (t.nll - t.nllDense)) / t.nllDense).toFixed(3)}`,
     ),
     '',
-    `elapsed: ${(r.elapsedMs / 1000).toFixed(1)} s`,
+    `elapsed: ${(r.elapsedMs / 1000).toFixed(1)} s (process CPU time ${cpuSeconds.toFixed(1)} s, all threads)`,
   ];
   return lines.join('\n');
 }
