@@ -15,6 +15,7 @@ import { loadCheckpoint, ModelFormatError, parseCheckpoint, type LlamaModel } fr
 import { chooseSparseLayers, defaultDriftProfile, driftFromResiduals, parseLayerList, rankByDrift, sparseLayerCount } from '../harness/llama/drift.js';
 import { captureAttention, benchInputFromModel } from '../harness/llama/capture.js';
 import { Llama } from '../harness/llama/llama.js';
+import { run as runBenchCommand } from '../harness/tools/commands/bench.js';
 import { tsaDefaultsFor } from '../harness/llama/options.js';
 import { buildTexts, DEFAULT_QUALITY_SETTINGS, settingsForContext } from '../harness/llama/quality.js';
 import { argmax, generate, sample } from '../harness/llama/sampling.js';
@@ -393,6 +394,11 @@ describe('real documents and captured attention', () => {
     expect(input.k).toEqual(seen[0]);
     await expect(benchInputFromModel({ model: MODEL_PATH, tokenizer: TOKENIZER_PATH }, backend)).rejects.toThrow(/needs --text, --layer/);
     await expect(captureAttention(llama, tok, backend, 'x', 5)).rejects.toThrow(/layers 0\.\.4/);
+    // tsa bench --inputs model takes the shape from the model: shape flags with it are an error (before any backend starts).
+    for (const flag of [['--heads', '4'], ['--kv-heads=1'], ['--head-dim', '64'], ['--lengths', '4096']]) {
+      await expect(runBenchCommand(['--inputs', 'model', ...flag])).rejects.toThrow(/takes its shape and length from the model/);
+    }
+    await expect(runBenchCommand(['--inputs', 'model,structured'])).rejects.toThrow(/or model alone/);
   });
 });
 

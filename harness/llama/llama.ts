@@ -54,10 +54,16 @@ export interface PrefillResult {
   residuals?: Float32Array[];
 }
 
-/** The residual stream [T][dim] entering `layer`, for a plan dense in every layer before it. */
+/**
+ * A teacher-forced pass at the entry of `layer`, for a plan dense in every layer before it: the
+ * residual stream [T][dim], the layer's Q/K/V (a function of it) and its continuation rows'
+ * attention [T - P][H*D] (dense, so the same for every plan).
+ */
 export interface LayerState {
   layer: number;
   x: Float32Array;
+  input: AttentionInput;
+  continuation: Float32Array;
 }
 
 export interface TeacherForced {
@@ -150,7 +156,8 @@ export class Llama {
    * are prefilled with `attention` and tokens P..N-2 are then decoded one by one with dense
    * attention: computed in one pass, rows >= P attending densely over all rows
    * (continuationAttention), which is what decode over the KV cache computes. `start` resumes from a state kept by an earlier
-   * call (`keepAt`), skipping the layers before it; `attention` must be dense there.
+   * call (`keepAt`), skipping the layers before it and that layer's Q/K/V and continuation
+   * attention; `attention` must be dense before it.
    */
   async teacherForce(
     tokens: readonly number[],
@@ -225,15 +232,16 @@ export class Llama {
   private async pass(p: Pass): Promise<TeacherForced> {
     const c = this.config;
     const T = p.tokens.length;
-    let x: Float32Array = p.start?.x.slice() ?? new Float32Array(T * c.dim);
+    let x: Float32Array = p.start?.x ?? new Float32Array(T * c.dim);
     if (!p.start) for (let t = 0; t < T; t++) x.set(this.embedding(p.tokens[t]!), t * c.dim);
     const layers: LayerAttentionInfo[] = [];
     let kept: LayerState | undefined;
     for (let l = p.start?.layer ?? 0; l < c.layers; l++) {
-      if (l === p.keepAt) kept = { layer: l, x: x.slice() };
+      const resumed = l === p.start?.layer ? p.start : undefined;
       p.residuals?.push(x.slice());
-      const input = await this.qkvRows(l, x, T, p.cache);
-      const { output, info } = await this.attendRows(l, input, p);
+      const input = resumed?.input ?? (await this.qkvRows(l, x, T, p.cache));
+      const { output, info, continuation } = await this.attendRows(l, input, p, resumed?.continuation);
+      if (l === p.keepAt && continuation) kept = { layer: l, x, input, continuation };
       layers.push(info);
       const from = l === c.layers - 1 ? p.logitsFrom : 0;
       x = await this.outputAndFfnRows(l, x.subarray(from * c.dim), output.subarray(from * c.heads * c.headDim), T - from);
@@ -272,17 +280,23 @@ export class Llama {
     return { q, k, v, heads: H, kvHeads: Hkv, headDim: D, seqLen: T };
   }
 
-  /** Rows [0, P) by the plan, rows [P, T) by continuationAttention over all rows. */
-  private async attendRows(l: number, input: AttentionInput, p: Pass): Promise<{ output: Float32Array; info: LayerAttentionInfo }> {
+  /** Rows [0, P) by the plan, rows [P, T) by continuationAttention over all rows (or as given). */
+  private async attendRows(
+    l: number,
+    input: AttentionInput,
+    p: Pass,
+    given?: Float32Array,
+  ): Promise<{ output: Float32Array; info: LayerAttentionInfo; continuation?: Float32Array }> {
     const T = input.seqLen;
     if (T === p.P) return p.attention.attend(l, input);
     const { heads: H, kvHeads: Hkv, headDim: D } = input;
     const prefix = { ...input, seqLen: p.P, q: firstRows(input.q, H, T, D, p.P), k: firstRows(input.k, Hkv, T, D, p.P), v: firstRows(input.v, Hkv, T, D, p.P) };
     const r = await p.attention.attend(l, prefix);
+    const continuation = given ?? (await continuationAttention(this.matmul, input, p.P));
     const output = new Float32Array(T * H * D);
     output.set(r.output);
-    output.set(await continuationAttention(this.matmul, input, p.P), p.P * H * D);
-    return { output, info: r.info };
+    output.set(continuation, p.P * H * D);
+    return { output, info: r.info, continuation };
   }
 
   /** x [rows][dim] + Wo att, then + W2 swiglu(W1 n, W3 n) with n = RMSNorm(x) * rmsFfn; a new array. */

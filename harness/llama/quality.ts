@@ -7,8 +7,9 @@
  * Baselines get the kept fraction TSA reached at the same tau (mean over texts and sparse
  * layers), as one fixed ratio for every layer and text.
  *
- * Every plan is dense before the first sparse layer, so each text's residual stream entering it
- * is computed once (by the dense run) and every other run resumes from there.
+ * Every plan is dense before the first sparse layer, so each text's residual stream entering it,
+ * that layer's Q/K/V and its continuation rows' attention are computed once (by the dense run)
+ * and every other run resumes from there.
  */
 import { resolveOptions, TsaInputError, type Backend, type TsaOptions } from '../index.js';
 import { denseAttention, fixedRatioAttention, randomAttention, tsaAttention } from './attention.js';
