@@ -6,10 +6,12 @@
  */
 import type { Backend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
+import { createWasmMatmulOn, type WasmMatmul, type WasmMatmulOptions } from './matmul.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
 export type { WasmBackendOptions } from './index.js';
+export type { WasmMatmul, WasmMatmulOptions } from './matmul.js';
 
 // The browser globals used here (the project compiles without lib.dom).
 interface BrowserWorker {
@@ -80,4 +82,9 @@ export function chooseVariant(forced?: SimdVariant): Promise<{ variant: SimdVari
 /** The wasm backend on the browser's host; see createWasmBackendOn in index.ts. */
 export function createWasmBackend(options: WasmBackendOptions = {}): Promise<Backend> {
   return createWasmBackendOn(browserHost, options);
+}
+
+/** The wasm matmul (C = A B^T) on the browser's host; see assembly/matmul.ts. */
+export function createWasmMatmul(options: WasmMatmulOptions = {}): Promise<WasmMatmul> {
+  return createWasmMatmulOn(browserHost, options);
 }

@@ -23,6 +23,7 @@ export const PARALLEL_PARAMS = {
     'out', 'outHeadStride', 'outRowStride', 'scratch', 'scratchStride',
   ],
   scatter: ['oc', 'idx', 'heads', 'n', 'L', 'D', 'out', 'outHeadStride', 'outRowStride'],
+  matmul: ['a', 'bp', 'm', 'k', 'n', 'c', 'scratch'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** Serial kernels: (...params) => number, run on the calling thread. */

@@ -2,8 +2,9 @@
  * The WASM kernels of the CPU backend, one per stage of Token Sparse Attention:
  * score (scoreLogits, scoreStats, scoreMean) -> pool -> budget -> select -> gather (gatherKeys,
  * gatherQueries, gatherRows)
- * -> attend -> scatter. Compiled twice (asconfig.json): plain SIMD and relaxed SIMD (fused
- * multiply-add), both with threads over an imported shared memory. The host (assembly/index.ts)
+ * -> attend -> scatter; and a dense matmul (C = A B^T, matmul.ts) for model runtimes around
+ * attention. Compiled twice (asconfig.json): plain SIMD and relaxed SIMD (fused multiply-add),
+ * both with threads over an imported shared memory. The host (assembly/index.ts)
  * lays out all memory and calls parallel kernels on every thread at once (see common.ts).
  */
 export { BK as BLOCK_KEYS, BQ as BLOCK_QUERIES } from './common';
@@ -14,3 +15,4 @@ export { select } from './select';
 export { gatherKeys, gatherQueries, gatherRows } from './gather';
 export { attend } from './attend';
 export { scatter } from './scatter';
+export { matmul, MATMUL_ROWS } from './matmul';

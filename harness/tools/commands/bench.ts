@@ -9,10 +9,11 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import '../../backends.js';
 import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
-import { runBench, type BenchRecord } from '../bench.js';
+import { runBench, type BenchInputKind, type BenchRecord } from '../bench.js';
 import { benchTable, runMeta } from '../bench-report.js';
 import type { PeerChoice } from '../bench-peers.js';
 import { BackendUnavailableError } from '../../core/errors.js';
+import { benchInputFromModel } from '../../llama/capture.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
 import type { Backend, BackendCreateOptions } from '../../core/interface.js';
 import { STAGE_METHODS, type StageMethod } from '../../core/stages.js';
@@ -41,7 +42,9 @@ times the GPU-resident path on inputs generated on the device.
   --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | gaussian,structured
+  --inputs structured     gaussian | structured | gaussian,structured, or model:
+                          --model M --tokenizer T --text FILE --layer N capture Q, K (after
+                          RoPE), V of layer N prefilling FILE (shape and L from the model)
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --peers onnx,torch      peers to time (${PEER_GROUPS.join(', ')}; default: every installed one)
@@ -96,6 +99,10 @@ export async function run(argv: string[]): Promise<number> {
       'kv-heads': { type: 'string', default: '2' },
       'head-dim': { type: 'string', default: '128' },
       inputs: { type: 'string', default: 'structured' },
+      model: { type: 'string' },
+      tokenizer: { type: 'string' },
+      text: { type: 'string' },
+      layer: { type: 'string' },
       threads: { type: 'string' },
       coverage: { type: 'string', default: '0.005' },
       peers: { type: 'string' },
@@ -112,7 +119,10 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   // Every flag first: nothing is probed before the command line is known to be good.
-  const inputs = oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
+  const inputs = values.inputs.trim() === 'model' ? (['model'] as BenchInputKind[]) : oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
+  const fromModel = inputs.includes('model');
+  const shapeFlag = argv.find((a) => /^--(heads|kv-heads|head-dim|lengths)(=|$)/.test(a));
+  if (fromModel && shapeFlag) throw usage(`--inputs model takes its shape and length from the model: ${shapeFlag} cannot be given with it`);
   const coverage = Number(values.coverage);
   if (!(coverage >= 0 && coverage < 1)) throw usage(`--coverage must be in [0, 1), got '${values.coverage}'`);
   const threads = values.threads === undefined ? availableParallelism() : positive('threads', values.threads);
@@ -135,16 +145,19 @@ export async function run(argv: string[]): Promise<number> {
   const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number] } = { threads, ...(adapter && { adapter }), ...(values['no-cost-rule'] && { costRule: false }) };
   const backends = await chooseBackends(backendSpec, createOptions);
   const records: BenchRecord[] = [];
+  let captured: Awaited<ReturnType<typeof benchInputFromModel>> | undefined;
   try {
     const gpu = backends.find((b) => b.name === 'webgpu');
     if (adapter && gpu && !gpu.description.includes(`Dawn ${adapter}`)) {
       throw new BackendUnavailableError(`--adapter ${adapter}: the webgpu backend opened another Dawn backend (${gpu.description})`);
     }
+    captured = fromModel ? await benchInputFromModel(values, backends[0]!) : undefined;
     for (const backend of backends) {
-      const sweep = lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
+      const sweep = captured ? [captured.seqLen] : lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
       console.error(`${backend.name}: ${backend.description}; lengths ${sweep.join(', ')}`);
       const t0 = performance.now();
-      const config = { backends: [backend], lengths: sweep, heads, kvHeads, headDim, inputs, coverage, threads, peers, seed, ...(stage && { stage }) };
+      const shape = { heads: captured?.heads ?? heads, kvHeads: captured?.kvHeads ?? kvHeads, headDim: captured?.headDim ?? headDim };
+      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, ...(stage && { stage }) };
       records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
     }
   } finally {
@@ -154,7 +167,7 @@ export async function run(argv: string[]): Promise<number> {
   const meta = runMeta(backends, ['tsa', 'bench', ...argv]);
   for (const [file, text] of [
     [values.json, JSON.stringify({ meta, records }, null, 2)],
-    [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${headDim}`)],
+    [values.svg, benchSvg(records, `H=${captured?.heads ?? heads} Hkv=${captured?.kvHeads ?? kvHeads} D=${captured?.headDim ?? headDim}`)],
   ] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text);
