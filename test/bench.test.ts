@@ -234,7 +234,7 @@ describe('benchmark', () => {
     ];
     for (const [args, message] of cases) {
       const r = spawnSync('node', [CLI, 'bench', ...args], { encoding: 'utf8' });
-      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
       // Nothing was probed: no backend line, no Dawn output.
       expect(r.stderr).not.toMatch(/^backend:|WebGPU on|artificially/m);

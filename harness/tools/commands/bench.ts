@@ -119,7 +119,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   // Every flag first: nothing is probed before the command line is known to be good.
-  const inputs = values.inputs.trim() === 'model' ? (['model'] as BenchInputKind[]) : oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
+  const kinds = values.inputs.split(',').map((k) => k.trim());
+  if (kinds.includes('model') && kinds.length > 1) throw usage(`--inputs must be ${INPUT_KINDS.join(' | ')} (comma-separated), or model alone, got '${values.inputs}'`);
+  const inputs: BenchInputKind[] = kinds[0] === 'model' ? ['model'] : oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
   const fromModel = inputs.includes('model');
   const shapeFlag = argv.find((a) => /^--(heads|kv-heads|head-dim|lengths)(=|$)/.test(a));
   if (fromModel && shapeFlag) throw usage(`--inputs model takes its shape and length from the model: ${shapeFlag} cannot be given with it`);
