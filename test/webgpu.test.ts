@@ -1,7 +1,9 @@
 /**
- * The WebGPU backend on whatever adapter Dawn finds here: in CI that is Mesa
- * llvmpipe through Dawn's OpenGL backend (compatibility mode), slow, so the
- * shapes are small.
+ * The WebGPU backend on the adapter TSA_WEBGPU_ADAPTER names (else whatever
+ * Dawn finds first): in CI, all of it on Mesa llvmpipe through Dawn's OpenGL
+ * backend (compatibility mode) and the golden conformance again on lavapipe
+ * through Dawn's Vulkan backend (core mode); both are slow, so the shapes are
+ * small. Concurrency, faults and odd inputs: webgpu-reliability.test.ts.
  *
  * - the shared property suite and golden conformance (cost rule off: the spec's pipeline);
  * - pool, budget and select equal the reference exactly, also on adversarial pooled scores
