@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend: every stage on the GPU, assembled by core's
  * defineBackend (harness/core/backend.ts). Each stage call records its
@@ -111,7 +111,7 @@ function stageCalls(core: GpuCore): BackendStages {
 function fusedLayer(core: GpuCore) {
   return async (input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> => {
     const start = performance.now();
-    const plan = planLayer(input, o, core.cost);
+    const plan = planLayer(input, o, core.costFor(o));
     const ctx = core.stageCtx();
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
@@ -138,7 +138,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
   const t = core.ctx.tiles(128);
   const description =
     `WebGPU on ${gpu.summary}; attention tiles ${t.ny * t.tm}x${t.nx * t.tn} (D=128), ` +
-    `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.cost ? 'on' : 'off'}`;
+    `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const backend = defineBackend(
     {

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * One WebGPU backend instance's working parts, shared by its stage calls
  * (backend.ts) and its GPU-resident entry (resident.ts): the plumbing, the
@@ -47,7 +47,9 @@ export class GpuCore {
   readonly device: GPUDevice;
   readonly ctx: GpuCtx;
   readonly buffers: BufferPool;
-  readonly cost: CostRule;
+  /** The cost rule's rates, and whether it applies where a call does not say (TsaOptions.costRule). */
+  readonly costModel: CostModel;
+  readonly costDefault: boolean;
   readonly profileStages: boolean;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
@@ -84,8 +86,14 @@ export class GpuCore {
         return t;
       },
     };
-    this.cost = (options.costRule ?? true) ? { ...DEFAULT_COST_MODEL, ...options.costModel } : null;
+    this.costModel = { ...DEFAULT_COST_MODEL, ...options.costModel };
+    this.costDefault = options.costRule ?? true;
     this.profileStages = options.profileStages ?? false;
+  }
+
+  /** The cost rule of one call: the rates where it applies, else null. */
+  costFor(o: Pick<ResolvedTsaOptions, 'costRule'>): CostRule {
+    return (o.costRule ?? this.costDefault) ? this.costModel : null;
   }
 
   /** A stage context with a fresh recorder for one call. */

@@ -11,6 +11,7 @@ import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoi
 export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
+export { generateInputOnGpu } from './generate.js';
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
   /**

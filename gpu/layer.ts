@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The fused GPU layer: every stage recorded into one submission, no readback
  * between stages. One LayerPlan per call makes the host-side decisions once

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Device plumbing of the WebGPU backend: calls run one at a time (they share
  * pooled buffers and the device's error-scope stack), each inside error

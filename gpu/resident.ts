@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The GPU-resident entry of the WebGPU backend: the whole layer on Q, K, V
  * already on the backend's device, output into a GPUBuffer, no readback
@@ -101,7 +101,7 @@ export function residentEntry(core: GpuCore) {
     const o = resolveOptions(options);
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
-    const plan = planLayer(input, o, core.cost, denseBeforeScoring(L, o));
+    const plan = planLayer(input, o, core.costFor(o), denseBeforeScoring(L, o));
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);
       const ctx = core.stageCtx();

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * What every GPU stage (gpu/stages/*.ts) shares: the per-backend context,
  * the shape of one call, the layer-state buffer and the Q/K binding windows
