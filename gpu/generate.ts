@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Seeded attention inputs generated on the device (kernels/generate.wgsl.ts):
  * the distribution of `generateInput` (harness/core/generators.ts) without a
@@ -10,15 +10,17 @@ import { Rng, unitVector, type InputKind } from '../harness/core/generators.js';
 import type { AttentionShape } from '../harness/core/interface.js';
 import { validateShape } from '../harness/core/validate.js';
 import type { GpuAttentionInput } from './backend.js';
-import { GENERATE_PARAMS, GENERATE_WORKGROUP, generateWgsl } from './kernels/generate.wgsl.js';
-import { packParams } from './kernels/params.js';
+import { GENERATE } from './kernels/generate.wgsl.js';
+import { Pipelines } from './kernels/kernel.js';
+import { Recorder } from './recorder.js';
+import { wholeWindow } from './resources.js';
 
-const pipelines = new WeakMap<GPUDevice, GPUComputePipeline>();
+const pipelines = new WeakMap<GPUDevice, Pipelines>();
 
-function pipelineOf(device: GPUDevice): GPUComputePipeline {
+function pipelinesOf(device: GPUDevice): Pipelines {
   let p = pipelines.get(device);
   if (!p) {
-    p = device.createComputePipeline({ label: 'generate', layout: 'auto', compute: { module: device.createShaderModule({ code: generateWgsl() }), entryPoint: 'main' } });
+    p = new Pipelines(device);
     pipelines.set(device, p);
   }
   return p;
@@ -44,38 +46,19 @@ export async function generateInputOnGpu(device: GPUDevice, kind: InputKind, sha
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const dir = device.createBuffer({ label: 'generate.dir', size: dirs.byteLength, usage });
   device.queue.writeBuffer(dir, 0, dirs);
-  const pipeline = pipelineOf(device);
-  const temporary: GPUBuffer[] = [dir];
-  const encoder = device.createCommandEncoder();
+  const rec = new Recorder(device, pipelinesOf(device), maxGroups, false);
   const tensor = (id: number, heads: number): GPUBuffer => {
     const buf = device.createBuffer({ label: `generate.${'qkv'[id]}`, size: heads * headBytes, usage });
     for (let head0 = 0; head0 < heads; head0 += headsPerDispatch) {
       const n = Math.min(headsPerDispatch, heads - head0);
-      const params = packParams(GENERATE_PARAMS, { count: L * D, L, D, group: H / Hkv, seed: seed >>> 0, tensor: id, structured: kind === 'structured' ? 1 : 0, head0 });
-      const uniform = device.createBuffer({ label: 'generate.params', size: params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      device.queue.writeBuffer(uniform, 0, params);
-      temporary.push(uniform);
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(
-        0,
-        device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: { buffer: uniform } },
-            { binding: 1, resource: { buffer: dir } },
-            { binding: 2, resource: { buffer: buf, offset: head0 * headBytes, size: n * headBytes } },
-          ],
-        }),
-      );
-      pass.dispatchWorkgroups(Math.min(maxGroups, Math.ceil((L * D) / GENERATE_WORKGROUP)), n);
-      pass.end();
+      const params = { count: L * D, L, D, group: H / Hkv, seed: seed >>> 0, tensor: id, structured: kind === 'structured' ? 1 : 0, head0 };
+      const x = { binding: { buffer: buf, offset: head0 * headBytes, size: n * headBytes }, base: 0 };
+      rec.dispatch(GENERATE, params, { dir: wholeWindow(dir), x }, [Math.min(maxGroups, Math.ceil((L * D) / GENERATE.workgroupSize)), n]);
     }
     return buf;
   };
   const input = { ...shape, q: tensor(0, H), k: tensor(1, Hkv), v: tensor(2, Hkv) };
-  device.queue.submit([encoder.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  for (const b of temporary) b.destroy();
+  await rec.submit().submitted;
+  dir.destroy();
   return input;
 }

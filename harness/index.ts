@@ -8,7 +8,7 @@ export { createWasmBackend, createWasmMatmul, type WasmBackendOptions, type Wasm
 export {
   createWebGpuBackend,
   isWebGpuBackend,
-  WebGpuBackend,
+  type WebGpuBackend,
   type CreateWebGpuOptions,
   type GpuAttentionInput,
   type GpuTsaResult,

@@ -14,31 +14,33 @@
  */
 import { STRUCTURED } from '../../harness/core/generators.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { paramsStruct, type ParamFields } from './params.js';
-
-export const GENERATE_PARAMS: ParamFields = [
-  ['count', 'u32'], // L * D: elements per head
-  ['L', 'u32'],
-  ['D', 'u32'],
-  ['group', 'u32'], // H / Hkv
-  ['seed', 'u32'],
-  ['tensor', 'u32'], // 0 q, 1 k, 2 v
-  ['structured', 'u32'],
-  ['head0', 'u32'],
-];
-
-/** Workgroup size along x; the grid strides over a head's elements. */
-export const GENERATE_WORKGROUP = 256;
+import { read, write, type Kernel } from './kernel.js';
 
 /** A WGSL f32 literal. */
 const f32 = (x: number): string => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
-export function generateWgsl(): string {
+/** One workgroup of WG threads strides over a head's elements; grid.y is the heads of the dispatch. */
+export const GENERATE: Kernel<'dir' | 'x'> = {
+  name: 'generate',
+  key: 'generate',
+  params: [
+    ['count', 'u32'], // L * D: elements per head
+    ['L', 'u32'],
+    ['D', 'u32'],
+    ['group', 'u32'], // H / Hkv
+    ['seed', 'u32'],
+    ['tensor', 'u32'], // 0 q, 1 k, 2 v
+    ['structured', 'u32'],
+    ['head0', 'u32'],
+  ],
+  bindings: [read('dir'), write('x')],
+  workgroupSize: 256,
+  source: () => generateSource(),
+};
+
+function generateSource(): string {
   const S = STRUCTURED;
-  return `${paramsStruct(GENERATE_PARAMS)}
-@group(0) @binding(1) var<storage, read> dir: array<f32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
-${DIVU_WGSL}
+  return `${DIVU_WGSL}
 fn hash(a: u32) -> u32 {
   let v = a * 747796405u + 2891336453u;
   let w = ((v >> ((v >> 28u) + 4u)) ^ v) * 277803737u;
@@ -56,11 +58,11 @@ fn queryAlignment(j: u32) -> f32 {
   return 1.0 - ${f32(1 - S.betaMin)} * f32(j) / f32(p.group - 1u);
 }
 
-@compute @workgroup_size(${GENERATE_WORKGROUP})
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
   let h = p.head0 + gid.y;
   let local = gid.y * p.count;
-  for (var e = gid.x; e < p.count; e = e + n.x * ${GENERATE_WORKGROUP}u) {
+  for (var e = gid.x; e < p.count; e = e + n.x * WG) {
     let t = divu(e, p.D);
     let d = e - t * p.D;
     var val = normal(h * p.count + e);
