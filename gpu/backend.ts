@@ -111,7 +111,7 @@ function stageCalls(core: GpuCore): BackendStages {
 function fusedLayer(core: GpuCore) {
   return async (input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> => {
     const start = performance.now();
-    const plan = planLayer(input, o, core.costFor(o));
+    const plan = planLayer(input, o, await core.costFor(o));
     const ctx = core.stageCtx();
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
@@ -153,6 +153,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         if (gpu.owned) gpu.device.destroy();
       },
       lastDeviceTimeMs: () => core.deviceMs,
+      costRule: { enabled: core.costDefault, model: () => core.costRates() },
     },
     { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core) },
   ) as WebGpuBackend;

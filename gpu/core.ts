@@ -7,7 +7,8 @@
  */
 import { throwIfAborted } from '../harness/core/errors.js';
 import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
-import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+import type { CostModel } from '../harness/core/cost.js';
+import { H200_COST_MODEL } from './cost.js';
 import type { GpuContext } from './device.js';
 import { Pipelines } from './kernels/kernel.js';
 import type { CostRule, LayerTensors } from './layer.js';
@@ -21,13 +22,13 @@ import { chooseTiles, type TileConfig } from './tiles.js';
 export interface WebGpuBackendOptions {
   /**
    * Run dense where token-sparse attention would not pay on this device
-   * (cost.ts): Budget {mode: 'dense', reason: 'not-worth-it'}. Only
-   * tokenSparseAttention applies it; `budget()` is always the spec's rule.
-   * Default true.
+   * (core's rule, harness/core/cost.ts, on the device: cost.ts): Budget
+   * {mode: 'dense', reason: 'not-worth-it'}. Only tokenSparseAttention
+   * applies it; `budget()` is always the spec's rule. Default true.
    */
   costRule?: boolean;
-  /** Rates of the cost rule (defaults measured on an H200). */
-  costModel?: Partial<CostModel>;
+  /** Pinned rates of the cost rule (default: fitted on this adapter on first use). */
+  costModel?: CostModel;
   /** Caps the bytes of one storage binding below the adapter's limit (forces head/row splitting; for tests). */
   maxBindingBytes?: number;
   /** Caps the bytes of one GPUBuffer of a head-major tensor (forces tensors over several buffers; for tests). */
@@ -47,8 +48,8 @@ export class GpuCore {
   readonly device: GPUDevice;
   readonly ctx: GpuCtx;
   readonly buffers: BufferPool;
-  /** The cost rule's rates, and whether it applies where a call does not say (TsaOptions.costRule). */
-  readonly costModel: CostModel;
+  /** The cost rule's pinned rates (null: fitted), and whether it applies where a call does not say (TsaOptions.costRule). */
+  readonly pinnedCost: CostModel | null;
   readonly costDefault: boolean;
   readonly profileStages: boolean;
   private readonly pipelines: Pipelines;
@@ -86,14 +87,19 @@ export class GpuCore {
         return t;
       },
     };
-    this.costModel = { ...DEFAULT_COST_MODEL, ...options.costModel };
+    this.pinnedCost = options.costModel ?? null;
     this.costDefault = options.costRule ?? true;
     this.profileStages = options.profileStages ?? false;
   }
 
+  /** The cost rule's rates on this adapter. */
+  costRates(): Promise<CostModel> {
+    return Promise.resolve(this.pinnedCost ?? H200_COST_MODEL);
+  }
+
   /** The cost rule of one call: the rates where it applies, else null. */
-  costFor(o: Pick<ResolvedTsaOptions, 'costRule'>): CostRule {
-    return (o.costRule ?? this.costDefault) ? this.costModel : null;
+  async costFor(o: Pick<ResolvedTsaOptions, 'costRule'>): Promise<CostRule> {
+    return (o.costRule ?? this.costDefault) ? this.costRates() : null;
   }
 
   /** A stage context with a fresh recorder for one call. */

@@ -3,13 +3,15 @@
  * Needs the optional `webgpu` package (Dawn for node). On a software
  * adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
  */
+import { checkCostOptions } from '../harness/core/cost.js';
 import { BackendUnavailableError } from '../harness/core/errors.js';
 import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
 import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoice } from './device.js';
 
 export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
-export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+export type { CostModel } from '../harness/core/cost.js';
+export { H200_COST_MODEL } from './cost.js';
 export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
 export { generateInputOnGpu } from './generate.js';
 
@@ -48,6 +50,7 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(
   options: CreateWebGpuOptions = {},
 ): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
+  checkCostOptions(options);
   const gpu = options.device
     ? wrapDevice(options.device)
     : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);

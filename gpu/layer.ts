@@ -12,7 +12,8 @@
 import { BackendResourceError } from '../harness/core/errors.js';
 import type { AttentionShape, Budget, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { keptLengthOf, nothingPruned } from '../harness/core/rules.js';
-import { maxKeptLength, worthScoring, type CostModel } from './cost.js';
+import { beforeProbe, type CostModel } from '../harness/core/cost.js';
+import { maxKeptLength } from './cost.js';
 import { GATE } from './kernels/attend.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
@@ -50,13 +51,7 @@ export function planLayer(shape: AttentionShape, o: ResolvedTsaOptions, cost: Co
   const d = dimsOf(shape, o.window);
   if (decided) return { d, o, pre: decided, maxKeptLength: d.L };
   if (!cost) return { d, o, pre: null, maxKeptLength: d.L };
-  const pre = worthScoring(shape, o, cost);
-  return {
-    d,
-    o,
-    pre: pre.score ? null : { mode: 'dense', reason: 'not-worth-it', detail: pre.detail },
-    maxKeptLength: maxKeptLength(shape, cost),
-  };
+  return { d, o, pre: beforeProbe(shape, o, cost), maxKeptLength: maxKeptLength(shape, o, cost) };
 }
 
 /** Writes the given state words (the rest zero): decisions made on the host. */

@@ -101,7 +101,7 @@ export function residentEntry(core: GpuCore) {
     const o = resolveOptions(options);
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
-    const plan = planLayer(input, o, core.costFor(o), denseBeforeScoring(L, o));
+    const plan = planLayer(input, o, await core.costFor(o), denseBeforeScoring(L, o));
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);
       const ctx = core.stageCtx();

@@ -21,7 +21,7 @@ import { generateInput, Rng } from '../harness/core/generators.js';
 import type { AttentionInput, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { createBackend, registeredBackends } from '../harness/registry.js';
 import '../harness/backends.js';
-import { createWebGpuBackend, SOFTWARE_NOT_AUTO, type WebGpuBackend } from '../gpu/index.js';
+import { createWebGpuBackend, H200_COST_MODEL, SOFTWARE_NOT_AUTO, type WebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
 import { ADAPTER } from './shared/webgpu-adapter.js';
@@ -253,13 +253,14 @@ describe('webgpu cost rule', () => {
   const shape = { heads: 2, kvHeads: 1, headDim: 32 };
   const o = { window: 32, minTokens: 64, coverage: 0.2, poolKernel: 3 };
 
-  it('runs dense without scoring where even the best case cannot pay (fixed selection cost)', async () => {
-    const b = await createWebGpuBackend({ ...ADAPTER, costModel: { fixedMs: 1 } });
+  it('runs dense without scoring where even the best case cannot pay (costly selection)', async () => {
+    // Selection 1 us per head and token (0.6 ms here) against dense attention of ~0.05 ms.
+    const b = await createWebGpuBackend({ ...ADAPTER, costModel: { ...H200_COST_MODEL, selectMsPerToken: 1e-3 } });
     try {
       const x = generateInput('structured', { ...shape, seqLen: 300 }, 5);
       const res = await b.tokenSparseAttention(x, o);
       expect(res.budget).toMatchObject({ mode: 'dense', reason: 'not-worth-it' });
-      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/cost rule: .*(would not beat dense|selection would cost)/);
+      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/cost rule: even L' = 96 would not beat dense by 10%/);
       expect(res.output).toEqual(await b.dense(x));
       // budget() stays the spec's rule.
       const pooled = await reference.pool(await reference.scores(x, o), { heads: 2, prefixLen: 268 }, o);
@@ -270,8 +271,9 @@ describe('webgpu cost rule', () => {
   });
 
   it('decides on the GPU after the budget: near-uniform attention runs dense, heavy-tailed runs sparse', async () => {
-    // No fixed cost, any overhead accepted: scoring always runs and the GPU compares L' with the bound.
-    const b = await createWebGpuBackend({ ...ADAPTER, costModel: { fixedMs: 0, maxOverhead: 1, minGain: 0.2 } });
+    // Free selection, no fixed cost: sparse pays iff F(L') <= 0.8 F(L), so the verdict rests on L' alone.
+    const free = { attendRate: 1e7, attendFixedMs: 0, compactPenalty: 1, scoreRate: 1e12, selectMsPerToken: 0, minGain: 0.2 };
+    const b = await createWebGpuBackend({ ...ADAPTER, costModel: free });
     const off = await createWebGpuBackend({ ...ADAPTER, costRule: false });
     try {
       const uniform = generateInput('gaussian', { ...shape, seqLen: 400 }, 6);
@@ -293,5 +295,15 @@ describe('webgpu cost rule', () => {
       await b.dispose();
       await off.dispose();
     }
+  });
+
+  it('takes core cost models only, pinned and validated, and reports them', async () => {
+    const b = await createWebGpuBackend({ ...ADAPTER, costModel: H200_COST_MODEL });
+    try {
+      expect(await b.costRates!()).toBe(H200_COST_MODEL);
+    } finally {
+      await b.dispose();
+    }
+    await expect(createWebGpuBackend({ ...ADAPTER, costModel: { ...H200_COST_MODEL, scoreRate: 0 } })).rejects.toThrow(/option costModel: scoreRate/);
   });
 });

@@ -54,11 +54,12 @@ export interface BackendDefinition {
    */
   layer?: (input: AttentionInput, o: ResolvedTsaOptions) => Promise<TsaResult>;
   /**
-   * The host-side cost rule (cost.ts, probe.ts) for backends without a fused
-   * layer: `enabled` is the backend's default (a call's `costRule` overrides
-   * it), `model` its rates (fitted on first use by timing `stages`, the
-   * backend's own run through `run`, or pinned). A fused layer
-   * applies its own rule on the device and reports its model here too.
+   * The cost rule (cost.ts): `enabled` is the backend's default (a call's
+   * `costRule` overrides it), `model` its rates (fitted on first use by
+   * timing `stages`, the backend's own run through `run`, or pinned), also
+   * public as `costRates()`. Without a fused layer the skeleton applies it
+   * on the host (beforeProbe, probe.ts); a fused `layer` applies the same
+   * rule itself (webgpu: on the device) and the host probe never runs.
    */
   costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
   dispose(): Promise<void>;
