@@ -8,7 +8,9 @@
  * `tokenSparseAttentionGpu` (resident.ts) takes and returns GPUBuffers so
  * layers chain on the GPU.
  */
-import { defineBackend, type BackendStages } from '../harness/core/backend.js';
+import { defineBackend, serialised, type BackendStages } from '../harness/core/backend.js';
+import type { CostModel } from '../harness/core/cost.js';
+import { gpuCostModel } from './calibrate.js';
 import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
 import type { GpuContext } from './device.js';
@@ -109,9 +111,9 @@ function stageCalls(core: GpuCore): BackendStages {
 
 /** The fused layer where core's dense-before-scoring rule did not decide (L > minTokens + W, tau > 0). */
 function fusedLayer(core: GpuCore) {
-  return async (input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> => {
+  return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null): Promise<TsaResult> => {
     const start = performance.now();
-    const plan = planLayer(input, o, await core.costFor(o));
+    const plan = planLayer(input, o, cost);
     const ctx = core.stageCtx();
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
@@ -140,11 +142,15 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
     `WebGPU on ${gpu.summary}; attention tiles ${t.ny * t.tm}x${t.nx * t.tn} (D=128), ` +
     `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
+  const stages = stageCalls(core);
+  // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
+  const rates = (): Promise<CostModel> =>
+    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(gpu.summary, serialised(stages, run), core.deviceTimer);
   const backend = defineBackend(
     {
       name: 'webgpu',
       description,
-      stages: stageCalls(core),
+      stages,
       run,
       layer: fusedLayer(core),
       async dispose() {
@@ -153,9 +159,9 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         if (gpu.owned) gpu.device.destroy();
       },
       lastDeviceTimeMs: () => core.deviceMs,
-      costRule: { enabled: core.costDefault, model: () => core.costRates() },
+      costRule: { enabled: core.costDefault, model: rates },
     },
-    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core) },
+    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core, rates) },
   ) as WebGpuBackend;
   instances.add(backend);
   return backend;

@@ -8,10 +8,9 @@
 import { throwIfAborted } from '../harness/core/errors.js';
 import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 import type { CostModel } from '../harness/core/cost.js';
-import { H200_COST_MODEL } from './cost.js';
 import type { GpuContext } from './device.js';
 import { Pipelines } from './kernels/kernel.js';
-import type { CostRule, LayerTensors } from './layer.js';
+import type { LayerTensors } from './layer.js';
 import { DevicePlumbing } from './plumbing.js';
 import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
@@ -54,6 +53,8 @@ export class GpuCore {
   readonly profileStages: boolean;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
+  /** Device milliseconds of every call so far (calibration times a sequence of calls by it). */
+  deviceTotalMs = 0;
 
   constructor(readonly gpu: GpuContext, options: WebGpuBackendOptions) {
     const { device } = gpu;
@@ -92,15 +93,12 @@ export class GpuCore {
     this.profileStages = options.profileStages ?? false;
   }
 
-  /** The cost rule's rates on this adapter. */
-  costRates(): Promise<CostModel> {
-    return Promise.resolve(this.pinnedCost ?? H200_COST_MODEL);
-  }
-
-  /** The cost rule of one call: the rates where it applies, else null. */
-  async costFor(o: Pick<ResolvedTsaOptions, 'costRule'>): Promise<CostRule> {
-    return (o.costRule ?? this.costDefault) ? this.costRates() : null;
-  }
+  /** Device time of the calls `call` makes, ms (CallTimer). */
+  readonly deviceTimer = async (call: () => Promise<unknown>): Promise<number> => {
+    const before = this.deviceTotalMs;
+    await call();
+    return this.deviceTotalMs - before;
+  };
 
   /** A stage context with a fresh recorder for one call. */
   stageCtx(): StageCtx {
@@ -150,6 +148,7 @@ export class GpuCore {
       throwIfAborted(o.signal);
       const data = await this.plumbing.readAll(copies);
       this.deviceMs = await deviceMs;
+      this.deviceTotalMs += this.deviceMs;
       return { data, segments: await segmentMs };
     } finally {
       for (const c of copies) c.staging.destroy();

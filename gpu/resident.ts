@@ -7,6 +7,7 @@
  * fused layer and plan as tokenSparseAttention (layer.ts).
  */
 import { BackendResourceError, throwIfAborted, TsaInputError } from '../harness/core/errors.js';
+import type { CostModel } from '../harness/core/cost.js';
 import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
@@ -95,13 +96,15 @@ async function blameInput(core: GpuCore, named: Named[], e: unknown): Promise<un
 }
 
 /** tokenSparseAttentionGpu of a backend. */
-export function residentEntry(core: GpuCore) {
+export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
   return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
     validateShape(input);
     const o = resolveOptions(options);
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
-    const plan = planLayer(input, o, await core.costFor(o), denseBeforeScoring(L, o));
+    const early = denseBeforeScoring(L, o);
+    const cost = !early && (o.costRule ?? core.costDefault) ? await rates() : null;
+    const plan = planLayer(input, o, cost, early);
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);
       const ctx = core.stageCtx();

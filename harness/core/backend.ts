@@ -51,8 +51,9 @@ export interface BackendDefinition {
   /**
    * The whole layer where it is not dense before scoring (L > minTokens + W,
    * coverage > 0). Default: runPipeline over `stages`, each stage through `run`.
+   * `cost`: the cost rule's rates where it applies to the call (costRule), else null.
    */
-  layer?: (input: AttentionInput, o: ResolvedTsaOptions) => Promise<TsaResult>;
+  layer?: (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null) => Promise<TsaResult>;
   /**
    * The cost rule (cost.ts): `enabled` is the backend's default (a call's
    * `costRule` overrides it), `model` its rates (fitted on first use by
@@ -145,9 +146,13 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       admit(o);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);
-      if (layer) return run(o, () => layer(input, o));
       const rule = def.costRule;
-      if (!rule || !(o.costRule ?? rule.enabled)) return pipelineLayer(ran, input, o);
+      const on = rule !== undefined && (o.costRule ?? rule.enabled);
+      if (layer) {
+        const cost = on ? await rule.model(ran) : null;
+        return run(o, () => layer(input, o, cost));
+      }
+      if (!on) return pipelineLayer(ran, input, o);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
       if (pre) return denseLayer(ran, input, o, pre);

@@ -29,39 +29,49 @@ export const CPU_CALIBRATION: Readonly<CalibrationPlan> = Object.freeze({ heads:
 
 export const DEFAULT_MIN_GAIN = 0.05;
 
+/** Milliseconds one call takes: the host clock by default; a GPU backend gives its device time. */
+export type CallTimer = (call: () => Promise<unknown>) => Promise<number>;
+
+export const wallClock: CallTimer = async (call) => {
+  const t = performance.now();
+  await call();
+  return performance.now() - t;
+};
+
 const cache = new Map<string, Promise<CostModel>>();
 
 /** The fitted model of the backend `key` (e.g. its description), calibrating once per process. */
-export function calibrated(key: string, stages: PipelineStages, plan: CalibrationPlan = CPU_CALIBRATION): Promise<CostModel> {
+export function calibrated(key: string, stages: PipelineStages, plan: CalibrationPlan = CPU_CALIBRATION, time: CallTimer = wallClock): Promise<CostModel> {
+  return cachedFit(key, () => calibrate(stages, plan, time));
+}
+
+/** `fit()` once per process for `key` (a failed fit is retried on the next call). */
+export function cachedFit(key: string, fit: () => Promise<CostModel>): Promise<CostModel> {
   let m = cache.get(key);
   if (!m) {
-    m = calibrate(stages, plan);
+    m = fit();
     cache.set(key, m);
     m.catch(() => cache.delete(key));
   }
   return m;
 }
 
-async function timed(repeats: number, f: () => Promise<unknown>): Promise<number> {
+async function timed(repeats: number, f: () => Promise<unknown>, time: CallTimer): Promise<number> {
   await f(); // warm-up: compiles, grows memory, starts workers
   const ts: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    await f();
-    ts.push(performance.now() - t);
-  }
+  for (let i = 0; i < repeats; i++) ts.push(await time(f));
   return median(ts);
 }
 
-export async function calibrate(stages: PipelineStages, plan: CalibrationPlan): Promise<CostModel> {
+export async function calibrate(stages: PipelineStages, plan: CalibrationPlan, time: CallTimer = wallClock): Promise<CostModel> {
   const { heads, kvHeads, headDim, repeats } = plan;
   const [short, long] = plan.lengths;
   const shapeOf = (seqLen: number): AttentionShape => ({ heads, kvHeads, headDim, seqLen });
   const o: ResolvedTsaOptions = { ...DEFAULT_OPTIONS, minTokens: 1 };
   const a = generateInput('gaussian', shapeOf(short), 1);
   const b = generateInput('gaussian', shapeOf(long), 2);
-  const t1 = await timed(repeats, () => stages.dense(a, o));
-  const t2 = await timed(repeats, () => stages.dense(b, o));
+  const t1 = await timed(repeats, () => stages.dense(a, o), time);
+  const t2 = await timed(repeats, () => stages.dense(b, o), time);
   const f1 = causalFlops(a, short);
   const f2 = causalFlops(b, long);
   const attendRate = (f2 - f1) / Math.max(t2 - t1, 1e-6);
@@ -70,10 +80,10 @@ export async function calibrate(stages: PipelineStages, plan: CalibrationPlan): 
   const kept = long >> 1;
   const indices = new Int32Array(heads * kept);
   for (let h = 0; h < heads; h++) for (let r = 0; r < kept; r++) indices[h * kept + r] = 2 * r + 1;
-  const tc = await timed(repeats, () => stages.attendSelected(b, indices, kept, o));
+  const tc = await timed(repeats, () => stages.attendSelected(b, indices, kept, o), time);
   const compactPenalty = Math.max(1, (tc - attendFixedMs) / (causalFlops(b, kept) / attendRate));
 
-  const ts = await timed(repeats, () => stages.scores(b, o));
+  const ts = await timed(repeats, () => stages.scores(b, o), time);
   const scoreRate = (4 * heads * headDim * o.window * long) / ts;
   const shape = { heads, prefixLen: long - o.window };
   const scores = await stages.scores(b, o);
@@ -81,6 +91,6 @@ export async function calibrate(stages: PipelineStages, plan: CalibrationPlan): 
     const pooled = await stages.pool(scores, shape, o);
     await stages.budget(pooled, shape, o);
     await stages.select(pooled, shape, shape.prefixLen >> 1, o);
-  });
+  }, time);
   return { attendRate, attendFixedMs, compactPenalty, scoreRate, selectMsPerToken: tp / (heads * long), minGain: DEFAULT_MIN_GAIN };
 }
