@@ -145,7 +145,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
   const stages = stageCalls(core);
   // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
   const rates = (): Promise<CostModel> =>
-    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(gpu.summary, serialised(stages, run), core.deviceTimer);
+    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(gpu.summary, serialised(stages, run), core.deviceTimer, gpu.software);
   const backend = defineBackend(
     {
       name: 'webgpu',

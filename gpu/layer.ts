@@ -2,9 +2,13 @@
 /**
  * The fused GPU layer: every stage recorded into one submission, no readback
  * between stages. One LayerPlan per call makes the host-side decisions once
- * (the cost rule before scoring and its bound maxKeptLength on L'); the GPU
- * budget (stages/budget.ts) decides sparse or dense on the device, and
- * decodeLayer turns the state words it left into the Budget, once.
+ * (core's cost rule before scoring, beforeProbe, and its bound maxKeptLength
+ * on L'). With the rule on, the probe runs first on the device (the scores
+ * of the last PROBE_QUERIES window queries, pooled over the prefix, counted
+ * by the budget kernels with the bound) and probeGate zeroes the full
+ * selection's workgroup counts where it would not pay; otherwise the GPU
+ * budget (stages/budget.ts) decides sparse or dense on the device, as in the
+ * spec. decodeLayer turns the state words left into the Budget, once.
  *
  * The dense-before-scoring rule (short context, zero coverage) is core's
  * (harness/core/rules.ts) and is applied before a plan is made.
@@ -12,13 +16,14 @@
 import { BackendResourceError } from '../harness/core/errors.js';
 import type { AttentionShape, Budget, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { keptLengthOf, nothingPruned } from '../harness/core/rules.js';
-import { beforeProbe, type CostModel } from '../harness/core/cost.js';
+import { afterProbe, beforeProbe, PROBE_QUERIES, type CostModel } from '../harness/core/cost.js';
 import { maxKeptLength } from './cost.js';
 import { GATE } from './kernels/attend.wgsl.js';
+import { PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
 import { budget } from './stages/budget.js';
-import { dimsOf, stateBuffer, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
+import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
 import { select, type Selection } from './stages/select.js';
 import type { HeadTensor } from './resources.js';
@@ -36,9 +41,11 @@ export type CostRule = CostModel | null;
 export interface LayerPlan {
   d: Dims;
   o: ResolvedTsaOptions;
-  /** Dense decided before scoring (core's rule, or the cost rule: 'not-worth-it'), or null: the GPU budget decides. */
+  /** Dense decided before scoring (core's rule, or the cost rule: 'not-worth-it'), or null: the GPU decides. */
   pre: Budget | null;
-  /** The cost rule's largest L' worth running sparse (L when the rule is off). */
+  /** The cost rule's rates where the probe runs (rule on, `pre` null), else null. */
+  cost: CostModel | null;
+  /** The cost rule's largest L' worth running sparse, the probe's bound (L when the rule is off). */
   maxKeptLength: number;
 }
 
@@ -49,9 +56,9 @@ export interface LayerPlan {
  */
 export function planLayer(shape: AttentionShape, o: ResolvedTsaOptions, cost: CostRule, decided: Budget | null = null): LayerPlan {
   const d = dimsOf(shape, o.window);
-  if (decided) return { d, o, pre: decided, maxKeptLength: d.L };
-  if (!cost) return { d, o, pre: null, maxKeptLength: d.L };
-  return { d, o, pre: beforeProbe(shape, o, cost), maxKeptLength: maxKeptLength(shape, o, cost) };
+  if (decided || !cost) return { d, o, pre: decided, cost: null, maxKeptLength: d.L };
+  const pre = beforeProbe(shape, o, cost);
+  return { d, o, pre, cost: pre ? null : cost, maxKeptLength: maxKeptLength(shape, o, cost) };
 }
 
 /** Writes the given state words (the rest zero): decisions made on the host. */
@@ -76,28 +83,57 @@ export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selec
   scatter(ctx, d, o, sel, out);
 }
 
+/** The spec's selection: score, pool, budget (its own, no bound), select. */
+function recordSelection(ctx: StageCtx, plan: LayerPlan, t: LayerTensors): void {
+  const { rec } = ctx;
+  const { d, o } = plan;
+  rec.mark('scores');
+  const scores = score(ctx, d, t.q, t.k);
+  rec.mark('pool');
+  const pooled = pool(ctx, d, scores, o.poolKernel);
+  rec.mark('budget');
+  budget(ctx, d, pooled, o, d.L);
+  rec.mark('select');
+  select(ctx, d, pooled);
+}
+
+/**
+ * The cost rule's probe (core's probe.ts, on the device): the scores of the
+ * last PROBE_QUERIES window queries over the prefix [0, L - W), pooled and
+ * counted by the budget kernels with the bound; probeGate then lets the
+ * selection run or zeroes its workgroups (state: modeNotWorthIt).
+ */
+function recordProbe(ctx: StageCtx, plan: LayerPlan, t: LayerTensors): void {
+  const { rec } = ctx;
+  const { d, o } = plan;
+  rec.mark('scores');
+  const sampled = score(ctx, dimsOf(shapeOf(d), Math.min(PROBE_QUERIES, d.W)), t.q, t.k, 'probe.');
+  budget(ctx, d, pool(ctx, d, sampled, o.poolKernel, 'probe.'), o, plan.maxKeptLength);
+  rec.gated(
+    (grids, words) => rec.dispatch(PROBE_GATE, { L: d.L, W: d.W, maxKeptLength: plan.maxKeptLength, words }, { state: stateWindow(ctx), grids }, [1]),
+    () => recordSelection(ctx, plan, t),
+  );
+}
+
+const shapeOf = (d: Dims): AttentionShape => ({ heads: d.H, kvHeads: d.Hkv, headDim: d.D, seqLen: d.L });
+
 /**
  * Records the whole layer into ctx.rec: dense without scoring where the plan
- * says so; otherwise score, pool, budget, select, and both the sparse and the
- * dense attention, each gated on the mode the GPU budget writes.
+ * says so; otherwise (after the probe, where the cost rule is on) score,
+ * pool, budget, select, and both the sparse and the dense attention, each
+ * gated on the mode the GPU left in the state.
  */
 export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel: Selection, out: GPUBuffer): void {
   const { rec } = ctx;
-  const { d, o } = plan;
+  const { d } = plan;
   if (plan.pre) {
     writeState(ctx, { mode: STATE.modeDense, keptLength: d.L });
     rec.mark('attend');
     recordDense(ctx, d, t, sel, out);
     return;
   }
-  rec.mark('scores');
-  const scores = score(ctx, d, t.q, t.k);
-  rec.mark('pool');
-  const pooled = pool(ctx, d, scores, o.poolKernel);
-  rec.mark('budget');
-  budget(ctx, d, pooled, o, plan.maxKeptLength);
-  rec.mark('select');
-  select(ctx, d, pooled);
+  if (plan.cost) recordProbe(ctx, plan, t);
+  else recordSelection(ctx, plan, t);
   rec.mark('attend');
   recordDense(ctx, d, t, sel, out, GATE.ifDense);
   recordSparse(ctx, d, t, sel, out);
@@ -126,8 +162,11 @@ export function decodeLayer(plan: LayerPlan, data: ArrayBuffer[]): LayerInfo {
   return { budget, keptLength, indices };
 }
 
-/** The Budget the GPU budget left in the state words (budgetDecide). */
-export function budgetFromState(state: Uint32Array, plan: Pick<LayerPlan, 'd' | 'o' | 'maxKeptLength'>): Budget {
+/**
+ * The Budget the GPU left in the state words (budgetDecide, probeGate).
+ * Not worth it after the probe: core's afterProbe verdict on the estimate.
+ */
+export function budgetFromState(state: Uint32Array, plan: Pick<LayerPlan, 'd' | 'o' | 'maxKeptLength'> & { cost?: CostModel | null }): Budget {
   const mode = state[STATE.mode]!;
   const keep = state[STATE.keep]!;
   const pruned = state[STATE.pruned]!;
@@ -135,6 +174,8 @@ export function budgetFromState(state: Uint32Array, plan: Pick<LayerPlan, 'd' | 
   if (mode === STATE.modeNothingPruned) return nothingPruned(plan.o);
   if (mode === STATE.modeNotWorthIt) {
     const { d } = plan;
+    const verdict = plan.cost ? afterProbe(shapeOf(d), keep + d.W, plan.o, plan.cost) : null;
+    if (verdict) return verdict;
     return {
       mode: 'dense',
       reason: 'not-worth-it',

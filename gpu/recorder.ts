@@ -24,6 +24,8 @@ interface Dispatch {
   bindings: Window[];
   params: ArrayBuffer;
   groups: [number, number, number];
+  /** Where the workgroup counts are read from at run time (gated dispatches), else `groups`. */
+  indirect?: { buffer: GPUBuffer; offset: number };
 }
 
 interface Command {
@@ -56,6 +58,8 @@ const SLOT = 256;
  */
 export class Recorder {
   private steps: (Step | Mark)[] = [];
+  /** Buffers of this recording (gated grids), destroyed once its work completed. */
+  private owned: GPUBuffer[] = [];
 
   constructor(
     private device: GPUDevice,
@@ -96,6 +100,37 @@ export class Recorder {
     return { rowsPerGroup, groups: Math.ceil(rows / rowsPerGroup) };
   }
 
+  /**
+   * Records `body`'s dispatches as indirect ones: their workgroup counts
+   * ([x, y, z] u32 per dispatch, in recording order) live in one buffer,
+   * written with the real grids. `gate(grids, words)` records before them
+   * the kernel that may zero those counts on the device, so a verdict the
+   * GPU reaches skips the work without a readback.
+   */
+  gated(gate: (grids: Window, words: number) => void, body: () => void): void {
+    const outer = this.steps;
+    this.steps = [];
+    body();
+    const inner = this.steps;
+    this.steps = outer;
+    const dispatches = inner.filter((s): s is Dispatch => s.kind === 'dispatch');
+    const words = 3 * Math.max(1, dispatches.length);
+    const buffer = this.device.createBuffer({
+      label: 'gated grids',
+      size: 4 * words,
+      usage: GPUBufferUsage.INDIRECT | GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.owned.push(buffer);
+    const grids = new Uint32Array(words);
+    dispatches.forEach((d, i) => {
+      grids.set(d.groups, 3 * i);
+      d.indirect = { buffer, offset: 12 * i };
+    });
+    this.device.queue.writeBuffer(buffer, 0, grids);
+    gate({ binding: { buffer, offset: 0, size: 4 * words }, base: 0 }, words);
+    this.steps.push(...inner);
+  }
+
   command(encode: (encoder: GPUCommandEncoder) => void): void {
     this.steps.push({ kind: 'command', encode });
   }
@@ -123,7 +158,9 @@ export class Recorder {
   submit(after?: (encoder: GPUCommandEncoder) => void, syncSegments = false): SubmitResult {
     const { device } = this;
     const segs = this.segments();
+    const owned = this.owned;
     this.steps = [];
+    this.owned = [];
     const dispatches = segs.flatMap((s) => s.steps).filter((s): s is Dispatch => s.kind === 'dispatch');
     const paramBuf = device.createBuffer({
       label: 'params',
@@ -165,7 +202,8 @@ export class Recorder {
         slot++;
         pass.setPipeline(s.pipeline);
         pass.setBindGroup(0, device.createBindGroup({ label: s.label, layout: s.pipeline.getBindGroupLayout(0), entries }));
-        pass.dispatchWorkgroups(...s.groups);
+        if (s.indirect) pass.dispatchWorkgroupsIndirect(s.indirect.buffer, s.indirect.offset);
+        else pass.dispatchWorkgroups(...s.groups);
         if (i === seg.steps.length - 1 || seg.steps[i + 1]!.kind !== 'dispatch') {
           pass.end();
           pass = null;
@@ -204,6 +242,7 @@ export class Recorder {
       const finished = performance.now();
       hostTotal = finished - t0;
       paramBuf.destroy();
+      for (const b of owned) b.destroy();
       const out: Record<string, number> = {};
       let prev = t0;
       let ticks: BigUint64Array | null = null;

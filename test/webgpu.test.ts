@@ -12,7 +12,7 @@
  * - GPU-resident I/O (tokenSparseAttentionGpu) equals the Float32Array path bit for bit;
  * - tensors split across bindings and buffers (forced small limits) give identical results;
  * - a destroyed device makes the next call fail with BackendLostError, never a hang;
- * - the cost rule's decisions (before scoring, after the GPU budget) and that budget() stays the spec.
+ * - the cost rule's decisions (before scoring, after the probe on the GPU) and that budget() stays the spec.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -270,7 +270,7 @@ describe('webgpu cost rule', () => {
     }
   });
 
-  it('decides on the GPU after the budget: near-uniform attention runs dense, heavy-tailed runs sparse', async () => {
+  it('decides on the GPU by the probe: near-uniform attention runs dense, heavy-tailed runs sparse', async () => {
     // Free selection, no fixed cost: sparse pays iff F(L') <= 0.8 F(L), so the verdict rests on L' alone.
     const free = { attendRate: 1e7, attendFixedMs: 0, compactPenalty: 1, scoreRate: 1e12, selectMsPerToken: 0, minGain: 0.2 };
     const b = await createWebGpuBackend({ ...ADAPTER, costModel: free });
@@ -282,7 +282,7 @@ describe('webgpu cost rule', () => {
       expect(spec.budget.mode).toBe('sparse');
       const res = await b.tokenSparseAttention(uniform, lowTau);
       expect(res.budget).toMatchObject({ mode: 'dense', reason: 'not-worth-it' });
-      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/keeps L' = \d+ of 400/);
+      expect(res.budget.mode === 'dense' && res.budget.detail).toMatch(/the probe \(16 of 32 window queries\) estimates L' = \d+ of 400/);
       expect(res.output).toEqual(await b.dense(uniform));
 
       const heavy = generateInput('structured', { ...shape, seqLen: 400 }, 6);

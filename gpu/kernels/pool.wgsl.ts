@@ -2,7 +2,8 @@
  * pool: average pooling of each head's scores along tokens, kernel K (odd),
  * stride 1, zero padding (K-1)/2 on both sides, divisor always K
  * (count_include_pad): out[h][t] = (1/K) sum_{u=max(0,t-r)}^{min(P-1,t+r)} in[h][u].
- * Layout: [head][P] f32 in and out; one thread per (t, head).
+ * Layout: in [head][inHeadStride >= P] f32 (the first P of each row are
+ * pooled), out [head][outHeadStride] f32; one thread per (t, head).
  */
 import { read, write, type Kernel } from './kernel.js';
 
@@ -13,8 +14,9 @@ export const POOL: Kernel<'scores' | 'pooled'> = {
     ['P', 'u32'],
     ['radius', 'u32'],
     ['inBase', 'u32'],
+    ['inHeadStride', 'u32'],
     ['outBase', 'u32'],
-    ['headStride', 'u32'],
+    ['outHeadStride', 'u32'],
     ['kernel', 'f32'],
   ],
   bindings: [read('scores'), write('pooled')],
@@ -24,13 +26,13 @@ export const POOL: Kernel<'scores' | 'pooled'> = {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
   if (t >= p.P) { return; }
-  let row = gid.y * p.headStride;
+  let row = p.inBase + gid.y * p.inHeadStride;
   var lo = 0u;
   if (t >= p.radius) { lo = t - p.radius; }
   let hi = min(p.P - 1u, t + p.radius);
   var s = 0.0;
-  for (var u = lo; u <= hi; u = u + 1u) { s = s + scores[p.inBase + row + u]; }
-  pooled[p.outBase + row + t] = s / p.kernel;
+  for (var u = lo; u <= hi; u = u + 1u) { s = s + scores[row + u]; }
+  pooled[p.outBase + gid.y * p.outHeadStride + t] = s / p.kernel;
 }
 `,
 };

@@ -5,14 +5,17 @@ import { headChunks, headWindow, type HeadTensor } from '../resources.js';
 import { bn } from '../tiles.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
-/** score: [H][P] mean window attention probability of each prefix key. */
-export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor): HeadTensor {
+/**
+ * score: [H][P] mean window attention probability of each prefix key.
+ * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
+ */
+export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
   const c = ctx.tiles(d.D);
   const nKeyBlocks = ceilDiv(d.L, bn(c));
-  const partials = ctx.pool.heads('score.partials', d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
-  const stats = ctx.pool.heads('score.stats', d.H, d.W * 2, STORAGE_USAGE);
-  const scores = ctx.pool.heads('scores', d.H, d.P, STORAGE_USAGE);
+  const partials = ctx.pool.heads(`${tag}score.partials`, d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
+  const stats = ctx.pool.heads(`${tag}score.stats`, d.H, d.W * 2, STORAGE_USAGE);
+  const scores = ctx.pool.heads(`${tag}scores`, d.H, d.P, STORAGE_USAGE);
   const base = { L: d.L, P: d.P, W: d.W };
   const uses = [
     { tensor: q, kvDiv: 1 },
@@ -40,10 +43,14 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor): Hea
   return scores;
 }
 
-/** pool: average pooling along tokens, kernel K, include-pad divisor. */
-export function pool(ctx: StageCtx, d: Dims, scores: HeadTensor, kernel: number): HeadTensor {
+/**
+ * pool: average pooling along tokens, kernel K, include-pad divisor, of the
+ * first P scores of each head (`scores` rows may be longer: the probe's
+ * [H][L - w] scores pool to their prefix [0, L - W)) into [H][P].
+ */
+export function pool(ctx: StageCtx, d: Dims, scores: HeadTensor, kernel: number, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
-  const pooled = ctx.pool.heads('pooled', d.H, d.P, STORAGE_USAGE);
+  const pooled = ctx.pool.heads(`${tag}pooled`, d.H, d.P, STORAGE_USAGE);
   const uses = [
     { tensor: scores, kvDiv: 1 },
     { tensor: pooled, kvDiv: 1 },
@@ -53,7 +60,7 @@ export function pool(ctx: StageCtx, d: Dims, scores: HeadTensor, kernel: number)
     const ow = headWindow(pooled, h0, h1, lim.align);
     rec.dispatch(
       POOL,
-      { P: d.P, radius: (kernel - 1) / 2, inBase: iw.base, outBase: ow.base, headStride: d.P, kernel },
+      { P: d.P, radius: (kernel - 1) / 2, inBase: iw.base, inHeadStride: scores.headElems, outBase: ow.base, outHeadStride: pooled.headElems, kernel },
       { scores: iw, pooled: ow },
       [ceilDiv(d.P, POOL.workgroupSize), h1 - h0],
     );
