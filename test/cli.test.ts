@@ -58,6 +58,16 @@ describe('tsa CLI', () => {
     expect(r.stdout).toMatch(/selected: \S+/);
   });
 
+  it('backends --rates: the cost-rule rates of every available backend, also in --json', () => {
+    const r = tsa('backends', '--rates');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^reference\s+0\s+yes/m);
+    expect(r.stdout).toMatch(/^cost-rule rates:\n(  \S+: attend \d+\.\d GFLOP\/s \+ \d+\.\d\d ms, compact x\d\.\d\d, score .* min gain \d+%\n)+/m);
+    expect(r.stdout).toMatch(/^  reference: attend /m);
+    const json = JSON.parse(tsa('backends', '--rates', '--json').stdout) as { rates: Record<string, { attendRate: number } | null> };
+    expect(json.rates.reference!.attendRate).toBeGreaterThan(0);
+  });
+
   it('conformance --backend reference on cases b and e: every row passes, "0 failed", exit 0', () => {
     const { dir } = goldenSubset([CASE_B, CASE_E]);
     const r = tsa('conformance', dir, '--backend', 'reference');
