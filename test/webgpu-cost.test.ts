@@ -2,15 +2,19 @@
  * Core's cost rule on the WebGPU backend (gpu/cost.ts, gpu/layer.ts: the probe, its budget and
  * the gate on the device; gpu/calibrate.ts), on the adapter TSA_WEBGPU_ADAPTER names, with pinned
  * rates so every decision is reproducible: it never changes a sparse result (indices, budget and
- * output identical to costRule: false whenever the probe lets the layer run sparse), a dense
+ * output identical to costRule: false whenever the probe lets the layer run sparse), the device's
+ * verdict is core's host probe (probe.ts) over the backend's own stages, a dense
  * verdict is exact dense attention, near-uniform attention is routed to dense and structured to
  * sparse, the GPU-resident entry decides the same, and the rates are calibrated once per adapter.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
+import { beforeProbe, checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { generateInput } from '../harness/core/generators.js';
 import type { TsaOptions } from '../harness/core/interface.js';
+import { probeVerdict } from '../harness/core/probe.js';
+import { denseBeforeScoring } from '../harness/core/rules.js';
+import { resolveOptions } from '../harness/core/validate.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../gpu/index.js';
 import { caseArb, caseInput } from './shared/arbitraries.js';
 import { ADAPTER } from './shared/webgpu-adapter.js';
@@ -40,6 +44,12 @@ describe('webgpu cost rule on the device', () => {
         const input = caseInput(c);
         const on = await b.tokenSparseAttention(input, c.options);
         const spec = await off.tokenSparseAttention(input, c.options);
+        // The device's probe and gate decide as core's host probe (probe.ts) over the backend's own stages.
+        const o = resolveOptions(c.options);
+        const model = tipping(GAINS[pick]!);
+        if (!denseBeforeScoring(input.seqLen, o) && !beforeProbe(input, o, model)) {
+          expect(await probeVerdict(b, input, o, model)).toEqual(on.budget.mode === 'dense' && on.budget.reason === 'not-worth-it' ? on.budget : null);
+        }
         if (on.budget.mode === 'sparse') {
           seen.sparse++;
           expect(on.budget).toEqual(spec.budget);
@@ -57,7 +67,7 @@ describe('webgpu cost rule on the device', () => {
           expect(on.output).toEqual(spec.output);
         }
       }),
-      { numRuns: 30 },
+      { numRuns: 25 },
     );
     expect(seen.sparse).toBeGreaterThan(0);
     expect(seen.notWorthIt).toBeGreaterThan(0);
