@@ -14,13 +14,13 @@
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
-import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
+import { TsaInputError } from '../harness/core/errors.js';
 import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { calibrated } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
 import { align, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
-import { chooseVariant, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import { chooseVariant, threadsOf, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
 
@@ -40,8 +40,6 @@ const DEFAULT_CHUNK_BYTES = 1 << 30;
 
 /** The wasm stages on validated arguments (defineBackend wraps them into the public Backend). */
 class WasmStages implements BackendStages {
-  private queue: Promise<unknown> = Promise.resolve();
-  private disposed = false;
   private readonly BK: number;
 
   constructor(
@@ -49,14 +47,6 @@ class WasmStages implements BackendStages {
     private readonly chunkBytes: number,
   ) {
     this.BK = rt.blockKeys;
-  }
-
-  /** Runs calls one at a time (they share the module memory). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.disposed) return Promise.reject(new BackendLostError('the wasm backend was disposed'));
-    const next = this.queue.then(fn);
-    this.queue = next.catch(() => {});
-    return next;
   }
 
   /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
@@ -228,13 +218,6 @@ class WasmStages implements BackendStages {
     }
     return output;
   }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.queue;
-    await this.rt.dispose();
-  }
 }
 
 /**
@@ -244,10 +227,7 @@ class WasmStages implements BackendStages {
  * (assembly/node.ts) or the browser's (assembly/browser.ts), whose createWasmBackend call this.
  */
 export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<Backend> {
-  const threads = options.threads ?? host.cores();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(options.threads)}`, 'OPTION');
-  }
+  const threads = threadsOf(host, options.threads);
   if (options.simd !== undefined && options.simd !== 'plain' && options.simd !== 'relaxed') {
     throw new TsaInputError(`option simd must be 'plain' or 'relaxed', got ${String(options.simd)}`, 'OPTION');
   }
@@ -265,11 +245,11 @@ export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOp
     description: `wasm ${variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${threads} thread${threads === 1 ? '' : 's'}; ${why}`,
     threads: rt.threads,
     stages,
-    run: (call) => stages.exclusive(call),
+    run: (call) => rt.exclusive('wasm backend', call),
     costRule: {
       enabled: options.costRule ?? true,
       model: (ran) => (pinned ? Promise.resolve(pinned) : calibrated(`wasm ${variant} ${threads}`, ran)),
     },
-    dispose: () => stages.dispose(),
+    dispose: () => rt.dispose(),
   });
 }
