@@ -1,9 +1,10 @@
 /** The reference backend: the executable specification (pure TypeScript, float64). */
 import { defineBackend } from '../harness/core/backend.js';
-import type { Backend } from '../harness/core/interface.js';
+import type { BlockSparseBackend } from '../harness/core/interface.js';
 import * as stage from './stages.js';
+import * as xattention from './xattention.js';
 
-export function createReferenceBackend(): Backend {
+export function createReferenceBackend(): BlockSparseBackend {
   return defineBackend({
     name: 'reference',
     description: 'pure TypeScript, float64 accumulation (the executable spec)',
@@ -14,6 +15,9 @@ export function createReferenceBackend(): Backend {
       select: async (pooled, shape, keep, o) => stage.select(pooled, shape, keep, o),
       attendSelected: async (input, indices, keptLength) => stage.attendSelected(input, indices, keptLength),
       dense: async (input) => stage.dense(input),
+      blockScores: async (input, o) => xattention.blockScores(input, o),
+      blockSelect: async (masses, shape, o) => xattention.blockSelect(masses, shape, o),
+      attendBlocks: async (input, mask, o) => xattention.attendBlocks(input, mask, o),
     },
     async dispose() {},
   });

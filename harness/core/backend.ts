@@ -8,19 +8,21 @@
  *
  * tokenSparseAttention is the same for every backend: the dense-before-scoring
  * rule (rules.ts) first, then the backend's fused `layer` where it has one
- * (webgpu), else runPipeline over its stages (reference, wasm).
+ * (webgpu), else runPipeline over its stages (reference, wasm). Every defined backend has the
+ * block-sparse stages too (BlockSparseStages: blockScores, blockSelect, attendBlocks).
  */
 import { throwIfAborted } from './errors.js';
 import type {
   AttentionInput,
-  Backend,
+  BlockShape,
+  BlockSparseBackend,
   Budget,
   ResolvedTsaOptions,
   ScoreShape,
   TsaOptions,
   TsaResult,
 } from './interface.js';
-import { denseLayer, pipelineLayer, type PipelineStages } from './pipeline.js';
+import { denseLayer, pipelineLayer, type LayerStages } from './pipeline.js';
 import { denseBeforeScoring } from './rules.js';
 import {
   resolveOptions,
@@ -28,6 +30,8 @@ import {
   validateIndices,
   validateInput,
   validateKeep,
+  validateMask,
+  validateMasses,
   validateScores,
 } from './validate.js';
 
@@ -35,7 +39,7 @@ import {
  * A backend's stages on validated arguments. `budget` is the count rule only:
  * the skeleton has already applied the dense-before-scoring rule.
  */
-export type BackendStages = PipelineStages;
+export type BackendStages = Required<Omit<LayerStages, 'name'>>;
 
 export interface BackendDefinition {
   name: string;
@@ -54,7 +58,7 @@ export interface BackendDefinition {
 }
 
 /** The public Backend of a definition; `extra` adds backend-specific members (e.g. GPU-resident calls). */
-export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): Backend & E {
+export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): BlockSparseBackend & E {
   const runner = def.run ?? (<T>(call: () => Promise<T>) => call());
   // A call that was aborted before its turn never starts.
   const run = <T>(o: ResolvedTsaOptions, call: () => Promise<T>): Promise<T> =>
@@ -64,16 +68,20 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
     });
   const s = def.stages;
   // Each stage through `run`: what runPipeline composes, and what the public stage methods call.
-  const ran: PipelineStages = {
+  const ran: Required<LayerStages> = {
+    name: def.name,
     scores: (input, o) => run(o, () => s.scores(input, o)),
     pool: (scores, shape, o) => run(o, () => s.pool(scores, shape, o)),
     budget: (pooled, shape, o) => run(o, () => s.budget(pooled, shape, o)),
     select: (pooled, shape, keep, o) => run(o, () => s.select(pooled, shape, keep, o)),
     attendSelected: (input, indices, n, o) => run(o, () => s.attendSelected(input, indices, n, o)),
     dense: (input, o) => run(o, () => s.dense(input, o)),
+    blockScores: (input, o) => run(o, () => s.blockScores(input, o)),
+    blockSelect: (masses, shape, o) => run(o, () => s.blockSelect(masses, shape, o)),
+    attendBlocks: (input, mask, o) => run(o, () => s.attendBlocks(input, mask, o)),
   };
   const layer = def.layer;
-  const backend: Backend = {
+  const backend: BlockSparseBackend = {
     name: def.name,
     description: def.description,
     ...(def.threads !== undefined ? { threads: def.threads } : {}),
@@ -113,7 +121,23 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       validateInput(input);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);
-      return layer ? run(o, () => layer(input, o)) : pipelineLayer(ran, input, o);
+      return layer && !o.blockSparse ? run(o, () => layer(input, o)) : pipelineLayer(ran, input, o);
+    },
+    async blockScores(input: AttentionInput, options?: TsaOptions) {
+      const o = resolveOptions(options);
+      validateInput(input);
+      return ran.blockScores(input, o);
+    },
+    async blockSelect(masses: Float32Array, shape: BlockShape, options?: TsaOptions) {
+      const o = resolveOptions(options);
+      validateMasses(masses, shape);
+      return ran.blockSelect(masses, shape, o);
+    },
+    async attendBlocks(input: AttentionInput, mask: Uint8Array, options?: TsaOptions) {
+      const o = resolveOptions(options);
+      validateInput(input);
+      validateMask(mask, input, o);
+      return ran.attendBlocks(input, mask, o);
     },
     dispose: () => def.dispose(),
     ...(def.lastDeviceTimeMs ? { lastDeviceTimeMs: () => def.lastDeviceTimeMs!() } : {}),

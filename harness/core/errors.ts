@@ -6,6 +6,7 @@ export type TsaInputErrorCode =
   | 'NON_FINITE'
   | 'OPTION'
   | 'INDICES'
+  | 'MASK'
   | 'TYPE';
 
 export class TsaError extends Error {

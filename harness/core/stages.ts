@@ -5,6 +5,8 @@
  * keyed by the methods below.
  *
  *   scores -> pool -> budget -> select -> attend (gather + attend + scatter, or dense)
+ * With options.blockSparse, attend is blockScores -> blockSelect -> attendBlocks (XAttention),
+ * on TSA's compact rows or on the full sequence.
  */
 
 /** The stages of one tokenSparseAttention call, in order (the keys of StageTimings besides total). */
@@ -29,3 +31,7 @@ export const STAGE_OF: Readonly<Record<StageMethod, StageName>> = {
 export function emptyTimings(): Record<StageName | 'total', number> {
   return { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
 }
+
+/** The block-sparse (XAttention) stages inside attend, in order; each is a Backend method of BlockSparseStages and a StageTimings field. */
+export const BLOCK_STAGES = ['blockScores', 'blockSelect', 'attendBlocks'] as const;
+export type BlockStageName = (typeof BLOCK_STAGES)[number];
