@@ -1,6 +1,6 @@
 /**
  * The WASM SIMD CPU backend: every stage runs in the AssemblyScript kernels of
- * assembly/kernels/ (score, pool, budget, select, gather, attend, scatter), threaded over a
+ * assembly/kernels/ (score, pool, budget, select, gather, attend, scatter; XAttention in xattention.ts), threaded over a
  * shared WebAssembly.Memory (see runtime.ts).
  *
  * Long sequences are streamed through the module's memory by chunks of heads: a chunk is a run
@@ -12,9 +12,19 @@
  */
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
-import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import type {
+  AttentionInput,
+  BackendCreateOptions,
+  BlockShape,
+  BlockSparseBackend,
+  Budget,
+  ResolvedTsaOptions,
+  ScoreShape,
+} from '../harness/core/interface.js';
 import { budgetFromCount } from '../harness/core/rules.js';
-import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './host-memory.js';
+import { chooseVariant, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import * as xattention from './xattention.js';
 
 export type { SimdVariant } from './runtime.js';
 
@@ -30,107 +40,17 @@ export interface WasmBackendOptions extends BackendCreateOptions {
 
 const DEFAULT_CHUNK_BYTES = 1 << 30;
 
-const align = (x: number, to: number): number => Math.ceil(x / to) * to;
-
-/** Bump allocator over the module memory for one call; offsets are 64-byte aligned. */
-class Layout {
-  bytes = HEADER_BYTES;
-  alloc(bytes: number): number {
-    const at = this.bytes;
-    this.bytes = align(at + bytes, 64);
-    return at;
-  }
-}
-
-/** Heads [h0, h0 + heads) and the KV heads [kv0, kv0 + kvHeads) they read. */
-interface Chunk {
-  h0: number;
-  heads: number;
-  kv0: number;
-  kvHeads: number;
-}
-
-/**
- * Splits H query heads (GQA groups of G) into chunks whose memory, bytesFor(heads, kvHeads), stays
- * under `budget`: as many whole groups as fit, else the largest divisor of G that fits.
- */
-function chunksOf(H: number, G: number, budget: number, bytesFor: (heads: number, kvHeads: number) => number): Chunk[] {
-  const sizes: number[] = [];
-  for (let k = H / G; k >= 1; k--) sizes.push(k * G);
-  for (let d = G - 1; d >= 1; d--) if (G % d === 0) sizes.push(d);
-  const kvOf = (hc: number): number => Math.ceil(hc / G);
-  const size = sizes.find((hc) => bytesFor(hc, kvOf(hc)) <= budget) ?? 1;
-  const need = bytesFor(size, kvOf(size));
-  if (need > MAX_PAGES * 65536 - (64 << 20)) {
-    throw new TsaInputError(
-      `one head needs ${(need / 2 ** 30).toFixed(2)} GiB of wasm memory, more than wasm32's 4 GiB: sequence too long for the wasm backend`,
-      'SHAPE',
-    );
-  }
-  const chunks: Chunk[] = [];
-  for (let h0 = 0; h0 < H; h0 += size) {
-    const heads = Math.min(size, H - h0);
-    const kv0 = Math.floor(h0 / G);
-    chunks.push({ h0, heads, kv0, kvHeads: Math.floor((h0 + heads - 1) / G) + 1 - kv0 });
-  }
-  return chunks;
-}
-
-/**
- * Copies rows [r0, r0 + count) of heads [h0, h0 + n) of a [heads][L][D] array into memory at `at`
- * as [n][rows][Dp]: columns past D and rows past count are zero.
- */
-function putHeads(
-  rt: WasmRuntime,
-  at: number,
-  src: Float32Array,
-  L: number,
-  D: number,
-  h0: number,
-  n: number,
-  r0: number,
-  count: number,
-  rows: number,
-  Dp: number,
-): void {
-  const view = rt.f32(at, n * rows * Dp);
-  for (let h = 0; h < n; h++) {
-    const base = h * rows * Dp;
-    const from = ((h0 + h) * L + r0) * D;
-    if (D === Dp) {
-      view.set(src.subarray(from, from + count * D), base);
-      view.fill(0, base + count * Dp, base + rows * Dp);
-    } else {
-      view.fill(0, base, base + rows * Dp);
-      for (let r = 0; r < count; r++) view.set(src.subarray(from + r * D, from + (r + 1) * D), base + r * Dp);
-    }
-  }
-}
-
-/** Copies a chunk's output slab [L][heads * D] at `at` into columns h0 * D.. of out [L][H * D]. */
-function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: number, H: number, D: number, c: Chunk): void {
-  const width = c.heads * D;
-  const slab = rt.f32(at, L * width);
-  if (c.heads === H) {
-    out.set(slab);
-    return;
-  }
-  for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
-}
-
 /** The wasm stages on validated arguments (defineBackend wraps them into the public Backend). */
 class WasmStages implements BackendStages {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private readonly BK: number;
-  private readonly BQ: number;
 
   constructor(
     readonly rt: WasmRuntime,
     private readonly chunkBytes: number,
   ) {
     this.BK = rt.blockKeys;
-    this.BQ = rt.blockQueries;
   }
 
   /** Runs calls one at a time (they share the module memory). */
@@ -140,13 +60,6 @@ class WasmStages implements BackendStages {
     this.queue = next.catch(() => {});
     return next;
   }
-
-  /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
-  private scratch(mem: Layout, Dp: number): [number, number] {
-    const stride = align(Math.max(1024, 16 * this.BK + 12 * this.BQ + 4 * this.BQ * Dp), 64);
-    return [mem.alloc(stride * this.rt.threads), stride];
-  }
-
 
   /** score: window logits (scoreLogits), their softmax sums (scoreStats), mean probabilities (scoreMean). */
   async scores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
@@ -163,7 +76,7 @@ class WasmStages implements BackendStages {
       4 * (2 * hc * W4 * Dp + kc * L * Dp + kc * Lp * Dp + hc * W4 * Lp + hc * W4 + hc * P);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = this.scratch(mem, Dp);
+      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * W4 * Dp);
       const qt = mem.alloc(4 * c.heads * W4 * Dp);
       const k = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -220,7 +133,7 @@ class WasmStages implements BackendStages {
     const { heads: H, prefixLen: P } = shape;
     const n = keep + o.window;
     const mem = new Layout();
-    const [scratch, stride] = this.scratch(mem, 8);
+    const [scratch, stride] = attendScratch(this.rt, mem, 8);
     const src = mem.alloc(4 * H * P);
     const out = mem.alloc(4 * H * n);
     this.rt.reserve(mem.bytes);
@@ -242,7 +155,7 @@ class WasmStages implements BackendStages {
       4 * (hc * L * Dp + 2 * kc * L * Dp + hc * n + 3 * hc * np * Dp + hc * n * D + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = this.scratch(mem, Dp);
+      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const k = mem.alloc(4 * c.kvHeads * L * Dp);
       const v = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -283,7 +196,7 @@ class WasmStages implements BackendStages {
     const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = this.scratch(mem, Dp);
+      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const qt = mem.alloc(4 * c.heads * Lp * Dp);
       const k = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -306,6 +219,19 @@ class WasmStages implements BackendStages {
   }
 
 
+  /** XAttention's block stages (assembly/xattention.ts). */
+  blockScores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.blockScores(this.rt, this.chunkBytes, input, o);
+  }
+
+  blockSelect(masses: Float32Array, shape: BlockShape, o: ResolvedTsaOptions): Promise<Uint8Array> {
+    return xattention.blockSelect(this.rt, masses, shape, o);
+  }
+
+  attendBlocks(input: AttentionInput, mask: Uint8Array, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.attendBlocks(this.rt, this.chunkBytes, input, mask, o);
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
@@ -320,7 +246,7 @@ class WasmStages implements BackendStages {
  * Throws BackendUnavailableError saying why it cannot run here. `host` is the platform: Node's
  * (assembly/node.ts) or the browser's (assembly/browser.ts), whose createWasmBackend call this.
  */
-export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<Backend> {
+export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   const threads = options.threads ?? host.cores();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(options.threads)}`, 'OPTION');

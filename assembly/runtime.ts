@@ -47,6 +47,9 @@ const PARALLEL_KERNELS = [
   'gatherRows',
   'attend',
   'scatter',
+  'blockScores',
+  'blockSelect',
+  'attendBlocks',
 ] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

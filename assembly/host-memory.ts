@@ -1,0 +1,106 @@
+/**
+ * Host-side memory of the wasm backend: the per-call bump layout over the module memory, chunks of
+ * heads streamed through it, copies of head-major inputs in and of token-major outputs out, and
+ * per-thread scratch.
+ */
+import { TsaInputError } from '../harness/core/errors.js';
+import { HEADER_BYTES, MAX_PAGES, type WasmRuntime } from './runtime.js';
+
+export const align = (x: number, to: number): number => Math.ceil(x / to) * to;
+
+/** Bump allocator over the module memory for one call; offsets are 64-byte aligned. */
+export class Layout {
+  bytes = HEADER_BYTES;
+  alloc(bytes: number): number {
+    const at = this.bytes;
+    this.bytes = align(at + bytes, 64);
+    return at;
+  }
+}
+
+/** Heads [h0, h0 + heads) and the KV heads [kv0, kv0 + kvHeads) they read. */
+export interface Chunk {
+  h0: number;
+  heads: number;
+  kv0: number;
+  kvHeads: number;
+}
+
+/**
+ * Splits H query heads (GQA groups of G) into chunks whose memory, bytesFor(heads, kvHeads), stays
+ * under `budget`: as many whole groups as fit, else the largest divisor of G that fits.
+ */
+export function chunksOf(H: number, G: number, budget: number, bytesFor: (heads: number, kvHeads: number) => number): Chunk[] {
+  const sizes: number[] = [];
+  for (let k = H / G; k >= 1; k--) sizes.push(k * G);
+  for (let d = G - 1; d >= 1; d--) if (G % d === 0) sizes.push(d);
+  const kvOf = (hc: number): number => Math.ceil(hc / G);
+  const size = sizes.find((hc) => bytesFor(hc, kvOf(hc)) <= budget) ?? 1;
+  const need = bytesFor(size, kvOf(size));
+  if (need > MAX_PAGES * 65536 - (64 << 20)) {
+    throw new TsaInputError(
+      `one head needs ${(need / 2 ** 30).toFixed(2)} GiB of wasm memory, more than wasm32's 4 GiB: sequence too long for the wasm backend`,
+      'SHAPE',
+    );
+  }
+  const chunks: Chunk[] = [];
+  for (let h0 = 0; h0 < H; h0 += size) {
+    const heads = Math.min(size, H - h0);
+    const kv0 = Math.floor(h0 / G);
+    chunks.push({ h0, heads, kv0, kvHeads: Math.floor((h0 + heads - 1) / G) + 1 - kv0 });
+  }
+  return chunks;
+}
+
+/**
+ * Copies rows [r0, r0 + count) of heads [h0, h0 + n) of a [heads][L][D] array into memory at `at`
+ * as [n][rows][Dp]: columns past D and rows past count are zero.
+ */
+export function putHeads(
+  rt: WasmRuntime,
+  at: number,
+  src: Float32Array,
+  L: number,
+  D: number,
+  h0: number,
+  n: number,
+  r0: number,
+  count: number,
+  rows: number,
+  Dp: number,
+): void {
+  const view = rt.f32(at, n * rows * Dp);
+  for (let h = 0; h < n; h++) {
+    const base = h * rows * Dp;
+    const from = ((h0 + h) * L + r0) * D;
+    if (D === Dp) {
+      view.set(src.subarray(from, from + count * D), base);
+      view.fill(0, base + count * Dp, base + rows * Dp);
+    } else {
+      view.fill(0, base, base + rows * Dp);
+      for (let r = 0; r < count; r++) view.set(src.subarray(from + r * D, from + (r + 1) * D), base + r * Dp);
+    }
+  }
+}
+
+/** Copies a chunk's output slab [L][heads * D] at `at` into columns h0 * D.. of out [L][H * D]. */
+export function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: number, H: number, D: number, c: Chunk): void {
+  const width = c.heads * D;
+  const slab = rt.f32(at, L * width);
+  if (c.heads === H) {
+    out.set(slab);
+    return;
+  }
+  for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
+}
+
+/** Per-thread scratch of the attention-like kernels: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
+export function attendScratch(rt: WasmRuntime, mem: Layout, Dp: number): [number, number] {
+  return threadScratch(rt, mem, 16 * rt.blockKeys + 12 * rt.blockQueries + 4 * rt.blockQueries * Dp);
+}
+
+/** `bytes` of scratch for each thread (at least 1 KiB, 64-byte aligned): [offset, per-thread stride]. */
+export function threadScratch(rt: WasmRuntime, mem: Layout, bytes: number): [number, number] {
+  const stride = align(Math.max(1024, bytes), 64);
+  return [mem.alloc(stride * rt.threads), stride];
+}
