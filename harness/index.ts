@@ -5,8 +5,8 @@ export * from './api.js';
 export { runConformance, checkCase, type ConformanceRow } from './tools/conformance.js';
 export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './tools/golden.js';
 export { createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
+export { createWebGpuBackend } from './webgpu-entry.js';
 export {
-  createWebGpuBackend,
   isWebGpuBackend,
   WebGpuBackend,
   type CreateWebGpuOptions,

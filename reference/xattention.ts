@@ -100,22 +100,29 @@ export function attendBlocks(input: AttentionInput, mask: Uint8Array, o: Resolve
     const kvBase = Math.floor(h / G) * L * D;
     for (let t = 0; t < L; t++) {
       const row = (h * nb + Math.floor(t / B)) * nb;
-      const visible = (j: number): boolean => mask[row + Math.floor(j / B)] === 1;
+      const qo = qBase + t * D;
+      // Visible keys: j <= t in the selected blocks of t's query block, block by block.
+      const blocks: number[] = [];
+      for (let b = 0; b * B <= t; b++) if (mask[row + b] === 1) blocks.push(b);
       let m = -Infinity;
-      for (let j = 0; j <= t; j++) {
-        if (!visible(j)) continue;
-        let x = 0;
-        for (let d = 0; d < D; d++) x += q[qBase + t * D + d]! * k[kvBase + j * D + d]!;
-        s[j] = x * scale;
-        if (s[j]! > m) m = s[j]!;
+      for (const b of blocks) {
+        for (let j = b * B; j < Math.min((b + 1) * B, t + 1); j++) {
+          const ko = kvBase + j * D;
+          let x = 0;
+          for (let d = 0; d < D; d++) x += q[qo + d]! * k[ko + d]!;
+          s[j] = x * scale;
+          if (s[j]! > m) m = s[j]!;
+        }
       }
       acc.fill(0);
       let l = 0;
-      for (let j = 0; j <= t; j++) {
-        if (!visible(j)) continue;
-        const p = Math.exp(s[j]! - m);
-        l += p;
-        for (let d = 0; d < D; d++) acc[d]! += p * v[kvBase + j * D + d]!;
+      for (const b of blocks) {
+        for (let j = b * B; j < Math.min((b + 1) * B, t + 1); j++) {
+          const p = Math.exp(s[j]! - m);
+          const vo = kvBase + j * D;
+          l += p;
+          for (let d = 0; d < D; d++) acc[d]! += p * v[vo + d]!;
+        }
       }
       for (let d = 0; d < D; d++) out[(t * H + h) * D + d] = acc[d]! / l;
     }

@@ -1,4 +1,4 @@
-/** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden conformance, one row per case x backend x stage. */
+/** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden (or golden-xattn) conformance, one row per case x backend x stage. */
 import { parseArgs } from 'node:util';
 import '../../backends.js';
 import { runConformance } from '../conformance.js';
@@ -15,7 +15,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(
       'usage: tsa conformance <golden-dir> [--backend NAME] [--threads N]\n\n' +
         'Runs every stage of every available backend (or only --backend NAME; an unavailable one is an error)\n' +
-        'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.',
+        'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.\n' +
+        'A directory in the format of shared/golden-xattn (xattn_manifest.json, naming the golden directory\n' +
+        'of its inputs and TSA indices) checks the XAttention stages and the composed pipeline instead.',
     );
     return values.help ? 0 : 2;
   }
