@@ -22,6 +22,8 @@
  * Stages: blockScores -> blockSelect -> attendBlocks (BlockSparseStages below).
  */
 
+import type { CostModel } from './cost.js';
+
 /** Shape of one attention call: one sequence (batch 1), prefill. */
 export interface AttentionShape {
   /** Query heads H. */
@@ -65,6 +67,12 @@ export interface TsaOptions {
    * compact Q/K/V; with coverage 0, or when the budget runs the layer dense, on the full sequence.
    */
   blockSparse?: BlockSparseOptions;
+  /**
+   * Overrides the backend's cost rule for this call (backend option
+   * `costRule`): true may run dense where selection would not pay
+   * ('not-worth-it'); false runs the spec's pipeline unchanged.
+   */
+  costRule?: boolean;
 }
 
 /** XAttention's settings (the TSA authors' composition: block 128, stride 16, threshold 0.9). */
@@ -94,6 +102,8 @@ export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'p
 export interface ResolvedTsaOptions extends MethodOptions {
   signal?: AbortSignal;
   blockSparse?: ResolvedBlockSparse;
+  /** Absent: the backend's own setting. */
+  costRule?: boolean;
 }
 
 export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
@@ -232,6 +242,12 @@ export interface Backend {
    * where the backend can measure them; undefined on CPU backends.
    */
   lastDeviceTimeMs?(): number | null;
+  /**
+   * The rates of this backend's cost rule (core/cost.ts): fitted on first use
+   * on this device, or pinned by the `costModel` option; absent where the
+   * backend has no cost rule.
+   */
+  costRates?(): Promise<CostModel>;
 }
 
 /** Options a backend factory accepts (each backend ignores what it has no use for). */
@@ -239,7 +255,7 @@ export interface BackendCreateOptions {
   /** Worker threads for CPU backends (default: the number of cores). */
   threads?: number;
   /**
-   * Backends with a cost rule (webgpu) may run dense where token-sparse
+   * Backends with a cost rule (wasm, webgpu) may run dense where token-sparse
    * attention would not pay (Budget reason 'not-worth-it'); false turns it
    * off so tokenSparseAttention follows the spec exactly (conformance).
    */

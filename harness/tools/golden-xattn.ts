@@ -30,7 +30,7 @@ export interface XattnRun {
   name: string;
   case: string;
   input: AttentionInput;
-  /** The call's options: TSA's of the case at tau (coverage 0 for an "alone" run) with blockSparse. */
+  /** The call's options: TSA's of the case at tau (coverage 0 for an "alone" run) with blockSparse, cost rule off (the spec's pipeline). */
   options: ResolvedTsaOptions;
   /** TSA's kept rows [H][n] at tau, or null (XAttention on the full sequence). */
   indices: Int32Array | null;
@@ -72,12 +72,12 @@ export function loadXattnRun(dir: string, name: string): XattnRun {
   if (!r) throw new GoldenFormatError(`no run '${name}' in ${join(dir, XATTN_MANIFEST)}`);
   const g = loadGoldenCase(resolve(dir, m.inputs), r.case);
   const blockSparse = { method: 'xattention' as const, threshold: r.threshold, stride: r.stride, blockSize: m.block_size };
-  let options: ResolvedTsaOptions = { ...g.runs[0]!.options, coverage: 0, blockSparse };
+  let options: ResolvedTsaOptions = { ...g.runs[0]!.options, coverage: 0, blockSparse, costRule: false };
   let indices: Int32Array | null = null;
   if (r.tau !== null) {
     const tsa = g.runs.find((x) => x.tau === r.tau);
     if (!tsa?.indices) throw new GoldenFormatError(`run ${name}: case ${r.case} has no sparse TSA run at tau ${r.tau}`);
-    options = { ...tsa.options, blockSparse };
+    options = { ...tsa.options, blockSparse, costRule: false };
     indices = tsa.indices;
     if (tsa.keptLength !== r.compact_len) throw new GoldenFormatError(`run ${name}: compact_len ${r.compact_len} != the case's L' ${tsa.keptLength}`);
   }
