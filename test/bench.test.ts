@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { causalFlops, runBench } from '../harness/tools/bench.js';
+import { causalFlops, runBench, type BenchRecord } from '../harness/tools/bench.js';
 import { benchSvg } from '../harness/tools/plot.js';
 import { createReferenceBackend } from '../reference/index.js';
 
@@ -46,6 +46,28 @@ describe('benchmark', () => {
     expect((svg.match(/<path /g) ?? []).length).toBeGreaterThanOrEqual(4);
   });
 
+  test('runBench --methods: a record per method; XAttention ones report their block share and scoring time', async () => {
+    const backend = createReferenceBackend();
+    const records = await runBench({
+      backends: [backend], lengths: [1400], heads: 2, kvHeads: 1, headDim: 8, inputs: ['local'], coverage: 0.005, threads: 1, peers: false, seed: 3,
+      methods: ['dense', 'tsa', 'xattn', 'tsa+xattn'],
+    });
+    expect(records.map((r) => r.mode)).toEqual(['dense', 'tsa', 'xattn', 'tsa+xattn']);
+    const [dense, tsa, xattn, both] = records as [BenchRecord, BenchRecord, BenchRecord, BenchRecord];
+    expect(dense.blockShare).toBeUndefined();
+    expect(tsa.blockShare).toBeUndefined();
+    expect(xattn.keptFraction).toBe(1);
+    expect(both.keptFraction).toBe(tsa.keptFraction);
+    expect(both.keptFraction).toBeLessThan(1);
+    for (const r of [xattn, both]) {
+      expect(r.blockShare).toBeGreaterThan(0);
+      expect(r.blockShare).toBeLessThanOrEqual(1);
+      expect(r.blockScoringMs).toBeGreaterThan(0);
+      expect(r.idealSpeedup).toBeCloseTo(1 / (r.keptFraction ** 2 * r.blockShare!), 10);
+    }
+    expect(benchSvg(records, 'test')).toContain('reference tsa+xattn (local) measured');
+  });
+
   test('tsa bench CLI writes JSON and SVG and rejects bad flags', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsa-bench-'));
     const json = join(dir, 'r.json');
@@ -63,5 +85,8 @@ describe('benchmark', () => {
       execFileSync('node', ['dist/harness/tools/cli.js', 'bench', '--backend', 'reference', '--heads', '3', '--kv-heads', '2'], { stdio: 'pipe' }),
     ).toThrow(/multiple of --kv-heads/);
     expect(() => execFileSync('node', ['dist/harness/tools/cli.js', 'bench', '--backend', 'nosuch'], { stdio: 'pipe' })).toThrow(/unknown backend 'nosuch'/);
+    expect(() => execFileSync('node', ['dist/harness/tools/cli.js', 'bench', '--backend', 'reference', '--methods', 'dense,flex'], { stdio: 'pipe' })).toThrow(
+      /--methods must be dense \| tsa \| xattn \| tsa\+xattn \(comma-separated\), got 'flex'/,
+    );
   });
 });

@@ -6,12 +6,23 @@
 import { Bench } from 'tinybench';
 import { maxAbsErr } from '../core/compare.js';
 import { generateInput, type InputKind } from '../core/generators.js';
-import type { AttentionInput, AttentionShape, Backend } from '../core/interface.js';
+import type { AttentionInput, AttentionShape, Backend, TsaOptions } from '../core/interface.js';
 import { PEERS, type Peer } from './peers/index.js';
+
+/** What a record times: dense attention, TSA, XAttention alone (coverage 0) or TSA then XAttention. */
+export type BenchMethod = 'dense' | 'tsa' | 'xattn' | 'tsa+xattn';
+export const BENCH_METHODS: readonly BenchMethod[] = ['dense', 'tsa', 'xattn', 'tsa+xattn'];
+
+/** The call options of a non-dense method (XAttention at the authors' settings: block 128, stride 16, threshold 0.9). */
+function methodOptions(method: Exclude<BenchMethod, 'dense'>, coverage: number): TsaOptions {
+  const blockSparse = { method: 'xattention' } as const;
+  if (method === 'tsa') return { coverage };
+  return method === 'xattn' ? { coverage: 0, blockSparse } : { coverage, blockSparse };
+}
 
 export interface BenchRecord {
   backend: string;
-  mode: 'dense' | 'tsa';
+  mode: BenchMethod;
   seqLen: number;
   heads: number;
   kvHeads: number;
@@ -30,10 +41,13 @@ export interface BenchRecord {
   keptFraction: number;
   /** This backend's dense median / this record's median (1 for dense; peers: dense of the compared backend / peer). */
   speedup: number;
-  /** Ideal speedup (L / L')^2 for tsa records, 1 for dense. */
+  /** Ideal speedup (L / L')^2 / (block share) for sparse records, 1 for dense. */
   idealSpeedup: number;
   /** Median of scores + pool + budget + select, ms (0 for dense). */
   selectionMs: number;
+  /** XAttention modes: mean selected-block share over heads, and the median of blockScores + blockSelect, ms. */
+  blockShare?: number;
+  blockScoringMs?: number;
   /** Set when the record is a peer runtime timed beside `comparedWith`. */
   peer?: { comparedWith: string; maxAbsErrVsBackend: number };
   /** Why a measurement could not be made (e.g. a peer failing at this length). */
@@ -51,6 +65,8 @@ export interface BenchConfig {
   threads: number;
   /** Time peers beside the backends they compare with. */
   peers: boolean;
+  /** Methods timed besides dense (always timed: the speedup base); default tsa. */
+  methods?: readonly BenchMethod[];
   seed: number;
 }
 
@@ -133,31 +149,37 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
           selectionMs: 0,
         };
         records.push(denseRec);
-        progress(`${tag}: dense ${dense.medianMs.toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s; tsa`);
-
-        const selection: number[] = [];
-        let keptLength = seqLen;
-        const tsa = await measureBackend(backend, async () => {
-          const r = await backend.tokenSparseAttention(input, { coverage: config.coverage });
-          selection.push(r.timings.scores + r.timings.pool + r.timings.budget + r.timings.select);
-          keptLength = r.keptLength;
-        });
-        const ratio = seqLen / keptLength;
-        const tsaRec: BenchRecord = {
-          ...base,
-          mode: 'tsa',
-          ...tsa,
-          gflops: causalFlops(shape.heads, shape.headDim, keptLength) / tsa.medianMs / 1e6,
-          keptFraction: keptLength / seqLen,
-          speedup: dense.medianMs / tsa.medianMs,
-          idealSpeedup: ratio * ratio,
-          selectionMs: median(selection),
-        };
-        records.push(tsaRec);
-        progress(
-          `${tag}: tsa ${tsa.medianMs.toFixed(1)} ms, kept ${(tsaRec.keptFraction * 100).toFixed(1)}%, ` +
-            `speedup ${tsaRec.speedup.toFixed(2)}x (ideal ${tsaRec.idealSpeedup.toFixed(2)}x)`,
-        );
+        progress(`${tag}: dense ${dense.medianMs.toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s`);
+        for (const method of (config.methods ?? ['tsa']).filter((m): m is Exclude<BenchMethod, 'dense'> => m !== 'dense')) {
+          const selection: number[] = [];
+          const scoring: number[] = [];
+          let keptLength = seqLen;
+          let share: number | undefined;
+          const m = await measureBackend(backend, async () => {
+            const r = await backend.tokenSparseAttention(input, methodOptions(method, config.coverage));
+            selection.push(r.timings.scores + r.timings.pool + r.timings.budget + r.timings.select);
+            scoring.push((r.timings.blockScores ?? 0) + (r.timings.blockSelect ?? 0));
+            keptLength = r.keptLength;
+            share = r.blockSparse && r.blockSparse.selectedShare.reduce((a, b) => a + b, 0) / r.blockSparse.selectedShare.length;
+          });
+          const ratio = seqLen / keptLength;
+          const rec: BenchRecord = {
+            ...base,
+            mode: method,
+            ...m,
+            gflops: (share ?? 1) * causalFlops(shape.heads, shape.headDim, keptLength) / m.medianMs / 1e6,
+            keptFraction: keptLength / seqLen,
+            speedup: dense.medianMs / m.medianMs,
+            idealSpeedup: (ratio * ratio) / (share ?? 1),
+            selectionMs: median(selection),
+            ...(share !== undefined ? { blockShare: share, blockScoringMs: median(scoring) } : {}),
+          };
+          records.push(rec);
+          progress(
+            `${tag}: ${method} ${m.medianMs.toFixed(1)} ms, kept ${(rec.keptFraction * 100).toFixed(1)}%` +
+              `${share !== undefined ? `, blocks ${(share * 100).toFixed(1)}%` : ''}, speedup ${rec.speedup.toFixed(2)}x (ideal ${rec.idealSpeedup.toFixed(2)}x)`,
+          );
+        }
         if (config.peers) {
           for (const rec of await runPeers(backend, input, denseOut!, denseRec, config, `${tag}:`, progress)) records.push(rec);
         }

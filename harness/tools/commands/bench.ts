@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../../backends.js';
-import { runBench, type BenchRecord } from '../bench.js';
+import { BENCH_METHODS, runBench, type BenchMethod, type BenchRecord } from '../bench.js';
 import { TsaInputError } from '../../core/errors.js';
 import { formatTable } from '../format.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
@@ -31,7 +31,9 @@ for each context length and input kind, on the best available backend unless
   --backend NAME[,NAME]   backends to run ('all' = every available one)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | gaussian,structured
+  --inputs structured     gaussian | structured | local (comma-separated)
+  --methods dense,tsa     dense | tsa | xattn | tsa+xattn (comma-separated; dense always runs:
+                          the speedup base); xattn = XAttention alone, tsa+xattn = composed
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --no-peers              skip peer runtimes
@@ -72,7 +74,7 @@ function table(records: BenchRecord[]): string {
   const denseOf = (r: BenchRecord) =>
     records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
   return formatTable(
-    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
+    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'blocks', 'speedup', 'ideal', 'select ms', 'select/dense', 'block scoring/dense'],
     records.map((r) => [
       r.backend,
       r.peer ? `dense (peer)` : r.mode,
@@ -81,11 +83,13 @@ function table(records: BenchRecord[]): string {
       r.error ? `error: …${r.error.trim().slice(-50)}` : f(r.medianMs),
       r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
       f(r.gflops),
-      r.mode === 'tsa' ? r.keptFraction.toFixed(3) : '-',
+      r.mode !== 'dense' ? r.keptFraction.toFixed(3) : '-',
+      r.blockShare !== undefined ? r.blockShare.toFixed(3) : '-',
       r.peer ? (r.error ? "-" : `peer time ${f(1 / r.speedup, 2)}x ours`) : `${f(r.speedup, 2)}x`,
-      r.mode === 'tsa' && !r.peer ? `${f(r.idealSpeedup, 2)}x` : '-',
-      r.mode === 'tsa' && !r.peer ? f(r.selectionMs, 2) : '-',
-      r.mode === 'tsa' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
+      r.mode !== 'dense' && !r.peer ? `${f(r.idealSpeedup, 2)}x` : '-',
+      r.mode !== 'dense' && !r.peer ? f(r.selectionMs, 2) : '-',
+      r.mode !== 'dense' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
+      r.blockScoringMs !== undefined ? `${f((100 * r.blockScoringMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
     ]),
   );
 }
@@ -100,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
       'kv-heads': { type: 'string', default: '2' },
       'head-dim': { type: 'string', default: '128' },
       inputs: { type: 'string', default: 'structured' },
+      methods: { type: 'string', default: 'dense,tsa' },
       threads: { type: 'string' },
       coverage: { type: 'string', default: '0.005' },
       'no-peers': { type: 'boolean', default: false },
@@ -116,6 +121,10 @@ export async function run(argv: string[]): Promise<number> {
   const inputs = values.inputs.split(',').map((s) => s.trim()) as InputKind[];
   for (const k of inputs) {
     if (!INPUT_KINDS.includes(k)) throw new TsaInputError(`--inputs must be ${INPUT_KINDS.join(' | ')} (comma-separated), got '${k}'`, 'OPTION');
+  }
+  const methods = values.methods.split(',').map((s) => s.trim()) as BenchMethod[];
+  for (const m of methods) {
+    if (!BENCH_METHODS.includes(m)) throw new TsaInputError(`--methods must be ${BENCH_METHODS.join(' | ')} (comma-separated), got '${m}'`, 'OPTION');
   }
   const coverage = Number(values.coverage);
   if (!(coverage >= 0 && coverage < 1)) throw new TsaInputError(`--coverage must be in [0, 1), got '${values.coverage}'`, 'OPTION');
@@ -142,6 +151,7 @@ export async function run(argv: string[]): Promise<number> {
           coverage,
           threads,
           peers: !values['no-peers'],
+          methods,
           seed: positive('seed', values.seed),
         },
         (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`),
