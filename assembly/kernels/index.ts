@@ -1,8 +1,8 @@
 /**
  * The WASM kernels of the CPU backend, one per stage of Token Sparse Attention:
  * score (scoreLogits, scoreStats, scoreMean) -> pool -> budget -> select -> gather (gatherKeys,
- * gatherQueries, gatherRows)
- * -> attend -> scatter; XAttention: blockScores -> blockSelect -> attendBlocks. Compiled twice (asconfig.json): plain SIMD and relaxed SIMD (fused
+ * gatherQueries, gatherRows) -> attend -> scatter, and XAttention's blockScores -> blockSelect ->
+ * attendBlocks. Compiled twice (asconfig.json): plain SIMD and relaxed SIMD (fused
  * multiply-add), both with threads over an imported shared memory. The host (assembly/index.ts)
  * lays out all memory and calls parallel kernels on every thread at once (see common.ts).
  */

@@ -65,9 +65,9 @@ export function selectedShares(mask: Uint8Array, H: number, nb: number): Float64
 }
 
 /** The stages of a layer with blockSparse, or a typed error naming the backend that lacks them. */
-export function blockStagesOf(stages: Partial<BlockStages>, backend: string): BlockStages {
+export function blockStagesOf(stages: Partial<BlockStages>, backend: string | undefined): BlockStages {
   if (!stages.blockScores || !stages.blockSelect || !stages.attendBlocks) {
-    throw new TsaInputError(`blockSparse is not supported by the ${backend} backend yet`, 'OPTION');
+    throw new TsaInputError(`blockSparse is not supported by ${backend ? `the ${backend} backend` : 'these stages'} yet`, 'OPTION');
   }
   return stages as BlockStages;
 }

@@ -55,7 +55,7 @@ async function attention(
   o: ResolvedTsaOptions,
   timings: StageTimings,
 ): Promise<Pick<TsaResult, 'output' | 'blockSparse'>> {
-  if (o.blockSparse) return blockSparseAttention(blockStagesOf(stages, stages.name ?? 'this'), input, indices, keptLength, o, timings);
+  if (o.blockSparse) return blockSparseAttention(blockStagesOf(stages, stages.name), input, indices, keptLength, o, timings);
   return { output: indices !== null ? await stages.attendSelected(input, indices, keptLength, o) : await stages.dense(input, o) };
 }
 
