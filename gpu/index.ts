@@ -10,6 +10,7 @@ import { DEFAULT_ATTEMPTS, openGpu, wrapDevice, type AdapterAttempt } from './de
 
 export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+export { generateInputOnGpu } from './generate.js';
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
   /** Adapters to try, in order (default: Vulkan core, then OpenGL compatibility). */

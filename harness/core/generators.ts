@@ -23,6 +23,8 @@
  *   Calibrated once, wasm backend, seeds 1 and 2, L 32768, H 32, Hkv 8, D 128: TSA (tau 0.005)
  *   keeps 0.563 / 0.546 of the tokens and XAttention alone (S 16, T 0.9) 0.131 / 0.171 of the
  *   causal blocks (the issue's 0.45-0.65 and 10-35%); L 16384, H 8, Hkv 2, seed 1: 0.558 and 0.196.
+ * gpu/generate.ts writes the structured distribution on the device (its kernel is
+ * built from STRUCTURED and the formulas of heavyLift and queryAlignment).
  */
 import type { AttentionInput, AttentionShape } from './interface.js';
 
@@ -151,8 +153,8 @@ function addLocality(rng: Rng, x: AttentionInput, c: number): void {
   }
 }
 
-/** A random unit vector of D dimensions. */
-function unit(rng: Rng, D: number): Float32Array {
+/** A random unit vector of dimension D: a KV head's direction u_g. */
+export function unitVector(rng: Rng, D: number): Float32Array {
   const u = rng.fillNormal(new Float32Array(D));
   let norm = 0;
   for (let d = 0; d < D; d++) norm += u[d]! * u[d]!;
@@ -161,18 +163,28 @@ function unit(rng: Rng, D: number): Float32Array {
   return u;
 }
 
+/** A heavy key's lift from a uniform draw in (0, 1): Pareto(heavyMin, heavyAlpha) capped at heavyMax. */
+export function heavyLift(uniform: number, S: StructuredParams = STRUCTURED): number {
+  return Math.min(S.heavyMax, S.heavyMin * uniform ** (-1 / S.heavyAlpha));
+}
+
+/** Query alignment beta_h of head j of a GQA group of `group` heads: 1 down to betaMin. */
+export function queryAlignment(j: number, group: number, S: StructuredParams = STRUCTURED): number {
+  return group === 1 ? 1 : 1 - ((1 - S.betaMin) * j) / (group - 1);
+}
+
 function addStructure(rng: Rng, x: AttentionInput, S: StructuredParams): void {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L, q, k } = x;
   const group = H / Hkv;
   const heavy = new Uint8Array(L);
   for (let t = 1; t < L; t++) heavy[t] = rng.uniform() < S.heavyShare ? 1 : 0;
   for (let g = 0; g < Hkv; g++) {
-    const u = unit(rng, D);
+    const u = unitVector(rng, D);
     // Keys: sink at token 0, this KV head's heavy-tailed lift at the shared heavy positions.
     for (let t = 0; t < L; t++) {
       let a = 0;
       if (t === 0) a = S.sink;
-      else if (heavy[t]) a = Math.min(S.heavyMax, S.heavyMin * rng.uniform() ** (-1 / S.heavyAlpha));
+      else if (heavy[t]) a = heavyLift(rng.uniform(), S);
       if (a === 0) continue;
       const o = (g * L + t) * D;
       for (let d = 0; d < D; d++) k[o + d]! += a * u[d]!;
@@ -180,8 +192,7 @@ function addStructure(rng: Rng, x: AttentionInput, S: StructuredParams): void {
     // Queries of the group: aligned with u_g, strength beta_h * sqrt(D).
     for (let j = 0; j < group; j++) {
       const h = g * group + j;
-      const beta = group === 1 ? 1 : 1 - ((1 - S.betaMin) * j) / (group - 1);
-      const lift = beta * Math.sqrt(D);
+      const lift = queryAlignment(j, group, S) * Math.sqrt(D);
       for (let t = 0; t < L; t++) {
         const o = (h * L + t) * D;
         for (let d = 0; d < D; d++) q[o + d]! += lift * u[d]!;

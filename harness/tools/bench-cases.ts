@@ -1,0 +1,82 @@
+/**
+ * One benchmark case: a backend, an input kind and a shape, ready to run
+ * dense and token-sparse attention repeatedly on the same inputs.
+ *   - CPU backends: Float32Array inputs from generateInput.
+ *   - webgpu: the GPU-resident path (tokenSparseAttentionGpu) on inputs
+ *     generated on the device from the same distribution, writing into one
+ *     output buffer reused across calls; dense is the same call with tau 0.
+ */
+import { generateInput, type InputKind } from '../core/generators.js';
+import { TsaInputError } from '../core/errors.js';
+import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
+import { generateInputOnGpu, isWebGpuBackend, type WebGpuBackend } from '../../gpu/index.js';
+
+export interface BenchCase {
+  /** Host inputs, for peers that take them (null on the GPU-resident path). */
+  readonly hostInput: AttentionInput | null;
+  /** One dense call; its host output where the backend returns one. */
+  dense(): Promise<Float32Array | null>;
+  /** One token-sparse call with `options` (TSA, XAttention or both): what it kept and spent on selection. */
+  sparse(options: TsaOptions): Promise<SparseRun>;
+  dispose(): void;
+}
+
+/** L', the selection time (scores + pool + budget + select, ms; NaN where not measured) and, with blockSparse, the mean block share and blockScores + blockSelect ms. */
+export interface SparseRun {
+  keptLength: number;
+  selectionMs: number;
+  blockShare?: number;
+  blockScoringMs?: number;
+}
+
+const selection = (t: Pick<StageTimings, 'scores' | 'pool' | 'budget' | 'select'>): number => t.scores + t.pool + t.budget + t.select;
+
+function sparseRun(r: TsaResult): SparseRun {
+  const bs = r.blockSparse;
+  const t = r.timings;
+  if (!bs) return { keptLength: r.keptLength, selectionMs: selection(t) };
+  const blockShare = bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length;
+  return { keptLength: r.keptLength, selectionMs: selection(t), blockShare, blockScoringMs: (t.blockScores ?? 0) + (t.blockSelect ?? 0) };
+}
+
+export async function openCase(backend: Backend, kind: InputKind, shape: AttentionShape, seed: number): Promise<BenchCase> {
+  if (isWebGpuBackend(backend)) return gpuCase(backend, kind, shape, seed);
+  const input = generateInput(kind, shape, seed);
+  return {
+    hostInput: input,
+    dense: () => backend.dense(input),
+    sparse: async (options) => sparseRun(await backend.tokenSparseAttention(input, options)),
+    dispose() {},
+  };
+}
+
+async function gpuCase(backend: WebGpuBackend, kind: InputKind, shape: AttentionShape, seed: number): Promise<BenchCase> {
+  if (kind === 'local') throw new TsaInputError("the webgpu bench generates inputs on the device (gpu/generate.ts), which has no 'local' kind yet", 'OPTION');
+  const input = await generateInputOnGpu(backend.device, kind, shape, seed);
+  const output = backend.device.createBuffer({
+    label: 'bench output',
+    size: shape.seqLen * shape.heads * shape.headDim * 4,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  });
+  const run = async (options: TsaOptions) => {
+    const r = await backend.tokenSparseAttentionGpu({ ...input, output }, options);
+    await r.done;
+    return r;
+  };
+  return {
+    hostInput: null,
+    async dense() {
+      await run({ coverage: 0 });
+      return null;
+    },
+    async sparse(options) {
+      const r = await run(options);
+      const { keptLength } = await r.info(); // also releases the call's readback buffers
+      const s = await r.stageMs;
+      return { keptLength, selectionMs: selection({ scores: s.scores ?? 0, pool: s.pool ?? 0, budget: s.budget ?? 0, select: s.select ?? 0 }) };
+    },
+    dispose() {
+      for (const b of [input.q, input.k, input.v, output]) b.destroy();
+    },
+  };
+}
