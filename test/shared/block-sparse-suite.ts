@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compactInput, scatterCompact, selectedShares } from '../../harness/core/block-sparse.js';
 import { Rng } from '../../harness/core/generators.js';
+import { BLOCK_STAGES } from '../../harness/core/stages.js';
 import type { AttentionInput, BlockSparseBackend, ResolvedBlockSparse, ResolvedTsaOptions } from '../../harness/core/interface.js';
 import { checkXattnRun } from '../../harness/tools/conformance-xattn.js';
 import { loadXattnRun, XATTN_MANIFEST, xattnRunNames } from '../../harness/tools/golden-xattn.js';
@@ -161,7 +162,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
           const expected = res.indices ? scatterCompact(out, res.indices, res.keptLength, input.heads, input.headDim, input.seqLen) : out;
           if (res.indices) checkPrunedRowsZero(res.output, res.indices, res.keptLength, input);
           checkClose('composed output vs reference', res.output, expected, outTol(precision, input), input.heads, input.headDim);
-          for (const t of ['blockScores', 'blockSelect', 'attendBlocks'] as const) expect(res.timings[t]).toBeGreaterThanOrEqual(0);
+          for (const t of BLOCK_STAGES) expect(res.timings[t]).toBeGreaterThanOrEqual(0);
         }),
         runs,
       ), TIMEOUT_MS);
@@ -210,7 +211,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
     for (const name of names) {
       it(`xattn-golden-conformance: ${name}`, async () => {
         const rows = await checkXattnRun(b(), loadXattnRun(dir, name));
-        expect(rows.map((r) => r.stage)).toEqual(['blockScores', 'blockSelect', 'attendBlocks', 'pipeline']);
+        expect(rows.map((r) => r.stage)).toEqual([...BLOCK_STAGES, 'pipeline']);
         expect(rows.filter((r) => !r.pass).map((r) => `${r.stage}: ${r.detail}`)).toEqual([]);
       }, TIMEOUT_MS);
     }
