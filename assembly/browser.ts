@@ -6,10 +6,12 @@
  */
 import type { BlockSparseBackend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
+import { createWasmMatmulOn, type WasmMatmul, type WasmMatmulOptions } from './matmul.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
 export type { WasmBackendOptions } from './index.js';
+export type { WasmMatmul, WasmMatmulOptions } from './matmul.js';
 
 // The browser globals used here (the project compiles without lib.dom).
 interface BrowserWorker {
@@ -21,8 +23,8 @@ interface BrowserWorker {
 const web = globalThis as unknown as {
   crossOriginIsolated?: boolean;
   navigator?: { hardwareConcurrency?: number };
-  Worker?: new (url: URL, options: { type: 'module' }) => BrowserWorker;
 };
+declare const Worker: (new (url: URL, options: { type: 'module' }) => BrowserWorker) | undefined;
 
 // Literal new URL(..., import.meta.url) forms, so bundlers can find and copy these files.
 const WASM_URLS: Record<SimdVariant, URL> = {
@@ -42,8 +44,11 @@ export const browserHost: WasmHost = {
     return new Uint8Array(await response.arrayBuffer());
   },
   spawnWorker() {
-    if (!web.Worker) throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
-    const worker = new web.Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
+    if (typeof Worker === 'undefined') throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
+    // Exactly this form (the global Worker, a literal relative path, import.meta.url, type module):
+    // it is the only one bundlers (Vite, webpack 5) recognise as a worker entry and bundle with its
+    // imports; any other form is copied as a plain asset and the worker's own imports break.
+    const worker = new Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
     return {
       post: (message) => worker.postMessage(message),
       listen(onReply, onFailure) {
@@ -77,4 +82,9 @@ export function chooseVariant(forced?: SimdVariant): Promise<{ variant: SimdVari
 /** The wasm backend on the browser's host; see createWasmBackendOn in index.ts. */
 export function createWasmBackend(options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   return createWasmBackendOn(browserHost, options);
+}
+
+/** The wasm matmul (C = A B^T) on the browser's host; see assembly/matmul.ts. */
+export function createWasmMatmul(options: WasmMatmulOptions = {}): Promise<WasmMatmul> {
+  return createWasmMatmulOn(browserHost, options);
 }

@@ -1,30 +1,25 @@
 /**
  * The WASM SIMD CPU backend: every stage runs in the AssemblyScript kernels of
- * assembly/kernels/ (score, pool, budget, select, gather, attend, scatter; XAttention in xattention.ts), threaded over a
+ * assembly/kernels/ (score, pool, budget, select, gather, attend, scatter), threaded over a
  * shared WebAssembly.Memory (see runtime.ts).
  *
  * Long sequences are streamed through the module's memory by chunks of heads: a chunk is a run
  * of whole KV groups (or part of one group when a single group does not fit), sized to stay under
  * `chunkBytes` (default 1 GiB), and every chunk of a call reuses the same memory. The memory is laid out by the
- * host per call shape and grows only when a larger shape arrives.
+ * host per call shape (layout.ts) and grows only when a larger shape arrives. Kernels are called
+ * by named arguments (`k.attend({ q, qHeadStride, ... })`, the call table of calls.ts); each launch
+ * checks the call's AbortSignal, and so stops a call between chunks and launches (runtime.ts
+ * also stops one mid-kernel).
  *
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
-import type {
-  AttentionInput,
-  BackendCreateOptions,
-  BlockShape,
-  BlockSparseBackend,
-  Budget,
-  ResolvedTsaOptions,
-  ScoreShape,
-} from '../harness/core/interface.js';
+import type { AttentionInput, BackendCreateOptions, BlockShape, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { calibrated } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
-import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './host-memory.js';
+import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
 import { chooseVariant, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 import * as xattention from './xattention.js';
 
@@ -69,6 +64,7 @@ class WasmStages implements BackendStages {
   async scores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
+    const k = rt.calls(o.signal);
     const G = H / Hkv;
     const W = o.window;
     const P = L - W;
@@ -80,30 +76,30 @@ class WasmStages implements BackendStages {
       4 * (2 * hc * W4 * Dp + kc * L * Dp + kc * Lp * Dp + hc * W4 * Lp + hc * W4 + hc * P);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * W4 * Dp);
       const qt = mem.alloc(4 * c.heads * W4 * Dp);
-      const k = mem.alloc(4 * c.kvHeads * L * Dp);
+      const keys = mem.alloc(4 * c.kvHeads * L * Dp);
       const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
       const logits = mem.alloc(4 * c.heads * W4 * Lp);
       const w = mem.alloc(4 * c.heads * W4);
       const out = mem.alloc(4 * c.heads * P);
       rt.reserve(mem.bytes);
       putHeads(rt, q, input.q, L, D, c.h0, c.heads, P, W, W4, Dp);
-      putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+      putHeads(rt, keys, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
       const qHead = 4 * W4 * Dp;
-      await rt.run('gatherKeys', [k, 4 * L * Dp, 1, 0, c.kvHeads, L, Dp, kt, 4 * Lp * Dp]);
-      await rt.run('gatherQueries', [q, qHead, 0, c.heads, W4, W4, Dp, qt, qHead]);
+      const ktHead = 4 * Lp * Dp;
+      await k.gatherKeys({ src: keys, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: ktHead });
+      await k.gatherQueries({ src: q, srcHeadStride: qHead, idx: 0, heads: c.heads, n: W4, rows: W4, Dp, dst: qt, dstHeadStride: qHead });
       const group = Math.min(c.heads, G);
       const scale2 = Math.LOG2E / Math.sqrt(D);
-      await rt.run('scoreLogits', [qt, qHead, kt, 4 * Lp * Dp, group, c.heads, L, W, Dp, scale2, logits, scratch, stride]);
-      await rt.run('scoreStats', [logits, c.heads, L, W, w]);
-      await rt.run('scoreMean', [logits, c.heads, L, W, w, out, scratch, stride]);
+      await k.scoreLogits({ q: qt, qHeadStride: qHead, kt, ktHeadStride: ktHead, group, heads: c.heads, L, W, Dp, scale2, logits, ...scratch });
+      await k.scoreStats({ logits, heads: c.heads, L, W, w });
+      await k.scoreMean({ e: logits, heads: c.heads, L, W, w, out, ...scratch });
       result.set(rt.f32(out, c.heads * P), c.h0 * P);
     }
     return result;
   }
-
 
   /** pool: average pooling along tokens (one task per head). */
   async pool(scores: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Float32Array> {
@@ -113,10 +109,9 @@ class WasmStages implements BackendStages {
     const out = mem.alloc(4 * H * P);
     this.rt.reserve(mem.bytes);
     this.rt.f32(src, H * P).set(scores);
-    await this.rt.run('pool', [src, H, P, o.poolKernel, out]);
+    await this.rt.calls(o.signal).pool({ src, heads: H, P, K: o.poolKernel, out });
     return this.rt.f32(out, H * P).slice();
   }
-
 
   /** budget: the keep count from the sorted cumulative sum of the head-mean distribution (f64). */
   async budget(pooled: Float32Array, shape: ScoreShape, o: ResolvedTsaOptions): Promise<Budget> {
@@ -128,29 +123,29 @@ class WasmStages implements BackendStages {
     const hist = mem.alloc(4 * 256);
     this.rt.reserve(mem.bytes);
     this.rt.f32(src, H * P).set(pooled);
-    return budgetFromCount(this.rt.budget(src, H, P, o.coverage, g, tmp, hist), P, o);
+    const c = this.rt.calls(o.signal).budget({ pooled: src, heads: H, P, tau: o.coverage, g, tmp, hist });
+    return budgetFromCount(c, P, o);
   }
-
 
   /** select: per head the keep best prefix positions (radix select, ties to the lower position) and the window. */
   async select(pooled: Float32Array, shape: ScoreShape, keep: number, o: ResolvedTsaOptions): Promise<Int32Array> {
     const { heads: H, prefixLen: P } = shape;
     const n = keep + o.window;
     const mem = new Layout();
-    const [scratch, stride] = attendScratch(this.rt, mem, 8);
+    const scratch = attendScratch(this.rt, mem, 8);
     const src = mem.alloc(4 * H * P);
     const out = mem.alloc(4 * H * n);
     this.rt.reserve(mem.bytes);
     this.rt.f32(src, H * P).set(pooled);
-    await this.rt.run('select', [src, H, P, keep, o.window, out, scratch, stride]);
+    await this.rt.calls(o.signal).select({ pooled: src, heads: H, P, keep, W: o.window, out, ...scratch });
     return this.rt.i32(out, H * n).slice();
   }
 
-
   /** gather (query tiles, key panels, value rows) -> attend on the compact rows -> scatter. */
-  async attendSelected(input: AttentionInput, indices: Int32Array, n: number): Promise<Float32Array> {
+  async attendSelected(input: AttentionInput, indices: Int32Array, n: number, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
+    const k = rt.calls(o.signal);
     const G = H / Hkv;
     const Dp = align(D, 8);
     const np = align(n, BK);
@@ -159,9 +154,9 @@ class WasmStages implements BackendStages {
       4 * (hc * L * Dp + 2 * kc * L * Dp + hc * n + 3 * hc * np * Dp + hc * n * D + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
-      const k = mem.alloc(4 * c.kvHeads * L * Dp);
+      const keys = mem.alloc(4 * c.kvHeads * L * Dp);
       const v = mem.alloc(4 * c.kvHeads * L * Dp);
       const idx = mem.alloc(4 * c.heads * n);
       const qc = mem.alloc(4 * c.heads * np * Dp);
@@ -171,28 +166,31 @@ class WasmStages implements BackendStages {
       const out = mem.alloc(4 * L * c.heads * D);
       rt.reserve(mem.bytes);
       putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
-      putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+      putHeads(rt, keys, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
       putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
       rt.i32(idx, c.heads * n).set(indices.subarray(c.h0 * n, (c.h0 + c.heads) * n));
       const group = Math.min(c.heads, G);
       const head = 4 * L * Dp;
       const compact = 4 * np * Dp;
-      await rt.run('gatherQueries', [q, head, idx, c.heads, n, np, Dp, qc, compact]);
-      await rt.run('gatherRows', [v, head, group, idx, c.heads, n, np, Dp, vc, compact]);
-      await rt.run('gatherKeys', [k, head, group, idx, c.heads, n, Dp, ktc, compact]);
+      await k.gatherQueries({ src: q, srcHeadStride: head, idx, heads: c.heads, n, rows: np, Dp, dst: qc, dstHeadStride: compact });
+      await k.gatherRows({ src: v, srcHeadStride: head, group, idx, heads: c.heads, n, rows: np, Dp, dst: vc, dstHeadStride: compact });
+      await k.gatherKeys({ src: keys, srcHeadStride: head, group, idx, heads: c.heads, n, Dp, dst: ktc, dstHeadStride: compact });
       const scale2 = Math.LOG2E / Math.sqrt(D);
-      await rt.run('attend', [qc, compact, ktc, compact, vc, compact, 1, c.heads, n, Dp, D, scale2, oc, 4 * n * D, 4 * D, scratch, stride]);
-      await rt.run('scatter', [oc, idx, c.heads, n, L, D, out, 4 * D, 4 * c.heads * D]);
+      await k.attend({
+        q: qc, qHeadStride: compact, kt: ktc, ktHeadStride: compact, v: vc, vHeadStride: compact, group: 1, heads: c.heads, n, Dp, D, scale2,
+        out: oc, outHeadStride: 4 * n * D, outRowStride: 4 * D, ...scratch,
+      });
+      await k.scatter({ oc, idx, heads: c.heads, n, L, D, out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D });
       takeColumns(rt, out, output, L, H, D, c);
     }
     return output;
   }
 
-
   /** Dense causal attention: queries and keys repacked by gather, attend writes the output slab directly. */
-  async dense(input: AttentionInput): Promise<Float32Array> {
+  async dense(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const { rt, BK } = this;
+    const k = rt.calls(o.signal);
     const G = H / Hkv;
     const Dp = align(D, 8);
     const Lp = align(L, BK);
@@ -200,28 +198,30 @@ class WasmStages implements BackendStages {
     const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const [scratch, stride] = attendScratch(this.rt, mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const qt = mem.alloc(4 * c.heads * Lp * Dp);
-      const k = mem.alloc(4 * c.kvHeads * L * Dp);
+      const keys = mem.alloc(4 * c.kvHeads * L * Dp);
       const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
       const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
       const out = mem.alloc(4 * L * c.heads * D);
       rt.reserve(mem.bytes);
       putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
-      putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+      putHeads(rt, keys, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
       putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
       const head = 4 * Lp * Dp;
-      await rt.run('gatherQueries', [q, 4 * L * Dp, 0, c.heads, L, Lp, Dp, qt, head]);
-      await rt.run('gatherKeys', [k, 4 * L * Dp, 1, 0, c.kvHeads, L, Dp, kt, head]);
+      await k.gatherQueries({ src: q, srcHeadStride: 4 * L * Dp, idx: 0, heads: c.heads, n: L, rows: Lp, Dp, dst: qt, dstHeadStride: head });
+      await k.gatherKeys({ src: keys, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: head });
       const group = Math.min(c.heads, G);
       const scale2 = Math.LOG2E / Math.sqrt(D);
-      await rt.run('attend', [qt, head, kt, head, v, head, group, c.heads, L, Dp, D, scale2, out, 4 * D, 4 * c.heads * D, scratch, stride]);
+      await k.attend({
+        q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group, heads: c.heads, n: L, Dp, D, scale2,
+        out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
+      });
       takeColumns(rt, out, output, L, H, D, c);
     }
     return output;
   }
-
 
   /** XAttention's block stages (assembly/xattention.ts). */
   blockScores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {

@@ -9,10 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { BlockSparseBackend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
+import { createWasmMatmulOn, type WasmMatmul, type WasmMatmulOptions } from './matmul.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
 
 export type { SimdVariant } from './runtime.js';
 export type { WasmBackendOptions } from './index.js';
+export type { WasmMatmul, WasmMatmulOptions } from './matmul.js';
 
 const here = fileURLToPath(import.meta.url);
 // Imported from TypeScript sources (vitest) or from dist/assembly/*.js (CLI, bench, package users).
@@ -64,4 +66,9 @@ export function chooseVariant(forced?: SimdVariant): Promise<{ variant: SimdVari
 /** The wasm backend on Node's host; see createWasmBackendOn in index.ts. */
 export function createWasmBackend(options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   return createWasmBackendOn(nodeHost, options);
+}
+
+/** The wasm matmul (C = A B^T) on Node's host; see assembly/matmul.ts. */
+export function createWasmMatmul(options: WasmMatmulOptions = {}): Promise<WasmMatmul> {
+  return createWasmMatmulOn(nodeHost, options);
 }

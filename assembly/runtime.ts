@@ -5,12 +5,29 @@
  *
  * Parallel kernels (assembly/kernels/*) are called on every thread at once with the same
  * arguments plus the thread number; the threads take tasks from an atomic counter at COUNTER
- * until none are left. All memory is laid out by the host (the kernels never allocate).
+ * until none are left. All memory is laid out by the host (the kernels never allocate). Kernels
+ * are called by named arguments through the call table of calls.ts, checked against the build
+ * once at startup.
+ *
+ * With 2 or more threads every parallel kernel runs on `threads` workers and the calling thread
+ * only waits, so it can react to an AbortSignal mid-kernel: it stops the task counter, and every
+ * worker returns after its current task. With 1 thread kernels run on the calling thread
+ * (no workers); a call then stops between kernel launches.
  *
  * What differs between Node and browsers (reading a build, spawning a worker, the core count,
  * whether shared memory is allowed) is a WasmHost: assembly/node.ts and assembly/browser.ts.
  */
-import { BackendLostError, BackendUnavailableError } from '../harness/core/errors.js';
+import { BackendLostError, BackendUnavailableError, throwIfAborted, TsaInputError } from '../harness/core/errors.js';
+import {
+  callTableMismatches,
+  PARALLEL_KERNELS,
+  PARALLEL_PARAMS,
+  positional,
+  SERIAL_PARAMS,
+  type KernelCalls,
+  type ParallelKernel,
+  type SerialKernel,
+} from './calls.js';
 import type { WorkerReply, WorkerRequest } from './worker-core.js';
 
 /** 'plain': --enable simd; 'relaxed': --enable simd,relaxed-simd (fused multiply-add). */
@@ -35,33 +52,20 @@ interface WasmApi {
 }
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
-/** The parallel kernels: (thread, counter, ...args) => void. */
-const PARALLEL_KERNELS = [
-  'scoreLogits',
-  'scoreStats',
-  'scoreMean',
-  'pool',
-  'select',
-  'gatherKeys',
-  'gatherQueries',
-  'gatherRows',
-  'attend',
-  'scatter',
-  'blockScores',
-  'blockSelect',
-  'attendBlocks',
-] as const;
-export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
-
-interface KernelExports extends Record<ParallelKernel, (thread: number, ...args: number[]) => void> {
-  /** budget(pooled, heads, P, tau, g, tmp, hist) -> c, single-threaded. */
-  budget(pooled: number, heads: number, P: number, tau: number, g: number, tmp: number, hist: number): number;
-  BLOCK_KEYS: { value: number };
-  BLOCK_QUERIES: { value: number };
-}
+type KernelExports = Record<ParallelKernel, (thread: number, counter: number, ...args: number[]) => void> &
+  Record<SerialKernel, (...args: number[]) => number> & {
+    BLOCK_KEYS: { value: number };
+    BLOCK_QUERIES: { value: number };
+  };
 
 /** Byte offset of the task counter; offsets below HEADER_BYTES are never handed out (0 means "none"). */
 export const COUNTER = 64;
+/**
+ * Stored into the counter to stop a kernel early (an aborted call): every thread's next task
+ * number is then past any kernel's task count (all are far below 2^30), so each thread returns
+ * after the task it is on.
+ */
+const STOP_TASKS = 1 << 30;
 export const HEADER_BYTES = 4096;
 const PAGE = 65536;
 /** wasm32: 65536 pages of 64 KiB = 4 GiB. */
@@ -197,16 +201,22 @@ export class WasmRuntime {
     const api = WebAssemblyApi!;
     const module = await api.compile(bytes);
     const memory = new api.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    const kernels = new api.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
-    const missing = [...PARALLEL_KERNELS, 'budget'].filter((k) => typeof kernels[k as keyof KernelExports] !== 'function');
-    if (missing.length) throw unavailable(`the ${variant} WASM build lacks ${missing.join(', ')} (out of date): run npm run build`);
+    const exports = new api.Instance(module, { env: { memory } }).exports;
+    const wrong = callTableMismatches(exports);
+    if (wrong.length) {
+      throw unavailable(`the ${variant} WASM build does not match the host's call table (assembly/calls.ts): ${wrong.join(', ')}; run npm run build`);
+    }
+    const kernels = exports as unknown as KernelExports;
     const workers: KernelThread[] = [];
     try {
-      for (let t = 1; t < threads; t++) workers.push(new KernelThread(host, module, memory, t));
+      // One worker per thread (threads >= 2); the calling thread coordinates. 1 thread: no workers.
+      for (let t = 0; threads > 1 && t < threads; t++) workers.push(new KernelThread(host, module, memory, t));
       await Promise.all(workers.map((w) => w.started()));
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
-      throw e;
+      // A worker that never started is this platform's limit, not a lost backend.
+      if (e instanceof BackendUnavailableError) throw e;
+      throw unavailable(`a wasm worker could not start: ${e instanceof Error ? e.message : String(e)}`);
     }
     return new WasmRuntime(variant, threads, memory, kernels, workers);
   }
@@ -223,7 +233,9 @@ export class WasmRuntime {
   reserve(bytes: number): void {
     const pages = Math.ceil(bytes / PAGE);
     const have = this.memory.buffer.byteLength / PAGE;
-    if (pages > MAX_PAGES) throw new RangeError(`needs ${bytes} bytes, more than wasm32's 4 GiB`);
+    if (pages > MAX_PAGES) {
+      throw new TsaInputError(`the call needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory, more than wasm32's 4 GiB: shape too large for one wasm stage call`, 'SHAPE');
+    }
     if (pages > have) this.memory.grow(pages - have);
   }
 
@@ -235,20 +247,45 @@ export class WasmRuntime {
     return new Int32Array(this.memory.buffer, at, length);
   }
 
-  /** Runs a parallel kernel on every thread (this one included) and waits for all of them. */
-  async run(kernel: ParallelKernel, args: number[]): Promise<void> {
-    Atomics.store(new Int32Array(this.memory.buffer, COUNTER, 1), 0, 0);
-    const others = this.workers.map((w) => w.run(kernel, [COUNTER, ...args]));
-    try {
-      this.kernels[kernel](0, COUNTER, ...args);
-    } finally {
-      await Promise.all(others);
+  /**
+   * The kernels by named arguments for one call: each launch first checks `signal`, and a
+   * parallel launch stops early when it fires (both reject with TsaAbortError).
+   */
+  calls(signal?: AbortSignal): KernelCalls {
+    const table = {} as Record<string, (args: Readonly<Record<string, number>>) => unknown>;
+    for (const k of PARALLEL_KERNELS) table[k] = (args) => this.run(k, positional(PARALLEL_PARAMS[k], args), signal);
+    for (const k of Object.keys(SERIAL_PARAMS) as SerialKernel[]) {
+      table[k] = (args) => {
+        throwIfAborted(signal);
+        return this.kernels[k](...positional(SERIAL_PARAMS[k], args));
+      };
     }
+    return table as unknown as KernelCalls;
   }
 
-  /** The single-threaded budget kernel (see assembly/kernels/budget.ts). */
-  budget(pooled: number, heads: number, P: number, tau: number, g: number, tmp: number, hist: number): number {
-    return this.kernels.budget(pooled, heads, P, tau, g, tmp, hist);
+  /** Runs a parallel kernel on every thread and waits for all of them (stopping early on abort). */
+  private async run(kernel: ParallelKernel, args: number[], signal: AbortSignal | undefined): Promise<void> {
+    throwIfAborted(signal);
+    Atomics.store(new Int32Array(this.memory.buffer, COUNTER, 1), 0, 0);
+    if (this.workers.length === 0) {
+      this.kernels[kernel](0, COUNTER, ...args);
+      return;
+    }
+    const done = Promise.all(this.workers.map((w) => w.run(kernel, [COUNTER, ...args])));
+    if (!signal) {
+      await done;
+      return;
+    }
+    const stop = (): void => {
+      Atomics.store(new Int32Array(this.memory.buffer, COUNTER, 1), 0, STOP_TASKS);
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      await done;
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+    throwIfAborted(signal);
   }
 
   async dispose(): Promise<void> {

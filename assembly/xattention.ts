@@ -1,11 +1,11 @@
 /**
  * The wasm backend's XAttention stages (host side): blockScores, blockSelect, attendBlocks on the
- * kernels of assembly/kernels/block-scores.ts, block-select.ts and attend-blocks.ts. Every kernel
- * call of these stages is in the `call` table at the bottom, one place to adapt.
+ * kernels of assembly/kernels/block-scores.ts, block-select.ts and attend-blocks.ts, called by
+ * named arguments through the runtime's call table (calls.ts).
  */
 import type { AttentionInput, BlockShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { blockSparseOf } from '../harness/core/validate.js';
-import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns, threadScratch } from './host-memory.js';
+import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns, threadScratch } from './layout.js';
 import type { WasmRuntime } from './runtime.js';
 
 /**
@@ -39,10 +39,11 @@ export async function blockScores(rt: WasmRuntime, chunkBytes: number, input: At
   const SDp = align(S * D, 8);
   const scratchBytes = 16 * rt.blockKeys + 16 * Rp + 8 * nb;
   const result = new Float32Array(H * nb * nb);
+  const k = rt.calls(o.signal);
   const bytes = (hc: number, kc: number): number => 4 * (2 * hc * R4 * SDp + 2 * kc * Rp * SDp + hc * nb * nb) + rt.threads * scratchBytes;
   for (const c of chunksOf(H, G, chunkBytes, bytes)) {
     const mem = new Layout();
-    const [scratch, stride] = threadScratch(rt, mem, scratchBytes);
+    const scratch = threadScratch(rt, mem, scratchBytes);
     const qs = mem.alloc(4 * c.heads * R4 * SDp);
     const qt = mem.alloc(4 * c.heads * R4 * SDp);
     const ks = mem.alloc(4 * c.kvHeads * Rp * SDp);
@@ -53,10 +54,13 @@ export async function blockScores(rt: WasmRuntime, chunkBytes: number, input: At
     putStrided(rt, ks, input.k, n, D, c.kv0, c.kvHeads, S, Rp, SDp, false);
     const qHead = 4 * R4 * SDp;
     const kHead = 4 * Rp * SDp;
-    await call.gatherQueries(rt, qs, qHead, c.heads, R, R4, SDp, qt);
-    await call.gatherKeys(rt, ks, kHead, c.kvHeads, R, SDp, kt);
+    await k.gatherQueries({ src: qs, srcHeadStride: qHead, idx: 0, heads: c.heads, n: R, rows: R4, Dp: SDp, dst: qt, dstHeadStride: qHead });
+    await k.gatherKeys({ src: ks, srcHeadStride: kHead, group: 1, idx: 0, heads: c.kvHeads, n: R, Dp: SDp, dst: kt, dstHeadStride: kHead });
     const scale2 = Math.LOG2E / (Math.sqrt(D) * S);
-    await call.blockScores(rt, qt, qHead, kt, kHead, Math.min(c.heads, G), c.heads, Math.ceil(n / S), B / S, nb, SDp, scale2, out, scratch, stride);
+    await k.blockScores({
+      qt, qHeadStride: qHead, kt, ktHeadStride: kHead, group: Math.min(c.heads, G), heads: c.heads,
+      Rn: Math.ceil(n / S), per: B / S, nb, SDp, scale2, masses: out, ...scratch,
+    });
     result.set(rt.f32(out, c.heads * nb * nb), c.h0 * nb * nb);
   }
   return result;
@@ -66,12 +70,12 @@ export async function blockScores(rt: WasmRuntime, chunkBytes: number, input: At
 export async function blockSelect(rt: WasmRuntime, masses: Float32Array, shape: BlockShape, o: ResolvedTsaOptions): Promise<Uint8Array> {
   const { heads: H, blocks: nb } = shape;
   const mem = new Layout();
-  const [scratch, stride] = threadScratch(rt, mem, 8 * nb);
+  const scratch = threadScratch(rt, mem, 8 * nb);
   const src = mem.alloc(4 * H * nb * nb);
   const out = mem.alloc(H * nb * nb);
   rt.reserve(mem.bytes);
   rt.f32(src, H * nb * nb).set(masses);
-  await call.blockSelect(rt, src, H, nb, blockSparseOf(o).threshold, out, scratch, stride);
+  await rt.calls(o.signal).blockSelect({ masses: src, heads: H, nb, threshold: blockSparseOf(o).threshold, mask: out, ...scratch });
   return new Uint8Array(rt.memory.buffer, out, H * nb * nb).slice();
 }
 
@@ -108,14 +112,15 @@ export async function attendBlocks(rt: WasmRuntime, chunkBytes: number, input: A
   const Dp = align(D, 8);
   const Lp = align(L, rt.blockKeys);
   const output = new Float32Array(L * H * D);
+  const k = rt.calls(o.signal);
   const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D + hc * nb * (nb + 1) + 1);
   for (const c of chunksOf(H, G, chunkBytes, bytes)) {
     const lists = blockLists(mask, nb, c.h0, c.heads);
     const mem = new Layout();
-    const [scratch, stride] = attendScratch(rt, mem, Dp);
+    const scratch = attendScratch(rt, mem, Dp);
     const q = mem.alloc(4 * c.heads * L * Dp);
     const qt = mem.alloc(4 * c.heads * Lp * Dp);
-    const k = mem.alloc(4 * c.kvHeads * L * Dp);
+    const kr = mem.alloc(4 * c.kvHeads * L * Dp);
     const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
     const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
     const rowStart = mem.alloc(4 * lists.rowStart.length);
@@ -123,34 +128,19 @@ export async function attendBlocks(rt: WasmRuntime, chunkBytes: number, input: A
     const out = mem.alloc(4 * L * c.heads * D);
     rt.reserve(mem.bytes);
     putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
-    putHeads(rt, k, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+    putHeads(rt, kr, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
     putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
     rt.i32(rowStart, lists.rowStart.length).set(lists.rowStart);
     rt.i32(blockList, lists.blocks.length).set(lists.blocks);
     const head = 4 * Lp * Dp;
-    await call.gatherQueries(rt, q, 4 * L * Dp, c.heads, L, Lp, Dp, qt, head);
-    await call.gatherKeys(rt, k, 4 * L * Dp, c.kvHeads, L, Dp, kt, head);
-    const scale2 = Math.LOG2E / Math.sqrt(D);
-    const T = tileHeight(B, rt.blockQueries);
-    await call.attendBlocks(rt, qt, head, kt, v, Math.min(c.heads, G), c.heads, L, Dp, D, scale2, B, T, rowStart, blockList, out, scratch, stride);
+    await k.gatherQueries({ src: q, srcHeadStride: 4 * L * Dp, idx: 0, heads: c.heads, n: L, rows: Lp, Dp, dst: qt, dstHeadStride: head });
+    await k.gatherKeys({ src: kr, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: head });
+    await k.attendBlocks({
+      q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group: Math.min(c.heads, G), heads: c.heads, n: L, Dp, D,
+      scale2: Math.LOG2E / Math.sqrt(D), B, T: tileHeight(B, rt.blockQueries), rowStart, blockList,
+      out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
+    });
     takeColumns(rt, out, output, L, H, D, c);
   }
   return output;
 }
-
-/** Every kernel call of the XAttention stages (byte offsets into the module memory). */
-const call = {
-  /** Rows [heads][n] of pitch Dp (head stride srcHead bytes) into query tiles of `rows` rows, head stride dstHead (default srcHead). */
-  gatherQueries: (rt: WasmRuntime, src: number, srcHead: number, heads: number, n: number, rows: number, Dp: number, dst: number, dstHead = srcHead) =>
-    rt.run('gatherQueries', [src, srcHead, 0, heads, n, rows, Dp, dst, dstHead]),
-  /** Rows [heads][n] of pitch Dp into key panels, head stride dstHead (default srcHead). */
-  gatherKeys: (rt: WasmRuntime, src: number, srcHead: number, heads: number, n: number, Dp: number, dst: number, dstHead = srcHead) =>
-    rt.run('gatherKeys', [src, srcHead, 1, 0, heads, n, Dp, dst, dstHead]),
-  blockScores: (rt: WasmRuntime, qt: number, qHead: number, kt: number, kHead: number, group: number, heads: number, Rn: number, per: number, nb: number, SDp: number, scale2: number, out: number, scratch: number, stride: number) =>
-    rt.run('blockScores', [qt, qHead, kt, kHead, group, heads, Rn, per, nb, SDp, scale2, out, scratch, stride]),
-  blockSelect: (rt: WasmRuntime, masses: number, heads: number, nb: number, threshold: number, out: number, scratch: number, stride: number) =>
-    rt.run('blockSelect', [masses, heads, nb, threshold, out, scratch, stride]),
-  /** q tiles, key panels and value rows share the head stride `head`; the output slab is token-major [L][heads D]. */
-  attendBlocks: (rt: WasmRuntime, qt: number, head: number, kt: number, v: number, group: number, heads: number, L: number, Dp: number, D: number, scale2: number, B: number, T: number, rowStart: number, blockList: number, out: number, scratch: number, stride: number) =>
-    rt.run('attendBlocks', [qt, head, kt, head, v, head, group, heads, L, Dp, D, scale2, B, T, rowStart, blockList, out, 4 * D, 4 * heads * D, scratch, stride]),
-};

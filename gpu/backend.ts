@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend: every stage on the GPU (stages.ts), one submission per
  * call, no readback between stages. Float32Array inputs are uploaded and the
@@ -28,6 +28,7 @@ import {
   validateInput,
   validateKeep,
   validateScores,
+  validateScoreWindow,
   validateShape,
 } from '../harness/core/validate.js';
 import { DEFAULT_COST_MODEL, maxKeptLength, worthScoring, type CostModel } from './cost.js';
@@ -277,6 +278,7 @@ export class WebGpuBackend implements Backend {
   async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Float32Array> {
     validateScores('scores', scores, shape);
     const o = resolveOptions(options);
+    validateScoreWindow(shape, o);
     return this.guarded(async () => {
       const d = this.scoreDims(shape, o);
       const rec = this.recorder();
@@ -295,6 +297,7 @@ export class WebGpuBackend implements Backend {
   async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
     validateScores('pooled', pooled, shape);
     const o = resolveOptions(options);
+    validateScoreWindow(shape, o);
     const early = denseBeforeScoring(shape.prefixLen + o.window, o);
     if (early) return early;
     return this.guarded(async () => {
@@ -311,6 +314,7 @@ export class WebGpuBackend implements Backend {
     validateScores('pooled', pooled, shape);
     validateKeep(keep, shape);
     const o = resolveOptions(options);
+    validateScoreWindow(shape, o, keep);
     return this.guarded(async () => {
       const d = this.scoreDims(shape, o);
       const rec = this.recorder();

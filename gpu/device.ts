@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * WebGPU adapter and device acquisition through the `webgpu` npm package
  * (Dawn's dawn.node). Order: a core adapter on Vulkan, then a compatibility
@@ -50,8 +50,11 @@ async function loadDawn(): Promise<DawnModule> {
     const name = 'webgpu'; // a variable: the optional package is resolved at run time only
     dawn = (await import(name)) as DawnModule;
   } catch (e) {
+    const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes("'webgpu'");
     throw new BackendUnavailableError(
-      `the optional package 'webgpu' (Dawn for node) is not installed or failed to load: ${e instanceof Error ? e.message : String(e)}`,
+      missing
+        ? "the optional peer dependency 'webgpu' (Dawn for Node) is not installed: install webgpu to enable this backend (npm install webgpu)"
+        : `the optional peer dependency 'webgpu' (Dawn for Node) failed to load: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
   // GPUBufferUsage, GPUMapMode, ... as globals, like in a browser.

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Records one call's GPU work (dispatches and buffer commands) and submits
  * it as a single command buffer. Consecutive dispatches share a compute

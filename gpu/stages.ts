@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The GPU stages, named as in reference/stages.ts: score, pool, budget,
  * select, gather, attend, scatter. Each records its kernels' dispatches

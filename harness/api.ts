@@ -5,6 +5,7 @@
 export * from './core/interface.js';
 export * from './core/errors.js';
 export { resolveOptions, validateInput } from './core/validate.js';
+export { magnitudeLimit } from './core/range.js';
 export {
   registerBackend,
   registeredBackends,

@@ -11,4 +11,4 @@ import { registerCpuBackends } from './cpu-backends.js';
 registerCpuBackends(createWasmBackend);
 
 export * from './api.js';
-export { createWasmBackend, type WasmBackendOptions } from '../assembly/browser.js';
+export { createWasmBackend, createWasmMatmul, type WasmBackendOptions, type WasmMatmul, type WasmMatmulOptions } from '../assembly/browser.js';

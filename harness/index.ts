@@ -4,7 +4,7 @@ import './backends.js';
 export * from './api.js';
 export { runConformance, checkCase, type ConformanceRow } from './tools/conformance.js';
 export { loadGoldenCase, goldenCaseNames, type GoldenCase } from './tools/golden.js';
-export { createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
+export { createWasmBackend, createWasmMatmul, type WasmBackendOptions, type WasmMatmul, type WasmMatmulOptions } from '../assembly/node.js';
 export { createWebGpuBackend } from './webgpu-entry.js';
 export {
   isWebGpuBackend,

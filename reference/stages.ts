@@ -4,6 +4,7 @@
  * Layouts are those of harness/core/interface.ts.
  */
 import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import { checkpoint } from '../harness/core/errors.js';
 import { budgetFromCount } from '../harness/core/rules.js';
 
 /** Dot product of two f32 rows in f64: a[ao..ao+D) . b[bo..bo+D). */
@@ -17,8 +18,9 @@ function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, D: number
  * score: a[h][t] = (1/W) sum_{i=L-W}^{L-1} exp(s_it - m_i) / l_i for prefix keys t < L-W,
  * where s_ij = q_i . k_j / sqrt(D), and m_i, l_i are query i's softmax max and sum over
  * keys j <= i (every prefix key is visible to every window query). Output [H][L-W].
+ * Cancellable between heads (o.signal).
  */
-export function score(input: AttentionInput, o: ResolvedTsaOptions): Float32Array {
+export async function score(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L, q, k } = input;
   const W = o.window;
   const P = L - W;
@@ -28,6 +30,7 @@ export function score(input: AttentionInput, o: ResolvedTsaOptions): Float32Arra
   const s = new Float64Array(L); // logits of one window query
   const acc = new Float64Array(P);
   for (let h = 0; h < H; h++) {
+    await checkpoint(o.signal);
     const kBase = Math.floor(h / group) * L * D;
     acc.fill(0);
     for (let i = P; i < L; i++) {
@@ -163,12 +166,13 @@ export function scatter(out: Float32Array, head: number, H: number, D: number, i
   }
 }
 
-/** gather + attend + scatter for every head; rows not in a head's set stay 0. */
-export function attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number): Float32Array {
+/** gather + attend + scatter for every head; rows not in a head's set stay 0. Cancellable between heads. */
+export async function attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, o: ResolvedTsaOptions): Promise<Float32Array> {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
   const group = H / Hkv;
   const out = new Float32Array(L * H * D);
   for (let h = 0; h < H; h++) {
+    await checkpoint(o.signal);
     const idx = indices.subarray(h * keptLength, (h + 1) * keptLength);
     const kvBase = Math.floor(h / group) * L * D;
     const qc = gather(input.q, h * L * D, idx, D);
@@ -180,9 +184,9 @@ export function attendSelected(input: AttentionInput, indices: Int32Array, keptL
 }
 
 /** Dense causal attention: every head keeps every position. */
-export function dense(input: AttentionInput): Float32Array {
+export function dense(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
   const { heads: H, seqLen: L } = input;
   const all = new Int32Array(H * L);
   for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) all[h * L + t] = t;
-  return attendSelected(input, all, L);
+  return attendSelected(input, all, L, o);
 }

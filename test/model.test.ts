@@ -9,11 +9,15 @@ import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../harness/core/generators.js';
-import { createReferenceBackend, type Backend } from '../harness/index.js';
+import { createReferenceBackend, createWasmMatmul, TsaInputError, type Backend, type WasmMatmul } from '../harness/index.js';
 import { denseAttention, fixedRatioAttention, randomAttention, randomIndices, tsaAttention } from '../harness/llama/attention.js';
 import { loadCheckpoint, ModelFormatError, parseCheckpoint, type LlamaModel } from '../harness/llama/checkpoint.js';
 import { chooseSparseLayers, defaultDriftProfile, driftFromResiduals, parseLayerList, rankByDrift, sparseLayerCount } from '../harness/llama/drift.js';
+import { captureAttention, benchInputFromModel } from '../harness/llama/capture.js';
 import { Llama } from '../harness/llama/llama.js';
+import { run as runBenchCommand } from '../harness/tools/commands/bench.js';
+import { tsaDefaultsFor } from '../harness/llama/options.js';
+import { buildTexts, DEFAULT_QUALITY_SETTINGS, settingsForContext } from '../harness/llama/quality.js';
 import { argmax, generate, sample } from '../harness/llama/sampling.js';
 import { FROG_KING } from '../harness/llama/texts.js';
 import { BOS, loadTokenizer, parseTokenizer, type Tokenizer } from '../harness/llama/tokenizer.js';
@@ -22,6 +26,8 @@ import { REPO_ROOT } from './shared/golden-dir.js';
 const MODELS = process.env.TSA_MODELS_DIR ? resolve(process.env.TSA_MODELS_DIR) : resolve(REPO_ROOT, '../shared/models');
 const MODEL_PATH = join(MODELS, 'stories260K.bin');
 const TOKENIZER_PATH = join(MODELS, 'tok512.bin');
+const SOTU_PATH = join(MODELS, 'sotu5M.bin');
+const SOTU_TOKENIZER_PATH = join(MODELS, 'tok4096.bin');
 const GREEDY_STORY = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
 
 let modelBytes: Uint8Array;
@@ -31,8 +37,10 @@ let llama: Llama;
 let tok: Tokenizer;
 let backend: Backend;
 let tmp: string;
+let wasmMatmul: WasmMatmul;
 
-beforeAll(() => {
+beforeAll(async () => {
+  wasmMatmul = await createWasmMatmul({ threads: 2 });
   // Plain copies (a Node Buffer's slice() would share memory with the original).
   modelBytes = new Uint8Array(readFileSync(MODEL_PATH));
   tokenizerBytes = new Uint8Array(readFileSync(TOKENIZER_PATH));
@@ -43,9 +51,19 @@ beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'tsa-model-test-'));
 });
 
-afterAll(() => {
+afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
+  await wasmMatmul.dispose();
 });
+
+const onWasm = (m: LlamaModel) => new Llama(m, (a, b, rows, k, n) => wasmMatmul.matmul(a, b, rows, k, n));
+
+/** max_t,j |got[t][j] - expected[t][j]| for logits rows [L][V]. */
+function maxLogitError(expected: Float64Array[], got: Float32Array, V: number): number {
+  let maxErr = 0;
+  expected.forEach((row, t) => row.forEach((x, j) => (maxErr = Math.max(maxErr, Math.abs(x - got[t * V + j]!)))));
+  return maxErr;
+}
 
 /**
  * An independent float64 forward pass straight from the file bytes (llama2.c's run.c as plain
@@ -276,9 +294,9 @@ describe('forward pass', () => {
     const expected = float64Logits(modelBytes, prompt);
     const got = (await llama.prefill(prompt, denseAttention(backend))).logits;
     const V = model.config.vocabSize;
-    let maxErr = 0;
-    expected.forEach((row, t) => row.forEach((x, j) => (maxErr = Math.max(maxErr, Math.abs(x - got[t * V + j]!)))));
-    expect(maxErr).toBeLessThan(2e-5);
+    expect(maxLogitError(expected, got, V)).toBeLessThan(2e-5);
+    // The same pass with its matmuls on the wasm kernel (f32 sums).
+    expect(maxLogitError(expected, (await onWasm(model).prefill(prompt, denseAttention(backend))).logits, V)).toBeLessThan(2e-5);
     // The prompt is "Once upon a time, there was a little g"; the greedy next token is "ir".
     expect(tok.decode(prompt)).toBe('Once upon a time, there was a little g');
     expect(tok.pieces[argmax(expected[prompt.length - 1]!)]).toBe('ir');
@@ -314,6 +332,112 @@ describe('forward pass', () => {
     }
     expect(ones / 4000).toBeGreaterThan(0.72);
     expect(ones / 4000).toBeLessThan(0.78);
+  });
+});
+
+describe('teacher forcing (prefill and a known continuation in one pass)', () => {
+  const text = () => tok.encode(FROG_KING.text).slice(0, 180);
+
+  it('equals prefill then dense decode step by step, resumed runs equal whole ones, on both matmuls', async () => {
+    const tokens = text();
+    const P = 150;
+    const V = model.config.vocabSize;
+    const pre = await llama.prefill(tokens.slice(0, P), tsaAttention(backend, [2, 3], options(0.05)));
+    const expected = [Float64Array.from(pre.logits.subarray((P - 1) * V))];
+    for (let t = P; t + 1 < tokens.length; t++) expected.push(Float64Array.from(llama.decodeStep(pre.cache, tokens[t]!)));
+    for (const runtime of [llama, onWasm(model)]) {
+      const dense = await runtime.teacherForce(tokens, P, denseAttention(backend), { keepAt: 2 });
+      const tsa = await runtime.teacherForce(tokens, P, tsaAttention(backend, [2, 3], options(0.05)));
+      expect(tsa.logits.length).toBe((tokens.length - P) * V);
+      // Continuation attention sums in f32 (matmul) where decode sums in float64.
+      expect(maxLogitError(expected, tsa.logits, V)).toBeLessThan(5e-5);
+      expect(tsa.layers.map((l) => l.mode)).toEqual(['dense', 'dense', 'sparse', 'sparse', 'dense']);
+      const resumed = await runtime.teacherForce(tokens, P, tsaAttention(backend, [2, 3], options(0.05)), { start: dense.kept });
+      expect(resumed.logits).toEqual(tsa.logits);
+      expect(resumed.layers.map((l) => l.layer)).toEqual([2, 3, 4]);
+    }
+    await expect(llama.teacherForce(tokens, P, tsaAttention(backend, [1, 3], options(0.05)), { start: (await llama.teacherForce(tokens, P, denseAttention(backend), { keepAt: 2 })).kept })).rejects.toThrow(/cannot resume/);
+    await expect(llama.teacherForce(tokens, tokens.length, denseAttention(backend))).rejects.toThrow(TsaInputError);
+  });
+});
+
+describe('real documents and captured attention', () => {
+  it('documents are cut to the text length; a shorter one is used whole with its prefill shortened; too short is an error', async () => {
+    const s = { ...DEFAULT_QUALITY_SETTINGS, textLength: 200, prefillLength: 150 };
+    const long = { name: 'long', text: FROG_KING.text };
+    const short = { name: 'short', text: FROG_KING.text.slice(0, 250) };
+    const texts = await buildTexts(llama, tok, backend, { ...s, documents: [long, short] });
+    const n = tok.encode(short.text).length;
+    expect(n).toBeLessThan(200);
+    expect(texts.map((t) => [t.tokens.length, t.prefill])).toEqual([[200, 150], [n, 150 - (200 - n)]]);
+    expect(texts[0]!.tokens).toEqual(tok.encode(FROG_KING.text).slice(0, 200));
+    await expect(buildTexts(llama, tok, backend, { ...s, documents: [{ name: 'tiny', text: 'Once.' }] })).rejects.toThrow(/'tiny' has \d+ tokens: too short/);
+  });
+
+  it('settings by context: the library defaults from 2048 tokens on, the scaled ones below', () => {
+    expect(tsaDefaultsFor(4096)).toMatchObject({ window: 128, minTokens: 1024, poolKernel: 7 });
+    expect(tsaDefaultsFor(512)).toMatchObject({ window: 32, minTokens: 64, poolKernel: 7 });
+    expect(settingsForContext(4096)).toMatchObject({ textLength: 4096, prefillLength: 3584, taus: [0.005, 0.01, 0.02] });
+    expect(settingsForContext(512)).toMatchObject({ textLength: 512, prefillLength: 384, taus: [0.005, 0.01, 0.02, 0.05] });
+  });
+
+  it('captures Q, K (after RoPE) and V of a layer in the library layouts, as the layer sees them', async () => {
+    const tokens = tok.encode(FROG_KING.text);
+    const input = await captureAttention(llama, tok, backend, FROG_KING.text, 3);
+    const c = model.config;
+    expect(input).toMatchObject({ heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, seqLen: Math.min(tokens.length, c.seqLen) });
+    expect(input.q.length).toBe(c.heads * input.seqLen * c.headDim);
+    // Dense attention on the captured input is what layer 3 computed: replaying it through the plan gives dense logits.
+    const seen: Float32Array[] = [];
+    const probe = { ...denseAttention(backend), attend: async (l: number, x: typeof input) => (l === 3 && seen.push(x.k), denseAttention(backend).attend(l, x)) };
+    await llama.prefill(tokens.slice(0, input.seqLen), probe);
+    expect(input.k).toEqual(seen[0]);
+    await expect(benchInputFromModel({ model: MODEL_PATH, tokenizer: TOKENIZER_PATH }, backend)).rejects.toThrow(/needs --text, --layer/);
+    await expect(captureAttention(llama, tok, backend, 'x', 5)).rejects.toThrow(/layers 0\.\.4/);
+    // tsa bench --inputs model takes the shape from the model: shape flags with it are an error (before any backend starts).
+    for (const flag of [['--heads', '4'], ['--kv-heads=1'], ['--head-dim', '64'], ['--lengths', '4096']]) {
+      await expect(runBenchCommand(['--inputs', 'model', ...flag])).rejects.toThrow(/takes its shape and length from the model/);
+    }
+    await expect(runBenchCommand(['--inputs', 'model,structured'])).rejects.toThrow(/or model alone/);
+  });
+});
+
+describe('sotu5M (context 4096, GQA 4/2 heads of 64)', () => {
+  let sotuBytes: Uint8Array;
+  let sotu: LlamaModel;
+  let sotuTok: Tokenizer;
+
+  beforeAll(() => {
+    sotuBytes = new Uint8Array(readFileSync(SOTU_PATH));
+    sotu = parseCheckpoint(sotuBytes, SOTU_PATH);
+    sotuTok = loadTokenizer(SOTU_TOKENIZER_PATH, sotu.config.vocabSize);
+  });
+
+  it('reads the header: dim 256, 6 layers, 4 heads, 2 KV heads, hidden 704, vocab 4096, context 4096', () => {
+    expect(sotu.config).toEqual({ dim: 256, hiddenDim: 704, layers: 6, heads: 4, kvHeads: 2, vocabSize: 4096, seqLen: 4096, headDim: 64, sharedClassifier: true });
+  });
+
+  it('prefill logits (plain loops and wasm matmul) and decode equal an independent float64 forward pass', async () => {
+    const prompt = sotuTok.encode('Fellow-Citizens of the Senate and House of Representatives:').slice(0, 12);
+    expect(prompt.length).toBe(12);
+    const expected = float64Logits(sotuBytes, prompt);
+    const V = sotu.config.vocabSize;
+    const plain = new Llama(sotu);
+    expect(maxLogitError(expected, (await plain.prefill(prompt, denseAttention(backend))).logits, V)).toBeLessThan(2e-5);
+    expect(maxLogitError(expected, (await onWasm(sotu).prefill(prompt, denseAttention(backend))).logits, V)).toBeLessThan(5e-5);
+    const pre = await plain.prefill(prompt.slice(0, 6), denseAttention(backend));
+    for (let t = 6; t < prompt.length; t++) expect(maxLogitError([expected[t]!], plain.decodeStep(pre.cache, prompt[t]!), V)).toBeLessThan(2e-5);
+  });
+
+  it('its tokenizer matches the naive merge loop and round-trips text', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(...'aeiou tnsrhl.,;:-\'"\nTGCFS0123'), maxLength: 60 }), (s) => {
+        const ids = sotuTok.encode(s);
+        expect(ids).toEqual(naiveEncode(sotuTok, s));
+        expect(sotuTok.decode(ids)).toBe(s);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 

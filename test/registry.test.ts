@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import '../harness/backends.js';
-import { BackendUnavailableError } from '../harness/core/errors.js';
+import { BackendUnavailableError, TsaInputError } from '../harness/core/errors.js';
 import type { Backend } from '../harness/core/interface.js';
 import { createBackend, probeBackends, registerBackend, registeredBackends, selectBackend } from '../harness/registry.js';
 import { createReferenceBackend } from '../reference/index.js';
@@ -148,5 +148,73 @@ describe('registry', () => {
       { created: 1, disposed: 1 },
       { created: 1, disposed: 1 },
     ]);
+  });
+});
+
+describe('registry: caller errors and slow factories', () => {
+  const BAD_OPTIONS: Array<[object, RegExp]> = [
+    [{ threads: 0 }, /option threads must be an integer in \[1, 256\], got 0/],
+    [{ threads: '2' }, /option threads must be an integer in \[1, 256\], got '2'/],
+    [{ threads: 1.5 }, /option threads must be an integer in \[1, 256\], got 1.5/],
+    [{ threads: 257 }, /option threads must be an integer in \[1, 256\], got 257/],
+    [{ costRule: 'yes' }, /option costRule must be a boolean, got yes/],
+  ];
+
+  it('invalid create options are TsaInputError (OPTION) from selectBackend, forced or not, createBackend and probeBackends: never a fall-back', async () => {
+    const works = registerFake(0, 'works');
+    for (const [options, message] of BAD_OPTIONS) {
+      for (const call of [
+        () => selectBackend(options),
+        () => selectBackend({ ...options, backend: 'reference' }),
+        () => createBackend('reference', options),
+        () => probeBackends(options),
+      ]) {
+        const e = await call().then(() => null, (x: unknown) => x);
+        expect(e).toBeInstanceOf(TsaInputError);
+        expect((e as TsaInputError).inputCode).toBe('OPTION');
+        expect((e as TsaInputError).message).toMatch(message);
+      }
+    }
+    const timeout = await selectBackend({ probeTimeoutMs: 0 }).catch((x: unknown) => x);
+    expect(timeout).toBeInstanceOf(TsaInputError);
+    expect((timeout as Error).message).toMatch(/option probeTimeoutMs must be a positive number of milliseconds, got 0/);
+    expect(works.log.created).toBe(0);
+  });
+
+  it('a factory that rejects an option with TsaInputError fails selectBackend with it instead of skipping the backend', async () => {
+    const works = registerFake(0, 'works');
+    const picky = registerFake(1, new TsaInputError("option simd must be 'plain' or 'relaxed', got 'avx'", 'OPTION'));
+    const e = await selectBackend().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(TsaInputError);
+    expect((e as Error).message).toMatch(/option simd must be 'plain' or 'relaxed'/);
+    expect(picky.log.created).toBe(1);
+    expect(works.log.created).toBe(0);
+  });
+
+  it('a factory that never resolves is given up after probeTimeoutMs with the reason in the report; its late backend is disposed', async () => {
+    const works = registerFake(0, 'works');
+    const name = `fake-${++fakeCount}`;
+    const gate: { release?: (b: Backend) => void } = {};
+    let lateDisposed = 0;
+    const top = Math.max(...registeredBackends().map((e) => e.priority));
+    registerBackend({
+      name,
+      priority: top + 100,
+      summary: 'a factory that hangs once',
+      // The first creation hangs until released; later ones (other tests) work at once.
+      create: () =>
+        gate.release === undefined
+          ? new Promise<Backend>((resolve) => (gate.release = resolve))
+          : Promise.resolve({ ...createReferenceBackend(), name, description: `fake ${name}` }),
+    });
+    const started = performance.now();
+    const { backend, report } = await selectBackend({ probeTimeoutMs: 300 });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(backend.name).toBe(works.name);
+    expect(report.find((r) => r.name === name)).toMatchObject({ available: false, reason: `backend '${name}' did not finish starting within 300 ms` });
+    await backend.dispose();
+    gate.release!({ ...createReferenceBackend(), name, description: 'late', dispose: async () => void lateDisposed++ });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(lateDisposed).toBe(1);
   });
 });

@@ -12,6 +12,7 @@
  *   (every task computes the same way whichever thread runs it);
  * - options, variant choice and dispose.
  */
+import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseVariant, createWasmBackend, type WasmBackendOptions } from '../assembly/node.js';
@@ -153,6 +154,24 @@ describe('wasm backend (plain SIMD)', () => {
     }
     expect((await chooseVariant()).variant).toBe(relaxed ?? 'plain');
     expect((await chooseVariant('plain')).variant).toBe('plain');
+  });
+
+  it('a stage call needing more than wasm32\'s 4 GiB is TsaInputError SHAPE (select with a window of 2^30 tokens), and the backend keeps working', async () => {
+    const pooled = Float32Array.from({ length: 32 }, (_, i) => (i % 7) / 32);
+    const e = await two.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 2 ** 30 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(TsaInputError);
+    expect((e as TsaInputError).inputCode).toBe('SHAPE');
+    expect((e as Error).message).toMatch(/needs 4\.00 GiB of wasm memory, more than wasm32's 4 GiB/);
+    expect(await two.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 3 })).toEqual(await reference.select(pooled, { heads: 1, prefixLen: 32 }, 4, { window: 3 }));
+  });
+
+  it('a worker that cannot start (node --input-type, inherited by workers) is BackendUnavailableError with the reason', () => {
+    const entry = new URL('../dist/assembly/node.js', import.meta.url).href;
+    const script = `import { createWasmBackend } from '${entry}';
+      try { const b = await createWasmBackend({ threads: 2, simd: 'plain' }); console.log('created'); await b.dispose(); }
+      catch (e) { console.log(e.name + ' | ' + e.message); }`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(out.trim()).toMatch(/^BackendUnavailableError \| a wasm worker could not start: wasm worker 0 is gone: --input-type can only be used/);
   });
 
   it('terminates its workers on dispose; later calls fail with BackendLostError', async () => {

@@ -13,7 +13,7 @@
  * backend has the block-sparse stages too (BlockSparseStages: blockScores, blockSelect,
  * attendBlocks).
  */
-import { throwIfAborted } from './errors.js';
+import { BackendLostError, throwIfAborted } from './errors.js';
 import type {
   AttentionInput,
   BlockShape,
@@ -37,6 +37,7 @@ import {
   validateMask,
   validateMasses,
   validateScores,
+  validateScoreWindow,
 } from './validate.js';
 
 /**
@@ -90,7 +91,14 @@ export function serialised(
 /** The public Backend of a definition; `extra` adds backend-specific members (e.g. GPU-resident calls). */
 export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): BlockSparseBackend & E {
   const runner = def.run ?? (<T>(call: () => Promise<T>) => call());
-  // A call that was aborted before its turn never starts.
+  let disposed = false;
+  // Each public call, after validation: one made after dispose() or with a fired signal computes nothing.
+  const admit = (o: ResolvedTsaOptions): ResolvedTsaOptions => {
+    if (disposed) throw new BackendLostError(`the ${def.name} backend was disposed`);
+    throwIfAborted(o.signal);
+    return o;
+  };
+  // A stage whose call was aborted before its turn never starts.
   const run = <T>(o: ResolvedTsaOptions, call: () => Promise<T>): Promise<T> =>
     runner(() => {
       throwIfAborted(o.signal);
@@ -105,38 +113,43 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
     ...(def.threads !== undefined ? { threads: def.threads } : {}),
     async scores(input: AttentionInput, options?: TsaOptions) {
       validateInput(input);
-      return ran.scores(input, resolveOptionsFor(input, options));
+      return ran.scores(input, admit(resolveOptionsFor(input, options)));
     },
     async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateScores('scores', scores, shape);
-      return ran.pool(scores, shape, o);
+      validateScoreWindow(shape, o);
+      return ran.pool(scores, shape, admit(o));
     },
     async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
       const o = resolveOptions(options);
       validateScores('pooled', pooled, shape);
+      validateScoreWindow(shape, o);
+      admit(o);
       return denseBeforeScoring(shape.prefixLen + o.window, o) ?? ran.budget(pooled, shape, o);
     },
     async select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateScores('pooled', pooled, shape);
       validateKeep(keep, shape);
-      return ran.select(pooled, shape, keep, o);
+      validateScoreWindow(shape, o, keep);
+      return ran.select(pooled, shape, keep, admit(o));
     },
     async attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateInput(input);
       validateIndices(indices, keptLength, input);
-      return ran.attendSelected(input, indices, keptLength, o);
+      return ran.attendSelected(input, indices, keptLength, admit(o));
     },
     async dense(input: AttentionInput, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateInput(input);
-      return ran.dense(input, o);
+      return ran.dense(input, admit(o));
     },
     async tokenSparseAttention(input: AttentionInput, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateInput(input);
+      admit(o);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);
       if (layer && !o.blockSparse) return run(o, () => layer(input, o));
@@ -156,20 +169,24 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
     async blockScores(input: AttentionInput, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateInput(input);
-      return ran.blockScores(input, o);
+      return ran.blockScores(input, admit(o));
     },
     async blockSelect(masses: Float32Array, shape: BlockShape, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateMasses(masses, shape);
-      return ran.blockSelect(masses, shape, o);
+      return ran.blockSelect(masses, shape, admit(o));
     },
     async attendBlocks(input: AttentionInput, mask: Uint8Array, options?: TsaOptions) {
       const o = resolveOptions(options);
       validateInput(input);
       validateMask(mask, input, o);
-      return ran.attendBlocks(input, mask, o);
+      return ran.attendBlocks(input, mask, admit(o));
     },
-    dispose: () => def.dispose(),
+    /** Later calls reject with BackendLostError; calls already running finish (or fail) first. */
+    dispose: () => {
+      disposed = true;
+      return def.dispose();
+    },
     ...(def.lastDeviceTimeMs ? { lastDeviceTimeMs: () => def.lastDeviceTimeMs!() } : {}),
     ...(def.costRule ? { costRates: () => def.costRule!.model(ran) } : {}),
   };

@@ -4,6 +4,8 @@ export type TsaInputErrorCode =
   | 'SHAPE'
   | 'HEADS'
   | 'NON_FINITE'
+  /** Finite values too large for the f32 compute (core/range.ts states the bound). */
+  | 'RANGE'
   | 'OPTION'
   | 'INDICES'
   | 'MASK'
@@ -53,4 +55,14 @@ export class TsaAbortError extends TsaError {
 /** Throws TsaAbortError if `signal` has fired. */
 export function throwIfAborted(signal: AbortSignal | null | undefined): void {
   if (signal?.aborted) throw new TsaAbortError(`the call was aborted${signal.reason instanceof Error ? `: ${signal.reason.message}` : ''}`, signal.reason);
+}
+
+/**
+ * A cancellation point of a long computation: lets pending events (an abort) run, then
+ * throwIfAborted. Without a signal there is nothing to wait for and it returns at once.
+ */
+export async function checkpoint(signal: AbortSignal | null | undefined): Promise<void> {
+  if (!signal) return;
+  await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  throwIfAborted(signal);
 }

@@ -21,6 +21,7 @@
  *   mask    [H][nb][nb]   u8, 1 = (query block, key block) selected, lower triangle only (blockSelect)
  * Stages: blockScores -> blockSelect -> attendBlocks (BlockSparseStages below).
  */
+import type { BlockStageName, StageName } from './stages.js';
 
 import type { CostModel } from './cost.js';
 
@@ -141,21 +142,14 @@ export type Budget =
     }
   | { mode: 'dense'; reason: DenseReason; detail: string };
 
-/** Milliseconds spent per stage of one `tokenSparseAttention` call. */
-export interface StageTimings {
-  scores: number;
-  pool: number;
-  budget: number;
-  select: number;
-  /** gather + attend + scatter (or dense attention when the layer is dense); with blockSparse, the three block stages too. */
-  attend: number;
-  /** With blockSparse: the block stages' share of `attend`. */
-  blockScores?: number;
-  blockSelect?: number;
-  attendBlocks?: number;
-  /** Wall time of the whole call. */
-  total: number;
-}
+/**
+ * Milliseconds spent per stage of one `tokenSparseAttention` call, one field per stage of
+ * core/stages.ts STAGES (scores, pool, budget, select, attend: gather + attend + scatter, or dense
+ * attention when the layer is dense; with blockSparse, the three block stages too), and `total`,
+ * the wall time of the whole call. With blockSparse, BLOCK_STAGES (blockScores, blockSelect,
+ * attendBlocks) give the block stages' share of `attend`.
+ */
+export type StageTimings = Record<StageName | 'total', number> & Partial<Record<BlockStageName, number>>;
 
 export interface TsaResult {
   /** [L][H*D]; rows of pruned (t, h) pairs are exactly 0. */
@@ -208,10 +202,15 @@ export type BlockSparseBackend = Backend & BlockSparseStages;
 
 /**
  * A Token Sparse Attention backend. All methods validate their inputs
- * (throwing `TsaInputError` before computing anything) and are async so that
+ * (rejecting with `TsaInputError` before computing anything) and are async so that
  * GPU and threaded backends fit the same shape. Every stage takes the same
  * per-call options (each uses what concerns it). Backends are built with
  * defineBackend (core/backend.ts), which does the validation.
+ *
+ * Input contract: a call may read its array arguments (q, k, v, scores,
+ * indices) until its promise settles, so they must not change before then
+ * (nothing is snapshotted). No call writes its inputs, and every result is a
+ * fresh array, never a view of an input.
  */
 export interface Backend {
   /** Registry name: 'reference' | 'wasm' | 'webgpu'. */

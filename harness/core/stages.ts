@@ -27,9 +27,11 @@ export const STAGE_OF: Readonly<Record<StageMethod, StageName>> = {
   dense: 'attend',
 };
 
-/** Zeroed timings of one call. */
+/** Zeroed timings of one call: every stage of STAGES and total. */
 export function emptyTimings(): Record<StageName | 'total', number> {
-  return { scores: 0, pool: 0, budget: 0, select: 0, attend: 0, total: 0 };
+  const t = { total: 0 } as Record<StageName | 'total', number>;
+  for (const stage of STAGES) t[stage] = 0;
+  return t;
 }
 
 /** The block-sparse (XAttention) stages inside attend, in order; each is a Backend method of BlockSparseStages and a StageTimings field. */

@@ -14,12 +14,30 @@ import {
   type ScoreShape,
   type TsaOptions,
 } from './interface.js';
+import { logitMagnitude, magnitudeLimit } from './range.js';
+
+/**
+ * Largest shape field, window, pool kernel and minTokens, and the most elements of any array
+ * (inputs, scores, indices, outputs): the kernels index tokens and elements with 32-bit integers.
+ */
+export const MAX_TOKENS = 2 ** 31 - 1;
+export const MAX_ELEMENTS = 2 ** 31 - 1;
 
 function positiveInt(name: string, value: unknown, code: 'SHAPE' | 'HEADS' = 'SHAPE'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw new TsaInputError(`${name} must be a positive integer, got ${String(value)}`, code);
   }
+  if (value > MAX_TOKENS) {
+    throw new TsaInputError(`${name} must be at most ${MAX_TOKENS} (32-bit kernel indices), got ${value}`, code);
+  }
   return value;
+}
+
+/** An element count of `layout` must stay within MAX_ELEMENTS. */
+function checkElements(what: string, count: number, layout: string): void {
+  if (count > MAX_ELEMENTS) {
+    throw new TsaInputError(`${what} ${layout} would have ${count} elements, more than ${MAX_ELEMENTS} (32-bit kernel indices)`, 'SHAPE');
+  }
 }
 
 function checkArray(name: string, arr: unknown, expected: number, layout: string): Float32Array {
@@ -36,7 +54,9 @@ function checkArray(name: string, arr: unknown, expected: number, layout: string
   return arr;
 }
 
-function checkFinite(name: string, arr: Float32Array): void {
+/** Checks every value is finite; returns the largest magnitude (for the range check, in the same pass). */
+function checkFinite(name: string, arr: Float32Array): number {
+  let max = 0;
   for (let i = 0; i < arr.length; i++) {
     const x = arr[i]!;
     // x - x is NaN for NaN and +-Infinity, 0 otherwise.
@@ -46,11 +66,35 @@ function checkFinite(name: string, arr: Float32Array): void {
         'NON_FINITE',
       );
     }
+    const a = x < 0 ? -x : x;
+    if (a > max) max = a;
+  }
+  return max;
+}
+
+/** The magnitude bound of range.ts for f32 compute (the bound every backend applies). */
+function checkRange(maxQ: number, maxK: number, maxV: number, D: number, L: number): void {
+  const limit = magnitudeLimit('f32');
+  const logits = logitMagnitude(maxQ, maxK, D);
+  if (logits > limit) {
+    throw new TsaInputError(
+      `inputs would overflow the f32 logits: max|q| * max|k| * D * max(1, log2(e)/sqrt(D)) = ${logits.toPrecision(3)} (max|q| ${maxQ}, max|k| ${maxK}, D ${D}) must be at most ${limit.toPrecision(3)}; scale q or k down`,
+      'RANGE',
+    );
+  }
+  if (maxV * L > limit) {
+    throw new TsaInputError(
+      `inputs would overflow the f32 output sum: max|v| * seqLen = ${(maxV * L).toPrecision(3)} (max|v| ${maxV}, seqLen ${L}) must be at most ${limit.toPrecision(3)}; scale v down`,
+      'RANGE',
+    );
   }
 }
 
-/** Checks the shape numbers: positive integers, H a multiple of Hkv. */
+/** Checks the shape numbers: positive integers, H a multiple of Hkv, the output within MAX_ELEMENTS. */
 export function validateShape(shape: AttentionShape): void {
+  if (shape === null || typeof shape !== 'object') {
+    throw new TsaInputError(`input must be an object {q, k, v, heads, kvHeads, headDim, seqLen}`, 'TYPE');
+  }
   positiveInt('heads', shape.heads, 'HEADS');
   positiveInt('kvHeads', shape.kvHeads, 'HEADS');
   positiveInt('headDim', shape.headDim);
@@ -61,6 +105,7 @@ export function validateShape(shape: AttentionShape): void {
       'HEADS',
     );
   }
+  checkElements('output', shape.seqLen * shape.heads * shape.headDim, `[seqLen=${shape.seqLen}][heads*headDim=${shape.heads}*${shape.headDim}]`);
 }
 
 /** Checks shape, array types and lengths, and that every value is finite. */
@@ -73,21 +118,15 @@ export function validateInput(input: AttentionInput): void {
   const q = checkArray('q', input.q, H * L * D, `[heads=${H}][seqLen=${L}][headDim=${D}]`);
   const k = checkArray('k', input.k, Hkv * L * D, `[kvHeads=${Hkv}][seqLen=${L}][headDim=${D}]`);
   const v = checkArray('v', input.v, Hkv * L * D, `[kvHeads=${Hkv}][seqLen=${L}][headDim=${D}]`);
-  checkFinite('q', q);
-  checkFinite('k', k);
-  checkFinite('v', v);
+  checkRange(checkFinite('q', q), checkFinite('k', k), checkFinite('v', v), D, L);
 }
 
 function optionInt(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TsaInputError(`option ${name} must be an integer >= ${min}, got ${String(value)}`, 'OPTION');
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TsaInputError(`option ${name} must be an integer in [${min}, ${max}], got ${String(value)}`, 'OPTION');
   }
-  if (value > max) throw new TsaInputError(`option ${name} must be an integer <= ${max} (kernels index tokens in 32 bits), got ${value}`, 'OPTION');
   return value;
 }
-
-/** Largest window, pool kernel and minTokens: the kernels index tokens with 32-bit integers. */
-export const MAX_TOKENS = 2 ** 31 - 1;
 
 /** One validator per option: the value given (never undefined) to its resolved value. */
 const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsaOptions[K] } = {
@@ -106,7 +145,6 @@ const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsa
     return p;
   },
   minTokens: (v) => optionInt('minTokens', v, 1, MAX_TOKENS),
-  blockSparse: (v) => resolveBlockSparse(v),
   costRule: (v) => {
     if (typeof v !== 'boolean') throw new TsaInputError(`option costRule must be a boolean, got ${describe(v)}`, 'OPTION');
     return v;
@@ -117,6 +155,7 @@ const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsa
     }
     return v;
   },
+  blockSparse: (v) => resolveBlockSparse(v),
 };
 
 /** blockSparse: a plain object {method: 'xattention', threshold?, stride?, blockSize?}, defaults filled in. */
@@ -208,7 +247,7 @@ export function resolveOptions(options: TsaOptions | undefined): ResolvedTsaOpti
   if (options === undefined) return o;
   const proto = options === null || typeof options !== 'object' ? undefined : Object.getPrototypeOf(options);
   if (proto !== Object.prototype && proto !== null) {
-    throw new TsaInputError(`options must be an object (a plain {name: value} record), got ${describe(options)}`, 'OPTION');
+    throw new TsaInputError(`options must be a plain object, got ${describe(options)}`, 'OPTION');
   }
   for (const key of Object.keys(options)) {
     if (!Object.prototype.hasOwnProperty.call(OPTION_RULES, key)) {
@@ -234,6 +273,9 @@ export function resolveOptionsFor(shape: AttentionShape, options: TsaOptions | u
 
 /** Checks a [heads][prefixLen] score array (finite, non-negative). */
 export function validateScores(name: string, scores: Float32Array, shape: ScoreShape): void {
+  if (shape === null || typeof shape !== 'object') {
+    throw new TsaInputError(`shape must be an object {heads, prefixLen}, got ${describe(shape)}`, 'TYPE');
+  }
   positiveInt('heads', shape.heads, 'HEADS');
   positiveInt('prefixLen', shape.prefixLen);
   checkArray(name, scores, shape.heads * shape.prefixLen, `[heads=${shape.heads}][prefixLen=${shape.prefixLen}]`);
@@ -243,6 +285,19 @@ export function validateScores(name: string, scores: Float32Array, shape: ScoreS
       throw new TsaInputError(`${name}[${i}] is ${x}; scores must be finite and >= 0`, 'NON_FINITE');
     }
   }
+}
+
+/**
+ * Checks the window of a score-shaped stage (pool, budget, select) against its shape: the
+ * sequence it implies, L = prefixLen + window, must be a valid seqLen, and select's output
+ * [heads][keep + window] must fit MAX_ELEMENTS (pass `keep` for select).
+ */
+export function validateScoreWindow(shape: ScoreShape, o: ResolvedTsaOptions, keep?: number): void {
+  const L = shape.prefixLen + o.window;
+  if (L > MAX_TOKENS) {
+    throw new TsaInputError(`option window (${o.window}) + prefixLen (${shape.prefixLen}) = seqLen ${L} must be at most ${MAX_TOKENS}`, 'OPTION');
+  }
+  if (keep !== undefined) checkElements('select output', shape.heads * (keep + o.window), `[heads=${shape.heads}][keep + window=${keep}+${o.window}]`);
 }
 
 /** Checks a keep count for `select`: 1 <= keep <= prefixLen. */

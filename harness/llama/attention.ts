@@ -25,6 +25,7 @@ function layerList(layers: readonly number[]): string {
 export function denseAttention(backend: Backend): PrefillAttention {
   return {
     label: 'dense',
+    selects: () => false,
     attend: (layer, input) => denseLayer(backend, layer, input, 'dense layer'),
   };
 }
@@ -35,6 +36,7 @@ export function tsaAttention(backend: Backend, sparseLayers: readonly number[], 
   const sparse = new Set(sparseLayers);
   return {
     label: `tsa tau=${o.coverage} layers ${layerList(sparseLayers)}`,
+    selects: (layer) => sparse.has(layer),
     async attend(layer, input) {
       if (!sparse.has(layer)) return denseLayer(backend, layer, input, 'dense layer');
       const r = await backend.tokenSparseAttention(input, o);
@@ -62,6 +64,7 @@ export function fixedRatioAttention(backend: Backend, sparseLayers: readonly num
   const sparse = new Set(sparseLayers);
   return {
     label: `fixed-ratio ${fraction.toFixed(3)} layers ${layerList(sparseLayers)}`,
+    selects: (layer) => sparse.has(layer),
     async attend(layer, input) {
       const L = input.seqLen;
       if (!sparse.has(layer) || L <= o.window) return denseLayer(backend, layer, input, 'dense layer');
@@ -105,6 +108,7 @@ export function randomAttention(backend: Backend, sparseLayers: readonly number[
   const rng = new Rng(seed);
   return {
     label: `random ${fraction.toFixed(3)} layers ${layerList(sparseLayers)} seed ${seed}`,
+    selects: (layer) => sparse.has(layer),
     async attend(layer, input) {
       const L = input.seqLen;
       if (!sparse.has(layer) || L <= o.window) return denseLayer(backend, layer, input, 'dense layer');

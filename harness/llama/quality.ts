@@ -1,37 +1,50 @@
 /**
- * Quality of token-sparse prefill on a real model: for each text, prefill the first
- * `prefillLength` tokens with a plan (TSA at a coverage tau, a fixed-ratio budget, or random
- * selection, in the sparse layers), teacher-force the rest with dense decode, and compare
- * the continuation's next-token distributions with the all-dense run:
- *   NLL = mean_t -log p(x_{t+1} | x_<=t) over continuation positions (pooled over texts),
- *   top-1 agreement = share of positions where argmax equals the dense argmax,
- *   KL = mean_t KL(p_dense || p_method).
+ * Quality of token-sparse prefill on a real model: for each text, prefill the first P tokens with
+ * a plan (TSA at a coverage tau, or a baseline at TSA's kept fraction, in the sparse layers),
+ * teacher-force the rest with dense attention (what dense decode computes), and compare the
+ * continuation's next-token distributions with the all-dense run (metrics.ts). Texts are either
+ * real documents (`documents`) or stories sampled from the dense model plus a fixed text.
  * Baselines get the kept fraction TSA reached at the same tau (mean over texts and sparse
  * layers), as one fixed ratio for every layer and text.
+ *
+ * Every plan is dense before the first sparse layer, so each text's residual stream entering it,
+ * that layer's Q/K/V and its continuation rows' attention are computed once (by the dense run)
+ * and every other run resumes from there.
  */
 import { resolveOptions, TsaInputError, type Backend, type TsaOptions } from '../index.js';
 import { denseAttention, fixedRatioAttention, randomAttention, tsaAttention } from './attention.js';
-import { chooseSparseLayers, defaultDriftProfile, PROFILE_SEED } from './drift.js';
-import type { LayerAttentionInfo, Llama, PrefillAttention } from './llama.js';
-import { argmax, logSoftmaxAt, sampleText } from './sampling.js';
+import { chooseSparseLayers, defaultDriftProfile, profileDrift, PROFILE_SEED } from './drift.js';
+import type { LayerState, Llama, PrefillAttention } from './llama.js';
+import { logSoftmaxRow, median, summarise, top2Gap, NEAR_TIE, type Continuation, type QualityRecord } from './metrics.js';
+import { LONG_CONTEXT, tsaDefaultsFor } from './options.js';
+import { sampleText } from './sampling.js';
 import { FROG_KING } from './texts.js';
 import type { Tokenizer } from './tokenizer.js';
 
-export type Method = 'tsa' | 'fixed-ratio' | 'random';
+/** A text by name. */
+export interface NamedText {
+  name: string;
+  text: string;
+}
 
 export interface QualitySettings {
   taus: number[];
-  /** TSA options scaled to a 512-position model (window, minTokens, poolKernel). */
+  /** TSA options (window, minTokens, poolKernel); see settingsForContext. */
   window: number;
   minTokens: number;
   poolKernel: number;
-  /** Tokens per text (BOS included) and how many of them are prefilled. */
+  /** Which rule or flags gave window, minTokens and poolKernel (for the report). */
+  tsaSource: string;
+  /** Tokens per text (BOS included) and how many of them are prefilled (less for a shorter document). */
   textLength: number;
   prefillLength: number;
+  /** Real documents to evaluate on; without them, sampled stories plus the fixture text. */
+  documents?: NamedText[];
   /** Stories sampled from the dense model with seeds 1..stories, plus the fixture text. */
   stories: number;
   storyTemperature: number;
-  /** Seed of the separate full-context story the drift profile runs on. */
+  /** The drift profile's prompt: this text (cut to the context), else a story sampled with profileSeed. */
+  driftText?: NamedText;
   profileSeed: number;
   /** Share of layers made sparse by drift, unless sparseLayers is given. */
   delta: number;
@@ -40,13 +53,22 @@ export interface QualitySettings {
   randomSeed: number;
 }
 
+/**
+ * TSA options (tsaDefaultsFor), text lengths and taus for a model of context seqLen: from
+ * LONG_CONTEXT on, texts fill the context with the last 512 tokens scored, taus 0.005..0.02;
+ * below, 512-token texts with 384 prefilled, taus up to 0.05.
+ */
+export function settingsForContext(seqLen: number): Pick<QualitySettings, 'taus' | 'window' | 'minTokens' | 'poolKernel' | 'tsaSource' | 'textLength' | 'prefillLength'> {
+  const { which, ...t } = tsaDefaultsFor(seqLen);
+  const rest =
+    seqLen >= LONG_CONTEXT
+      ? { taus: [0.005, 0.01, 0.02], textLength: seqLen, prefillLength: seqLen - 512 }
+      : { taus: [0.005, 0.01, 0.02, 0.05], textLength: Math.min(seqLen, 512), prefillLength: 384 };
+  return { ...t, tsaSource: which, ...rest };
+}
+
 export const DEFAULT_QUALITY_SETTINGS: Readonly<QualitySettings> = Object.freeze({
-  taus: [0.005, 0.01, 0.02, 0.05],
-  window: 32,
-  minTokens: 64,
-  poolKernel: 7,
-  textLength: 512,
-  prefillLength: 384,
+  ...settingsForContext(512),
   stories: 15,
   storyTemperature: 1,
   profileSeed: PROFILE_SEED,
@@ -54,55 +76,41 @@ export const DEFAULT_QUALITY_SETTINGS: Readonly<QualitySettings> = Object.freeze
   randomSeed: 7,
 });
 
+/** One evaluated text: its tokens (BOS first) and how many of them are prefilled. */
 export interface EvalText {
   name: string;
   tokens: number[];
+  prefill: number;
 }
 
-/** One text's numbers for one (tau, method). */
-export interface TextResult {
-  text: string;
-  tokens: number;
-  nllDense: number;
-  nll: number;
-  top1Agreement: number;
-  keptFraction: number;
+/** What a baseline plan is built from: TSA's mean kept fraction at this tau and a per-text seed. */
+export interface BaselineContext {
+  backend: Backend;
+  sparseLayers: readonly number[];
+  options: TsaOptions;
+  fraction: number;
+  seed: number;
 }
 
-export interface QualityRecord {
-  tau: number;
-  method: Method;
-  /** Mean over texts and sparse layers of kept positions / L. */
-  keptFraction: number;
-  nllDense: number;
-  nll: number;
-  /** 100 * (nll - nllDense) / nllDense. */
-  nllDeltaPct: number;
-  top1Agreement: number;
-  /** Mean KL(p_dense || p_method) over continuation positions, nats. */
-  klDense: number;
-  /** Positions where the top-1 token differs from dense, and how many of them the dense model nearly tied (gap < NEAR_TIE). */
-  flips: number;
-  flipsNearTie: number;
-  /** Flips and mean KL in each quarter of the continuation (positions in order), showing where damage lands. */
-  flipsByQuarter: number[];
-  klByQuarter: number[];
-  sparseLayers: number[];
-  /** Kept fraction of each sparse layer (same order as sparseLayers), mean over texts. */
-  layerKeptFraction: number[];
-  /** For tsa: (text, layer) pairs where the coverage rule pruned nothing (the layer ran dense). */
-  denseByRule: number;
-  /** Continuation tokens scored, over all texts. */
-  tokens: number;
-  perText: TextResult[];
+/** A method compared with TSA at each tau, at TSA's kept fraction; report rows follow this order. */
+export interface BaselineMethod {
+  name: string;
+  plan(c: BaselineContext): PrefillAttention;
 }
+
+export const BASELINES: readonly BaselineMethod[] = [
+  { name: 'fixed-ratio', plan: (c) => fixedRatioAttention(c.backend, c.sparseLayers, c.options, c.fraction) },
+  { name: 'random', plan: (c) => randomAttention(c.backend, c.sparseLayers, c.options, c.fraction, c.seed) },
+];
 
 export interface QualityReport {
   backend: string;
   settings: QualitySettings;
+  /** Where the drift profile came from. */
+  driftSource: string;
   drift: number[];
   sparseLayers: number[];
-  texts: { name: string; tokens: number }[];
+  texts: { name: string; tokens: number; prefill: number }[];
   /**
    * Per sparse layer, over texts: the smallest tau that prunes anything (the layer's smallest
    * normalised pooled mass; the rule prunes iff tau exceeds it): min, median, max.
@@ -114,87 +122,27 @@ export interface QualityReport {
   elapsedMs: number;
 }
 
-/** Dense continuation of one text: per position the log-softmax row and the target. */
-interface Continuation {
-  logProbs: Float64Array[];
-  targets: number[];
-  layers: LayerAttentionInfo[];
-}
-
-/**
- * teacherForce: prefill tokens[0..P) with `attention`, then feed tokens P..N-2 with dense decode;
- * returns log-softmax rows predicting tokens P..N-1.
- */
-async function teacherForce(llama: Llama, tokens: readonly number[], P: number, attention: PrefillAttention): Promise<Continuation> {
-  const V = llama.config.vocabSize;
-  const pre = await llama.prefill(tokens.slice(0, P), attention);
-  const logProbs: Float64Array[] = [logSoftmaxRow(pre.logits.subarray((P - 1) * V, P * V))];
-  for (let t = P; t + 1 < tokens.length; t++) logProbs.push(logSoftmaxRow(llama.decodeStep(pre.cache, tokens[t]!)));
-  return { logProbs, targets: tokens.slice(P), layers: pre.layers };
-}
-
-function logSoftmaxRow(logits: Float32Array): Float64Array {
-  const lse = logits[0]! - logSoftmaxAt(logits, 0, logits.length, 0);
-  return Float64Array.from(logits, (x) => x - lse);
-}
-
-/** A dense top-1 whose log-probability leads the runner-up by less than this (nats) is a near tie. */
-export const NEAR_TIE = 0.1;
-
-/** top2Gap: log p of the best token minus log p of the second best. */
-function top2Gap(p: Float64Array): number {
-  let a = -Infinity;
-  let b = -Infinity;
-  for (const x of p) {
-    if (x > a) [a, b] = [x, a];
-    else if (x > b) b = x;
-  }
-  return a - b;
-}
-
-/** One continuation position compared with dense. */
-interface Position {
-  nll: number;
-  nllDense: number;
-  agree: boolean;
-  /** The dense top-1 led its runner-up by less than NEAR_TIE. */
-  nearTie: boolean;
-  kl: number;
-}
-
-/** compare: per position, -log p of the target (method and dense), top-1 agreement, KL(dense || method). */
-function compare(dense: Continuation, run: Continuation): Position[] {
-  return run.targets.map((target, i) => {
-    const p = dense.logProbs[i]!;
-    const q = run.logProbs[i]!;
-    let kl = 0;
-    for (let j = 0; j < p.length; j++) kl += Math.exp(p[j]!) * (p[j]! - q[j]!);
-    return { nll: -q[target]!, nllDense: -p[target]!, agree: argmax(p) === argmax(q), nearTie: top2Gap(p) < NEAR_TIE, kl };
-  });
-}
-
-function sum(xs: readonly Position[], f: (x: Position) => number): number {
-  return xs.reduce((s, x) => s + f(x), 0);
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((s, x) => s + x, 0) / xs.length;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Sampled stories (dense model, seeds 1..n, BOS boundaries kept) plus the fixture text, each textLength tokens. */
+/** The texts: documents tokenised (BOS first) and cut to textLength, or sampled stories plus the fixture. */
 export async function buildTexts(llama: Llama, tokenizer: Tokenizer, backend: Backend, s: QualitySettings): Promise<EvalText[]> {
+  const P = s.prefillLength;
+  if (s.documents) {
+    return s.documents.map((d) => {
+      const tokens = tokenizer.encode(d.text).slice(0, s.textLength);
+      const prefill = P - (s.textLength - tokens.length);
+      if (prefill < 1) {
+        throw new TsaInputError(`document '${d.name}' has ${tokens.length} tokens: too short for a continuation of ${s.textLength - P}`, 'SHAPE');
+      }
+      return { name: d.name, tokens, prefill };
+    });
+  }
   const texts: EvalText[] = [];
   for (let seed = 1; seed <= s.stories; seed++) {
-    texts.push({ name: `story seed ${seed}`, tokens: await sampleText(llama, backend, s.textLength, s.storyTemperature, seed) });
+    texts.push({ name: `story seed ${seed}`, tokens: await sampleText(llama, backend, s.textLength, s.storyTemperature, seed), prefill: P });
   }
-  const fixture = tokenizer.encode(FROG_KING.text).slice(0, s.textLength);
-  texts.push({ name: FROG_KING.name, tokens: fixture });
+  texts.push({ name: FROG_KING.name, tokens: tokenizer.encode(FROG_KING.text).slice(0, s.textLength), prefill: P });
+  for (const t of texts) {
+    if (t.tokens.length <= P) throw new TsaInputError(`text '${t.name}' has ${t.tokens.length} tokens; the prefill takes ${P}, nothing is left to score`, 'SHAPE');
+  }
   return texts;
 }
 
@@ -204,6 +152,7 @@ function onsetProbe(backend: Backend, sparseLayers: readonly number[], o: TsaOpt
   const opts = resolveOptions(o);
   return {
     label: 'dense (with pruning-onset probe)',
+    selects: (layer) => sparseLayers.includes(layer),
     async attend(layer, input) {
       if (sparseLayers.includes(layer) && input.seqLen > opts.window) {
         const shape = { heads: input.heads, prefixLen: input.seqLen - opts.window };
@@ -229,6 +178,13 @@ function smallestLayerMass(pooled: Float32Array, H: number, P: number): number {
   return min / (total + 1e-8);
 }
 
+/** Drift of every layer on the settings' profile prompt, and a description of it. */
+async function driftProfile(llama: Llama, tokenizer: Tokenizer, backend: Backend, s: QualitySettings): Promise<{ drift: number[]; source: string }> {
+  if (!s.driftText) return { drift: await defaultDriftProfile(llama, backend, s.profileSeed), source: `story seed ${s.profileSeed}` };
+  const tokens = tokenizer.encode(s.driftText.text).slice(0, llama.config.seqLen);
+  return { drift: await profileDrift(llama, backend, tokens), source: `${s.driftText.name}, first ${tokens.length} tokens` };
+}
+
 /** Runs the whole sweep; `log` receives progress lines. */
 export async function runQualityEval(
   llama: Llama,
@@ -239,54 +195,61 @@ export async function runQualityEval(
 ): Promise<QualityReport> {
   const start = performance.now();
   const s = settings;
-  const P = s.prefillLength;
-  if (!(P > s.minTokens + s.window)) {
-    log(`warning: prefill ${P} <= minTokens ${s.minTokens} + window ${s.window}: TSA will run every layer dense`);
-  }
-  const drift = await defaultDriftProfile(llama, backend, s.profileSeed);
+  const clock = () => `[${((performance.now() - start) / 1000).toFixed(0).padStart(4)} s]`;
+  const { drift, source: driftSource } = await driftProfile(llama, tokenizer, backend, s);
   const sparseLayers = s.sparseLayers ?? chooseSparseLayers(drift, s.delta);
-  log(`drift R_l (story seed ${s.profileSeed}): ${drift.map((r, l) => `L${l} ${r.toFixed(3)}`).join(', ')}; sparse layers: ${sparseLayers.join(',') || 'none'}`);
+  log(`${clock()} drift R_l (${driftSource}): ${drift.map((r, l) => `L${l} ${r.toFixed(3)}`).join(', ')}; sparse layers: ${sparseLayers.join(',') || 'none'}`);
 
   const texts = await buildTexts(llama, tokenizer, backend, s);
-  for (const t of texts) {
-    if (t.tokens.length <= P) {
-      throw new TsaInputError(`text '${t.name}' has ${t.tokens.length} tokens; the prefill takes ${P}, nothing is left to score`, 'SHAPE');
-    }
+  const minPrefill = Math.min(...texts.map((t) => t.prefill));
+  if (!(minPrefill > s.minTokens + s.window)) {
+    log(`warning: prefill ${minPrefill} <= minTokens ${s.minTokens} + window ${s.window}: TSA runs those layers dense`);
   }
-  log(`${texts.length} texts of ${texts.map((t) => t.tokens.length).join('/')} tokens; prefill ${P}`);
+  log(`${clock()} ${texts.length} texts: ${texts.map((t) => `${t.tokens.length}/${t.prefill}`).join(' ')} tokens/prefill`);
 
   // The method's quality, not the backend's speed rule: costRule off, so no layer is routed to dense for speed.
   const tsaOptions = (tau: number): TsaOptions => ({ coverage: tau, window: s.window, minTokens: s.minTokens, poolKernel: s.poolKernel, costRule: false });
-  const onset = new Map(sparseLayers.map((l) => [l, [] as number[]]));
-  const dense: Continuation[] = [];
-  for (const t of texts) dense.push(await teacherForce(llama, t.tokens, P, onsetProbe(backend, sparseLayers, tsaOptions(0.005), onset)));
+  const firstSparse = sparseLayers.length ? Math.min(...sparseLayers) : llama.config.layers;
+  const states: (LayerState | undefined)[] = [];
+  const continuation = async (i: number, plan: PrefillAttention): Promise<Continuation> => {
+    const t = texts[i]!;
+    const r = await llama.teacherForce(t.tokens, t.prefill, plan, states[i] ? { start: states[i] } : { keepAt: firstSparse });
+    states[i] ??= r.kept;
+    const V = llama.config.vocabSize;
+    const logProbs = Array.from({ length: r.logits.length / V }, (_, j) => logSoftmaxRow(r.logits.subarray(j * V, (j + 1) * V)));
+    return { logProbs, targets: t.tokens.slice(t.prefill), layers: new Map(r.layers.map((x) => [x.layer, x])) };
+  };
+  const runAll = async (what: string, plan: (i: number) => PrefillAttention): Promise<Continuation[]> => {
+    const runs: Continuation[] = [];
+    for (let i = 0; i < texts.length; i++) {
+      runs.push(await continuation(i, plan(i)));
+      log(`${clock()} ${what}: text ${i + 1}/${texts.length}`);
+    }
+    return runs;
+  };
 
+  const onset = new Map(sparseLayers.map((l) => [l, [] as number[]]));
+  const dense = await runAll('dense', () => onsetProbe(backend, sparseLayers, tsaOptions(0.005), onset));
+  const names = texts.map((t) => t.name);
   const records: QualityRecord[] = [];
   for (const [ti, tau] of s.taus.entries()) {
     const o = tsaOptions(tau);
-    const tsaRuns: Continuation[] = [];
-    for (const t of texts) tsaRuns.push(await teacherForce(llama, t.tokens, P, tsaAttention(backend, sparseLayers, o)));
-    const tsaRecord = summarise(tau, 'tsa', texts, dense, tsaRuns, sparseLayers);
-    records.push(tsaRecord);
-    // Baselines at TSA's mean kept fraction for this tau.
-    const f = tsaRecord.keptFraction;
-    const fixed: Continuation[] = [];
-    const random: Continuation[] = [];
-    for (const [i, t] of texts.entries()) {
-      fixed.push(await teacherForce(llama, t.tokens, P, fixedRatioAttention(backend, sparseLayers, o, f)));
-      random.push(await teacherForce(llama, t.tokens, P, randomAttention(backend, sparseLayers, o, f, s.randomSeed + 1000 * ti + i)));
+    const tsa = summarise(tau, 'tsa', names, dense, await runAll(`tau ${tau} tsa`, () => tsaAttention(backend, sparseLayers, o)), sparseLayers);
+    records.push(tsa);
+    for (const m of BASELINES) {
+      const plan = (i: number) => m.plan({ backend, sparseLayers, options: o, fraction: tsa.keptFraction, seed: s.randomSeed + 1000 * ti + i });
+      records.push(summarise(tau, m.name, names, dense, await runAll(`tau ${tau} ${m.name}`, plan), sparseLayers));
     }
-    records.push(summarise(tau, 'fixed-ratio', texts, dense, fixed, sparseLayers));
-    records.push(summarise(tau, 'random', texts, dense, random, sparseLayers));
-    const r = records.slice(-3);
+    const r = records.slice(-1 - BASELINES.length);
     log(`tau ${tau}: ` + r.map((x) => `${x.method} kept ${x.keptFraction.toFixed(3)} dNLL ${x.nllDeltaPct.toFixed(3)}% top1 ${(100 * x.top1Agreement).toFixed(2)}%`).join('; '));
   }
   return {
     backend: backend.description ? `${backend.name} (${backend.description})` : backend.name,
     settings: s,
+    driftSource,
     drift,
     sparseLayers,
-    texts: texts.map((t) => ({ name: t.name, tokens: t.tokens.length })),
+    texts: texts.map((t) => ({ name: t.name, tokens: t.tokens.length, prefill: t.prefill })),
     pruningOnset: sparseLayers.map((layer) => {
       const xs = onset.get(layer)!;
       return { layer, min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
@@ -295,62 +258,4 @@ export async function runQualityEval(
     records,
     elapsedMs: performance.now() - start,
   };
-}
-
-function summarise(tau: number, method: Method, texts: EvalText[], dense: Continuation[], runs: Continuation[], sparseLayers: number[]): QualityRecord {
-  const perPosition = runs.map((run, i) => compare(dense[i]!, run));
-  const all = perPosition.flat();
-  const perText: TextResult[] = perPosition.map((pos, i) => ({
-    text: texts[i]!.name,
-    tokens: pos.length,
-    nllDense: sum(pos, (x) => x.nllDense) / pos.length,
-    nll: sum(pos, (x) => x.nll) / pos.length,
-    top1Agreement: sum(pos, (x) => +x.agree) / pos.length,
-    keptFraction: mean(sparseLayers.map((l) => runs[i]!.layers[l]!.keptFraction)),
-  }));
-  // Quarters of the continuation, by position within each text.
-  const quarter = (q: number) => perPosition.flatMap((pos) => pos.filter((_, j) => Math.floor((4 * j) / pos.length) === q));
-  const quarters = [0, 1, 2, 3].map(quarter);
-  const layerKeptFraction = sparseLayers.map((l) => mean(runs.map((r) => r.layers[l]!.keptFraction)));
-  const nll = sum(all, (x) => x.nll);
-  const nllDense = sum(all, (x) => x.nllDense);
-  return {
-    tau,
-    method,
-    keptFraction: layerKeptFraction.length ? mean(layerKeptFraction) : 1,
-    nllDense: nllDense / all.length,
-    nll: nll / all.length,
-    nllDeltaPct: (100 * (nll - nllDense)) / nllDense,
-    top1Agreement: sum(all, (x) => +x.agree) / all.length,
-    klDense: sum(all, (x) => x.kl) / all.length,
-    flips: sum(all, (x) => +!x.agree),
-    flipsNearTie: sum(all, (x) => +(!x.agree && x.nearTie)),
-    flipsByQuarter: quarters.map((xs) => sum(xs, (x) => +!x.agree)),
-    klByQuarter: quarters.map((xs) => sum(xs, (x) => x.kl) / xs.length),
-    sparseLayers,
-    layerKeptFraction,
-    denseByRule: runs.reduce((s, r) => s + sparseLayers.filter((l) => r.layers[l]!.mode === 'dense').length, 0),
-    tokens: all.length,
-    perText,
-  };
-}
-
-/** The report as a Markdown table, one row per (tau, method). */
-export function qualityTable(report: QualityReport): string {
-  const L = report.sparseLayers;
-  const head = ['tau', 'method', 'kept', ...L.map((l) => `kept L${l}`), 'NLL dense', 'NLL', 'dNLL %', 'top-1 agree %', `flips (near-tie)`, 'KL (nats)'];
-  const rows = report.records.map((r) => [
-    String(r.tau),
-    r.method,
-    r.keptFraction.toFixed(3),
-    ...r.layerKeptFraction.map((x) => x.toFixed(3)),
-    r.nllDense.toFixed(4),
-    r.nll.toFixed(4),
-    (r.nllDeltaPct >= 0 ? '+' : '') + r.nllDeltaPct.toFixed(3),
-    (100 * r.top1Agreement).toFixed(2),
-    `${r.flips} (${r.flipsNearTie})`,
-    r.klDense.toExponential(2),
-  ]);
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }

@@ -68,32 +68,41 @@ export class Tokenizer {
     return this.mergePairs(tokens);
   }
 
-  /** BPE merge loop; pairScore[i]/pairId[i] describe the merge of tokens i and i+1 (-1: none). */
+  /**
+   * BPE merge loop: repeatedly merges the adjacent pair whose concatenation is the best-scoring
+   * piece, the leftmost on ties (llama2.c's rule), in O(n log n): the tokens form a linked list
+   * (node = original index, so index order is left-to-right order) and candidate pairs wait in a
+   * heap ordered by (score desc, left node asc); entries made stale by a merge are skipped.
+   */
   private mergePairs(tokens: number[]): number[] {
-    const pairId: number[] = [];
-    const pairScore: number[] = [];
-    const evalPair = (i: number): void => {
-      const id = this.ids.get(this.pieces[tokens[i]!]! + this.pieces[tokens[i + 1]!]!);
-      pairId[i] = id ?? -1;
-      pairScore[i] = id === undefined ? -Infinity : this.scores[id]!;
+    const n = tokens.length;
+    const tok = Int32Array.from(tokens);
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const version = new Int32Array(n);
+    const heap = new PairHeap();
+    const push = (i: number): void => {
+      version[i]!++;
+      const j = next[i]!;
+      if (j < 0) return;
+      const id = this.ids.get(this.pieces[tok[i]!]! + this.pieces[tok[j]!]!);
+      if (id !== undefined) heap.push({ score: this.scores[id]!, left: i, version: version[i]!, id });
     };
-    for (let i = 0; i + 1 < tokens.length; i++) evalPair(i);
-    for (;;) {
-      let best = -1;
-      let bestScore = -1e10;
-      for (let i = 0; i < pairId.length; i++) {
-        if (pairId[i]! >= 0 && pairScore[i]! > bestScore) {
-          bestScore = pairScore[i]!;
-          best = i;
-        }
-      }
-      if (best < 0) return tokens;
-      tokens.splice(best, 2, pairId[best]!);
-      pairId.splice(best, 1);
-      pairScore.splice(best, 1);
-      if (best > 0) evalPair(best - 1);
-      if (best + 1 < tokens.length) evalPair(best);
+    for (let i = 0; i + 1 < n; i++) push(i);
+    for (let e = heap.pop(); e; e = heap.pop()) {
+      const i = e.left;
+      if (e.version !== version[i]) continue;
+      const j = next[i]!;
+      tok[i] = e.id;
+      next[i] = next[j]!;
+      if (next[j]! >= 0) prev[next[j]!] = i;
+      version[j]!++;
+      if (prev[i]! >= 0) push(prev[i]!);
+      push(i);
     }
+    const out: number[] = [];
+    for (let i = n > 0 ? 0 : -1; i >= 0; i = next[i]!) out.push(tok[i]!);
+    return out;
   }
 
   /**
@@ -189,4 +198,51 @@ export function parseTokenizer(bytes: Uint8Array, vocabSize: number, source = 't
 /** Reads and parses a tokenizer file for a model of `vocabSize` tokens. */
 export function loadTokenizer(path: string, vocabSize: number): Tokenizer {
   return parseTokenizer(readBytes(path, 'tokenizer'), vocabSize, path);
+}
+
+interface PairEntry {
+  score: number;
+  left: number;
+  version: number;
+  id: number;
+}
+
+/** A binary max-heap of merge candidates: higher score first, then the lower left node. */
+class PairHeap {
+  private readonly items: PairEntry[] = [];
+
+  private above(a: PairEntry, b: PairEntry): boolean {
+    return a.score > b.score || (a.score === b.score && a.left < b.left);
+  }
+
+  push(e: PairEntry): void {
+    const h = this.items;
+    h.push(e);
+    for (let i = h.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (!this.above(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  pop(): PairEntry | undefined {
+    const h = this.items;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.above(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.above(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
 }

@@ -9,7 +9,7 @@
 import { generateInput, type InputKind } from '../core/generators.js';
 import { TsaInputError } from '../core/errors.js';
 import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
-import { generateInputOnGpu, isWebGpuBackend, type WebGpuBackend } from '../../gpu/index.js';
+import { generateInputOnGpu, isWebGpuBackend, type GpuAttentionInput, type WebGpuBackend } from '../../gpu/index.js';
 
 export interface BenchCase {
   /** Host inputs, for peers that take them (null on the GPU-resident path). */
@@ -39,9 +39,12 @@ function sparseRun(r: TsaResult): SparseRun {
   return { keptLength: r.keptLength, selectionMs: selection(t), blockShare, blockScoringMs: (t.blockScores ?? 0) + (t.blockSelect ?? 0) };
 }
 
-export async function openCase(backend: Backend, kind: InputKind, shape: AttentionShape, seed: number): Promise<BenchCase> {
-  if (isWebGpuBackend(backend)) return gpuCase(backend, kind, shape, seed);
-  const input = generateInput(kind, shape, seed);
+/** A generator's inputs (made on the device for webgpu), or given host inputs (e.g. captured from a model). */
+export type CaseSource = { kind: InputKind; seed: number } | AttentionInput;
+
+export async function openCase(backend: Backend, source: CaseSource, shape: AttentionShape): Promise<BenchCase> {
+  if (isWebGpuBackend(backend)) return gpuCase(backend, source, shape);
+  const input = 'kind' in source ? generateInput(source.kind, shape, source.seed) : source;
   return {
     hostInput: input,
     dense: () => backend.dense(input),
@@ -50,9 +53,22 @@ export async function openCase(backend: Backend, kind: InputKind, shape: Attenti
   };
 }
 
-async function gpuCase(backend: WebGpuBackend, kind: InputKind, shape: AttentionShape, seed: number): Promise<BenchCase> {
-  if (kind === 'local') throw new TsaInputError("the webgpu bench generates inputs on the device (gpu/generate.ts), which has no 'local' kind yet", 'OPTION');
-  const input = await generateInputOnGpu(backend.device, kind, shape, seed);
+/** Host inputs as GPUBuffers on `device` (the layouts of AttentionInput). */
+function uploadInput(device: GPUDevice, input: AttentionInput): GpuAttentionInput {
+  const put = (label: string, data: Float32Array): GPUBuffer => {
+    const b = device.createBuffer({ label, size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(b, 0, data);
+    return b;
+  };
+  const { heads, kvHeads, headDim, seqLen } = input;
+  return { heads, kvHeads, headDim, seqLen, q: put('bench q', input.q), k: put('bench k', input.k), v: put('bench v', input.v) };
+}
+
+async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: AttentionShape): Promise<BenchCase> {
+  if ('kind' in source && source.kind === 'local') {
+    throw new TsaInputError("the webgpu bench generates inputs on the device (gpu/generate.ts), which has no 'local' kind yet", 'OPTION');
+  }
+  const input = 'kind' in source ? await generateInputOnGpu(backend.device, source.kind, shape, source.seed) : uploadInput(backend.device, source);
   const output = backend.device.createBuffer({
     label: 'bench output',
     size: shape.seqLen * shape.heads * shape.headDim * 4,

@@ -15,11 +15,12 @@ import type { BenchRecord, Progress } from './bench.js';
 import { timeOf } from './bench.js';
 import { causalFlops } from '../core/cost.js';
 import { measure } from './measure.js';
+import type { CaseSource } from './bench-cases.js';
 
 type Base = Pick<BenchRecord, 'backend' | 'seqLen' | 'heads' | 'kvHeads' | 'headDim' | 'inputs' | 'threads' | 'coverage'>;
 
-export async function runStage(backend: Backend, stage: StageMethod, base: Base, seed: number, tag: string, progress: Progress): Promise<BenchRecord> {
-  const input = generateInput(base.inputs, base, seed);
+export async function runStage(backend: Backend, stage: StageMethod, base: Base, source: CaseSource, tag: string, progress: Progress): Promise<BenchRecord> {
+  const input = 'kind' in source ? generateInput(source.kind, base, source.seed) : source;
   const o = { coverage: base.coverage };
   const { window: W } = resolveOptions(o);
   const shape: ScoreShape = { heads: base.heads, prefixLen: base.seqLen - W };

@@ -7,9 +7,9 @@
  */
 import type { InputKind } from '../core/generators.js';
 import { TsaInputError } from '../core/errors.js';
-import type { AttentionShape, Backend, TsaOptions } from '../core/interface.js';
+import type { AttentionInput, AttentionShape, Backend, TsaOptions } from '../core/interface.js';
 import type { StageMethod } from '../core/stages.js';
-import { openCase, type SparseRun } from './bench-cases.js';
+import { openCase, type CaseSource, type SparseRun } from './bench-cases.js';
 import { hasBlockStages } from './conformance-xattn.js';
 import { runHostPeers, runSelfTimedPeers, type PeerChoice } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
@@ -36,7 +36,7 @@ export interface BenchRecord {
   heads: number;
   kvHeads: number;
   headDim: number;
-  inputs: InputKind;
+  inputs: BenchInputKind;
   threads: number;
   coverage: number;
   /** Median wall time of one call, ms (on webgpu: GPU-resident inputs, submit to completion). */
@@ -63,13 +63,18 @@ export interface BenchRecord {
   error?: string;
 }
 
+/** A generator's kind, or 'model': attention captured from a model (BenchConfig.captured). */
+export type BenchInputKind = InputKind | 'model';
+
 export interface BenchConfig {
   backends: Backend[];
   lengths: number[];
   heads: number;
   kvHeads: number;
   headDim: number;
-  inputs: InputKind[];
+  inputs: BenchInputKind[];
+  /** The input of kind 'model' (its shape must match heads, kvHeads, headDim and the one length). */
+  captured?: AttentionInput;
   coverage: number;
   threads: number;
   /** Peers to time beside the backends they compare with: none, every installed one, or these groups. */
@@ -101,12 +106,13 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
         const shape: AttentionShape = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, seqLen };
         const tag = `[${++step}/${total}] ${backend.name} L=${seqLen} ${kind}`;
         const base = { backend: backend.name, ...shape, inputs: kind, threads: backend.threads ?? 1, coverage: config.coverage };
+        const source: CaseSource = kind === 'model' ? config.captured! : { kind, seed: config.seed + seqLen };
         if (config.stage) {
-          ours.push(await runStage(backend, config.stage, base, config.seed + seqLen, `${tag}:`, progress));
+          ours.push(await runStage(backend, config.stage, base, source, `${tag}:`, progress));
           continue;
         }
         progress(`${tag}: generating inputs H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
-        const c = await openCase(backend, kind, shape, config.seed + seqLen);
+        const c = await openCase(backend, source, shape);
         try {
           progress(`${tag}: dense`);
           let denseOut: Float32Array | null = null;

@@ -7,6 +7,7 @@
  * XAttention checks of conformance-xattn.ts instead.
  */
 import type { Backend, Budget } from '../core/interface.js';
+import type { BlockStageName, StageMethod } from '../core/stages.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
 import { runXattnConformance } from './conformance-xattn.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
@@ -17,7 +18,8 @@ export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
 export interface ConformanceRow {
   case: string;
   backend: string;
-  stage: 'scores' | 'pool' | 'budget' | 'select' | 'attendSelected' | 'dense' | 'blockScores' | 'blockSelect' | 'attendBlocks' | 'pipeline';
+  /** The stage method checked (core/stages.ts STAGE_METHODS, BLOCK_STAGES), or the whole pipeline. */
+  stage: StageMethod | BlockStageName | 'pipeline';
   tau: number | null;
   pass: boolean;
   /** What was compared and the worst deviation. */

@@ -30,7 +30,7 @@ import {
   checkWindowKept,
 } from './checks.js';
 import { goldenDir, goldenDirProblem } from './golden-dir.js';
-import { attentionF64, maxAbs, poolF64, scoresF64, sortedLayerCumsum } from './oracle.js';
+import { allPositions, maxAbs, oracleOutput, poolF64, scoresF64, sortedLayerCumsum } from './oracle.js';
 import { tolerances, U, type Precision, type Tolerances } from './tolerances.js';
 
 export const PROPERTY_IDS = [
@@ -49,6 +49,8 @@ export const PROPERTY_IDS = [
   'selection-valid-vs-reference',
   'attend-same-indices-vs-reference',
   'bad-input-errors',
+  'inputs-untouched',
+  'huge-pool-kernel',
   'golden-conformance',
 ] as const;
 export type PropertyId = (typeof PROPERTY_IDS)[number];
@@ -117,25 +119,6 @@ async function sparseSelection(b: Backend, input: AttentionInput, o: ResolvedTsa
   const indices = await b.select(await pooledOf(b, input, o), scoreShape(input, o), keep, o);
   const keptLength = keep + o.window;
   return { keep, keptLength, indices, output: await b.attendSelected(input, indices, keptLength) };
-}
-
-/** Every position 0..L-1 for every head: [H][L]. */
-function allPositions(H: number, L: number): Int32Array {
-  const all = new Int32Array(H * L);
-  for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) all[h * L + t] = t;
-  return all;
-}
-
-/** f64 attention of every head over its kept rows, scattered to [L][H*D] (pruned rows 0). */
-function oracleOutput(input: AttentionInput, indices: Int32Array, keptLength: number): Float64Array {
-  const { heads: H, headDim: D, seqLen: L } = input;
-  const out = new Float64Array(L * H * D);
-  for (let h = 0; h < H; h++) {
-    const idx = indices.subarray(h * keptLength, (h + 1) * keptLength);
-    const rows = attentionF64(input, h, idx);
-    for (let r = 0; r < keptLength; r++) out.set(rows.subarray(r * D, (r + 1) * D), (idx[r]! * H + h) * D);
-  }
-  return out;
 }
 
 /** 0..n-1 in random order (Fisher-Yates). */
@@ -498,6 +481,48 @@ const PROPERTIES: Record<Exclude<PropertyId, 'golden-conformance'>, Property> = 
       expect(after.indices).toEqual(before.indices);
       checkClose('valid call after the bad ones', after.output, before.output, 2 * tolerances(ctx.precision, VALID.input).outAbs, 4, 8);
     },
+  },
+
+  'inputs-untouched': {
+    title: 'no call writes its inputs, and no result is a view of an input (changing inputs after the promise settles changes no result)',
+    run: (ctx) =>
+      fc.assert(
+        fc.asyncProperty(cases(ctx, { length: 'above', maxSeqLen: 160 }), async (c) => {
+          const { input, o, shape } = prepared(ctx, c);
+          const rng = new Rng(c.seed);
+          const scores = Float32Array.from({ length: shape.heads * shape.prefixLen }, () => rng.uniform() / shape.prefixLen);
+          const copies = [input.q, input.k, input.v, scores].map((a) => a.slice());
+          const res = await ctx.backend.tokenSparseAttention(input, o);
+          const pooled = await ctx.backend.pool(scores, shape, o);
+          const pooledCopy = pooled.slice();
+          const selected = await ctx.backend.select(pooled, shape, Math.min(shape.prefixLen, o.minTokens), o);
+          expect([input.q, input.k, input.v, scores]).toEqual(copies);
+          expect(pooled).toEqual(pooledCopy);
+          // Overwriting every input after the calls settled leaves every result as it was.
+          const outputs = [res.output.slice(), res.indices?.slice() ?? null, selected.slice()];
+          for (const a of [input.q, input.k, input.v, scores]) a.fill(7);
+          expect(pooled).toEqual(pooledCopy);
+          pooled.fill(7);
+          expect([res.output, res.indices, selected]).toEqual(outputs);
+        }),
+        // Three calls a run: half the runs of the other properties (slow adapters).
+        { numRuns: Math.ceil(ctx.numRuns / 2) },
+      ),
+  },
+
+  'huge-pool-kernel': {
+    title: 'poolKernel 2^31 - 1 (the largest valid) pools every score of a head into each position: sum / P, the keep count equal to the reference',
+    run: (ctx) =>
+      forAll(ctx, fc.record({ heads: fc.integer({ min: 1, max: 4 }), prefixLen: fc.integer({ min: 1, max: 300 }), seed: fc.nat() }), async ({ heads, prefixLen, seed }) => {
+        const rng = new Rng(seed);
+        const scores = Float32Array.from({ length: heads * prefixLen }, () => rng.uniform() / prefixLen);
+        const o = { coverage: 0.5, window: 4, poolKernel: 2 ** 31 - 1, minTokens: 1 };
+        const shape = { heads, prefixLen };
+        const pooled = await ctx.backend.pool(scores, shape, o);
+        const expected = await ctx.reference.pool(scores, shape, o);
+        checkRelClose('pool with poolKernel 2^31 - 1', pooled, expected, 1e-6, prefixLen);
+        expect(await ctx.backend.budget(expected, shape, o)).toEqual(await ctx.reference.budget(expected, shape, o));
+      }),
   },
 };
 

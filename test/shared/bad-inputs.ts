@@ -72,7 +72,7 @@ function withOptions(b: Backend, method: OptionMethod, options: unknown): Promis
   }
 }
 
-function withScores(b: Backend, method: ScoreMethod, scores: unknown, shape: ScoreShape = VALID.shape): Promise<unknown> {
+function withScores(b: Backend, method: ScoreMethod, scores: unknown, shape: ScoreShape): Promise<unknown> {
   const s = scores as Float32Array;
   switch (method) {
     case 'pool':
@@ -107,19 +107,44 @@ const BAD_INPUTS: Array<[string, unknown, TsaInputErrorCode, RegExp]> = [
   ['headDim not an integer', { ...X, headDim: 2.5 }, 'SHAPE', /headDim must be a positive integer, got 2.5/],
   ['seqLen negative', { ...X, seqLen: -40 }, 'SHAPE', /seqLen must be a positive integer, got -40/],
   ['seqLen NaN', { ...X, seqLen: NaN }, 'SHAPE', /seqLen must be a positive integer, got NaN/],
+  ['seqLen 2^31', { ...X, seqLen: 2 ** 31 }, 'SHAPE', /seqLen must be at most 2147483647 \(32-bit kernel indices\), got 2147483648/],
+  ['heads 2^32', { ...X, heads: 2 ** 32, kvHeads: 2 }, 'HEADS', /heads must be at most 2147483647 .*got 4294967296/],
+  ['output over 2^31 - 1 elements', { ...X, heads: 2 ** 16, kvHeads: 2 ** 16, seqLen: 2 ** 15 }, 'SHAPE', /output \[seqLen=32768\]\[heads\*headDim=65536\*8\] would have 17179869184 elements, more than 2147483647/],
+  ['one K element 3e38', { ...X, k: withAt(X.k, 17, 3e38) }, 'RANGE', /would overflow the f32 logits: .* max\|k\| 3\.0000000054977558e\+38.* must be at most 8\.51e\+37/],
+  ['q and k at 1e19 each', { ...X, q: X.q.map((x) => x * 1e19), k: X.k.map((x) => x * 1e19) }, 'RANGE', /would overflow the f32 logits/],
+  ['one V element 1e37 over 40 rows', { ...X, v: withAt(X.v, 3, 1e37) }, 'RANGE', /would overflow the f32 output sum: max\|v\| \* seqLen = 4\.00e\+38/],
 ];
 
 const BAD_OPTIONS: Array<[string, unknown, RegExp]> = [
   ['coverage negative', { coverage: -0.01 }, /coverage \(tau\) must be a number in \[0, 1\), got -0.01/],
   ['coverage 1', { coverage: 1 }, /coverage \(tau\) must be a number in \[0, 1\), got 1/],
   ['coverage NaN', { coverage: NaN }, /coverage \(tau\) must be a number in \[0, 1\), got NaN/],
-  ['window 0', { window: 0 }, /window must be an integer >= 1, got 0/],
-  ['window not an integer', { window: 2.5 }, /window must be an integer >= 1, got 2.5/],
+  ['window 0', { window: 0 }, /window must be an integer in \[1, 2147483647\], got 0/],
+  ['window not an integer', { window: 2.5 }, /window must be an integer in \[1, 2147483647\], got 2.5/],
   ['poolKernel even', { poolKernel: 4 }, /poolKernel must be odd/],
-  ['poolKernel 0', { poolKernel: 0 }, /poolKernel must be an integer >= 1, got 0/],
-  ['minTokens 0', { minTokens: 0 }, /minTokens must be an integer >= 1, got 0/],
-  ['unknown option key', { covrage: 0.01 }, /unknown option 'covrage'; expected one of coverage, window, poolKernel, minTokens/],
-  ['options not an object', 0.005, /options must be an object/],
+  ['poolKernel 0', { poolKernel: 0 }, /poolKernel must be an integer in \[1, 2147483647\], got 0/],
+  ['minTokens 0', { minTokens: 0 }, /minTokens must be an integer in \[1, 2147483647\], got 0/],
+  ['window 2^31', { window: 2 ** 31 }, /window must be an integer in \[1, 2147483647\], got 2147483648/],
+  ['poolKernel 2^31 + 1', { poolKernel: 2 ** 31 + 1 }, /poolKernel must be an integer in \[1, 2147483647\], got 2147483649/],
+  ['minTokens 2^40', { minTokens: 2 ** 40 }, /minTokens must be an integer in \[1, 2147483647\], got 1099511627776/],
+  ['signal not an AbortSignal', { signal: { aborted: false } }, /option signal must be an AbortSignal, got Object/],
+  ['unknown option key', { covrage: 0.01 }, /unknown option 'covrage'; expected one of coverage, window, poolKernel, minTokens, costRule, signal/],
+  ['options not an object', 0.005, /options must be a plain object, got number 0.005/],
+];
+
+/**
+ * Options that are not a plain object's own keys, given whole (not merged into valid options):
+ * Object.prototype names, `__proto__` as JSON.parse makes it (an own key), arrays and Maps.
+ */
+const BAD_OPTION_OBJECTS: Array<[string, unknown, RegExp]> = [
+  ['key toString', { toString: 1 }, /unknown option 'toString'/],
+  ['key constructor', { constructor: Object }, /unknown option 'constructor'/],
+  ['key hasOwnProperty', { hasOwnProperty: 0 }, /unknown option 'hasOwnProperty'/],
+  ['key __proto__ from JSON.parse', JSON.parse('{"__proto__": {"window": 0}}'), /unknown option '__proto__'/],
+  ['an array', [0.1], /options must be a plain object, got Array/],
+  ['a Map', new Map([['coverage', 0.1]]), /options must be a plain object, got Map/],
+  ['a Date', new Date(0), /options must be a plain object, got Date/],
+  ['null', null, /options must be a plain object, got null/],
 ];
 
 const BAD_SCORES: Array<[string, unknown, TsaInputErrorCode, RegExp, ScoreShape?]> = [
@@ -130,6 +155,9 @@ const BAD_SCORES: Array<[string, unknown, TsaInputErrorCode, RegExp, ScoreShape?
   ['a Float64Array', Float64Array.from(VALID.pooled), 'TYPE', /must be a Float32Array .*got Float64Array/],
   ['shape heads 0', VALID.pooled, 'HEADS', /heads must be a positive integer, got 0/, { heads: 0, prefixLen: 32 }],
   ['shape prefixLen 0', VALID.pooled, 'SHAPE', /prefixLen must be a positive integer, got 0/, { heads: 4, prefixLen: 0 }],
+  ['shape prefixLen 2^31', VALID.pooled, 'SHAPE', /prefixLen must be at most 2147483647 .*got 2147483648/, { heads: 4, prefixLen: 2 ** 31 }],
+  ['shape null', VALID.pooled, 'TYPE', /shape must be an object \{heads, prefixLen\}, got null/, null as unknown as ScoreShape],
+  ['shape undefined', VALID.pooled, 'TYPE', /shape must be an object \{heads, prefixLen\}, got undefined/, undefined],
 ];
 
 function withAt(a: Float32Array, i: number, x: number): Float32Array {
@@ -181,6 +209,24 @@ export const BAD_INPUT_CASES: BadInputCase[] = [
       call: (b: Backend) => withOptions(b, method, typeof options === 'object' ? { ...VALID.options, ...options } : options),
     })),
   ),
+  ...OPTION_METHODS.flatMap((method) =>
+    BAD_OPTION_OBJECTS.map(([what, options, message]) => ({ method, what: `options ${what}`, code: 'OPTION' as const, message, call: (b: Backend) => withOptions(b, method, options) })),
+  ),
+  // The window of a score-shaped stage implies L = prefixLen + window, which must be a valid seqLen.
+  ...SCORE_METHODS.map((method) => ({
+    method,
+    what: 'window + prefixLen over 2^31 - 1',
+    code: 'OPTION' as const,
+    message: /option window \(2147483647\) \+ prefixLen \(32\) = seqLen 2147483679 must be at most 2147483647/,
+    call: (b: Backend) => withOptions(b, method, { ...VALID.options, window: 2 ** 31 - 1 }),
+  })),
+  {
+    method: 'select' as const,
+    what: 'select output [heads][keep + window] over 2^31 - 1 elements',
+    code: 'SHAPE' as const,
+    message: /select output \[heads=4\]\[keep \+ window=10\+1073741824\] would have 4294967336 elements/,
+    call: (b: Backend) => b.select(VALID.pooled, VALID.shape, VALID.keep, { ...VALID.options, window: 2 ** 30 }),
+  },
   // Only scoring needs a prefix; tokenSparseAttention runs such a layer dense (short context).
   ...(['scores'] as const).map((method) => ({
     method,
@@ -190,7 +236,8 @@ export const BAD_INPUT_CASES: BadInputCase[] = [
     call: (b: Backend) => withOptions(b, method, { ...VALID.options, window: 40 }),
   })),
   ...SCORE_METHODS.flatMap((method) =>
-    BAD_SCORES.map(([what, scores, code, message, shape]) => ({ method, what, code, message, call: (b: Backend) => withScores(b, method, scores, shape) })),
+    // A case without a shape uses the valid one; one with `undefined` passes undefined.
+    BAD_SCORES.map(([what, scores, code, message, ...shape]) => ({ method, what, code, message, call: (b: Backend) => withScores(b, method, scores, shape.length ? shape[0]! : VALID.shape) })),
   ),
   ...BAD_INDICES.map(([what, indices, keptLength, code, message]) => ({
     method: 'attendSelected' as const,

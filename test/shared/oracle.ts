@@ -88,7 +88,8 @@ export function poolF64(scores: ArrayLike<number>, heads: number, prefixLen: num
   for (let h = 0; h < heads; h++) {
     for (let t = 0; t < prefixLen; t++) {
       let s = 0;
-      for (let u = t - r; u <= t + r; u++) if (u >= 0 && u < prefixLen) s += scores[h * prefixLen + u]!;
+      // Positions outside [0, prefixLen) are zero padding: only the inside is summed.
+      for (let u = Math.max(0, t - r); u <= Math.min(prefixLen - 1, t + r); u++) s += scores[h * prefixLen + u]!;
       out[h * prefixLen + t] = s / K;
     }
   }
@@ -125,4 +126,23 @@ export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
   return m;
+}
+
+/** Every position 0..L-1 for every head: [H][L]. */
+export function allPositions(H: number, L: number): Int32Array {
+  const all = new Int32Array(H * L);
+  for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) all[h * L + t] = t;
+  return all;
+}
+
+/** f64 attention of every head over its kept rows, scattered to [L][H*D] (pruned rows 0). */
+export function oracleOutput(input: AttentionInput, indices: Int32Array, keptLength: number): Float64Array {
+  const { heads: H, headDim: D, seqLen: L } = input;
+  const out = new Float64Array(L * H * D);
+  for (let h = 0; h < H; h++) {
+    const idx = indices.subarray(h * keptLength, (h + 1) * keptLength);
+    const rows = attentionF64(input, h, idx);
+    for (let r = 0; r < keptLength; r++) out.set(rows.subarray(r * D, (r + 1) * D), (idx[r]! * H + h) * D);
+  }
+  return out;
 }

@@ -7,18 +7,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import '../../backends.js';
-import { BENCH_METHODS, runBench, type BenchMethod, type BenchRecord } from '../bench.js';
+import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
+import { BENCH_METHODS, runBench, type BenchInputKind, type BenchMethod, type BenchRecord } from '../bench.js';
 import { benchTable, runMeta } from '../bench-report.js';
 import type { PeerChoice } from '../bench-peers.js';
-import { BackendUnavailableError, TsaInputError } from '../../core/errors.js';
+import { BackendUnavailableError } from '../../core/errors.js';
+import { benchInputFromModel } from '../../llama/capture.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
 import type { Backend, BackendCreateOptions } from '../../core/interface.js';
 import { STAGE_METHODS, type StageMethod } from '../../core/stages.js';
 import { PEER_GROUPS, type PeerGroup } from '../peers/index.js';
 import { benchSvg } from '../plot.js';
-import { createBackend, probeBackends, registeredBackends, selectBackend } from '../../registry.js';
+import { createBackend, probeBackends, selectBackend } from '../../registry.js';
 
 /** Default sweeps, sized so each ends within about 3 minutes on a 2-core machine. */
 const DEFAULT_LENGTHS: Record<string, number[]> = {
@@ -41,19 +42,21 @@ times the GPU-resident path on inputs generated on the device.
   --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | local (comma-separated)
-  --methods dense,tsa     dense | tsa | xattn | tsa+xattn (comma-separated; dense always runs, the
-                          speedup base): xattn = XAttention alone, tsa+xattn = XAttention on TSA's rows
+  --inputs structured     gaussian | structured | local (comma-separated), or model:
+                          --model M --tokenizer T --text FILE --layer N capture Q, K (after
+                          RoPE), V of layer N prefilling FILE (shape and L from the model)
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --peers onnx,torch      peers to time (${PEER_GROUPS.join(', ')}; default: every installed one)
   --no-peers              skip peer runtimes
+  --methods dense,tsa     dense | tsa | xattn | tsa+xattn (comma-separated; dense always runs, the
+                          speedup base): xattn = XAttention alone, tsa+xattn = XAttention on TSA's rows
   --stage NAME            time one stage alone instead: ${STAGE_METHODS.join(' | ')}
   --seed 1
   --json FILE             (default bench-results/latest.json)
   --svg FILE              (default bench-results/latest.svg)`;
 
-const usage = (message: string) => new TsaInputError(message, 'OPTION');
+const usage = (message: string) => new UsageError(message);
 
 function intList(name: string, s: string): number[] {
   const xs = s.split(',').map((x) => Number(x.trim()));
@@ -61,11 +64,7 @@ function intList(name: string, s: string): number[] {
   return xs;
 }
 
-function positive(name: string, s: string): number {
-  const x = Number(s);
-  if (!Number.isInteger(x) || x <= 0) throw usage(`--${name} must be a positive integer, got '${s}'`);
-  return x;
-}
+const positive = positiveInt;
 
 /** Each comma-separated value of --name, which must be one of `allowed`. */
 function oneOf<T extends string>(name: string, s: string, allowed: readonly T[]): T[] {
@@ -91,7 +90,7 @@ async function chooseBackends(spec: string | undefined, options: BackendCreateOp
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       backend: { type: 'string' },
@@ -102,6 +101,10 @@ export async function run(argv: string[]): Promise<number> {
       'kv-heads': { type: 'string', default: '2' },
       'head-dim': { type: 'string', default: '128' },
       inputs: { type: 'string', default: 'structured' },
+      model: { type: 'string' },
+      tokenizer: { type: 'string' },
+      text: { type: 'string' },
+      layer: { type: 'string' },
       threads: { type: 'string' },
       coverage: { type: 'string', default: '0.005' },
       peers: { type: 'string' },
@@ -119,7 +122,10 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   // Every flag first: nothing is probed before the command line is known to be good.
-  const inputs = oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
+  const inputs = values.inputs.trim() === 'model' ? (['model'] as BenchInputKind[]) : oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
+  const fromModel = inputs.includes('model');
+  const shapeFlag = argv.find((a) => /^--(heads|kv-heads|head-dim|lengths)(=|$)/.test(a));
+  if (fromModel && shapeFlag) throw usage(`--inputs model takes its shape and length from the model: ${shapeFlag} cannot be given with it`);
   const coverage = Number(values.coverage);
   if (!(coverage >= 0 && coverage < 1)) throw usage(`--coverage must be in [0, 1), got '${values.coverage}'`);
   const threads = values.threads === undefined ? availableParallelism() : positive('threads', values.threads);
@@ -127,7 +133,7 @@ export async function run(argv: string[]): Promise<number> {
   const kvHeads = positive('kv-heads', values['kv-heads']);
   const headDim = positive('head-dim', values['head-dim']);
   const seed = positive('seed', values.seed);
-  if (heads % kvHeads !== 0) throw new TsaInputError(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`, 'HEADS');
+  if (heads % kvHeads !== 0) throw usage(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`);
   const lengths = values.lengths === undefined ? null : intList('lengths', values.lengths);
   if (values.peers !== undefined && values['no-peers']) throw usage('--peers and --no-peers contradict each other');
   const peers: PeerChoice = values['no-peers'] ? false : values.peers === undefined ? 'installed' : oneOf<PeerGroup>('peers', values.peers, PEER_GROUPS);
@@ -136,24 +142,26 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
   const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
   const names = backendSpec === undefined || backendSpec === 'all' ? [] : backendSpec.split(',').map((s) => s.trim());
-  const known = registeredBackends().map((e) => e.name);
-  for (const n of names) if (!known.includes(n)) throw usage(`unknown backend '${n}'; registered: ${known.join(', ')}`);
+  checkBackendNames(backendSpec, true);
   if (adapter && backendSpec !== 'all' && !names.includes('webgpu')) throw usage('--adapter names a Dawn backend for webgpu: use it with --backend webgpu (or all)');
 
   // `adapter`: the webgpu factory's option naming Dawn's backend (other backends ignore it).
   const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number] } = { threads, ...(adapter && { adapter }), ...(values['no-cost-rule'] && { costRule: false }) };
   const backends = await chooseBackends(backendSpec, createOptions);
   const records: BenchRecord[] = [];
+  let captured: Awaited<ReturnType<typeof benchInputFromModel>> | undefined;
   try {
     const gpu = backends.find((b) => b.name === 'webgpu');
     if (adapter && gpu && !gpu.description.includes(`Dawn ${adapter}`)) {
       throw new BackendUnavailableError(`--adapter ${adapter}: the webgpu backend opened another Dawn backend (${gpu.description})`);
     }
+    captured = fromModel ? await benchInputFromModel(values, backends[0]!) : undefined;
     for (const backend of backends) {
-      const sweep = lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
+      const sweep = captured ? [captured.seqLen] : lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
       console.error(`${backend.name}: ${backend.description}; lengths ${sweep.join(', ')}`);
       const t0 = performance.now();
-      const config = { backends: [backend], lengths: sweep, heads, kvHeads, headDim, inputs, coverage, threads, peers, seed, methods, ...(stage && { stage }) };
+      const shape = { heads: captured?.heads ?? heads, kvHeads: captured?.kvHeads ?? kvHeads, headDim: captured?.headDim ?? headDim };
+      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, methods, ...(stage && { stage }) };
       records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
     }
   } finally {
@@ -163,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
   const meta = runMeta(backends, ['tsa', 'bench', ...argv]);
   for (const [file, text] of [
     [values.json, JSON.stringify({ meta, records }, null, 2)],
-    [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${headDim}`)],
+    [values.svg, benchSvg(records, `H=${captured?.heads ?? heads} Hkv=${captured?.kvHeads ?? kvHeads} D=${captured?.headDim ?? headDim}`)],
   ] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text);

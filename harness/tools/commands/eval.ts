@@ -1,44 +1,64 @@
 /**
  * `tsa eval`: the quality report on a real model: continuation NLL and top-1 agreement of
  * token-sparse prefill against all-dense, per coverage tau, with fixed-ratio and random
- * baselines at the same kept fraction.
+ * baselines at the same kept fraction, on real documents (--texts) or sampled stories.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseLayerList } from '../../llama/drift.js';
-import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
-import { DEFAULT_QUALITY_SETTINGS as D, NEAR_TIE, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../../llama/quality.js';
+import { NEAR_TIE, qualityTable } from '../../llama/metrics.js';
+import { checkBackendNames, parseCommandArgs } from '../args.js';
+import { chooseBackend, driftTextFor, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, readText, requireFiles, TSA_FLAGS, TSA_HELP, tsaOptionsFrom } from '../../llama/options.js';
+import { DEFAULT_QUALITY_SETTINGS as D, runQualityEval, settingsForContext, type NamedText, type QualityReport, type QualitySettings } from '../../llama/quality.js';
 
-const HELP = `usage: tsa eval --model M --tokenizer T [--json FILE] [options]
+const HELP = `usage: tsa eval --model M --tokenizer T [--texts DIR|FILE ...] [--json FILE] [options]
 
-For ${D.stories} stories sampled from the dense model (temperature ${D.storyTemperature}, seeds 1..N) and one
-fixed text not produced by the model, prefills the first --prefill tokens with
-token-sparse attention in the sparse layers, teacher-forces the rest with dense
-decode, and compares the continuation with the all-dense model: NLL change and
-top-1 agreement per tau, beside a fixed-ratio budget and random selection that
-keep the same fraction.
+On real documents (--texts), or else on ${D.stories} stories sampled from the dense model
+(temperature ${D.storyTemperature}, seeds 1..N) plus one fixed text the model did not write:
+prefills the first --prefill tokens of each text with token-sparse attention in the sparse
+layers, teacher-forces the rest with dense attention (as dense decode), and compares the
+continuation with the all-dense model: NLL change, top-1 agreement, flips and KL per tau,
+beside a fixed-ratio budget and random selection that keep the same fraction.
 
 ${MODEL_HELP}
+  --texts DIR|FILE        documents to evaluate on (repeatable; a directory gives its *.txt,
+                          sorted): tokenised with BOS first and cut to --text-length; a shorter
+                          document is used whole, its prefill shortened by the same amount
   --json FILE             write the records (one per tau and method) as JSON
-  --taus ${D.taus.join(',')}
-  --stories ${D.stories}              sampled stories (plus the fixture text)
-  --text-length ${D.textLength}        tokens per text (BOS included)
-  --prefill ${D.prefillLength}            prefilled tokens; the rest is the scored continuation
+  --taus T1,T2,...        coverages (default ${D.taus.join(',')}; from a 2048-token context on ${settingsForContext(2048).taus.join(',')})
+  --stories ${D.stories}              sampled stories (plus the fixture text), without --texts
+  --text-length N         tokens per text, BOS included (default: the context from 2048 on, else 512)
+  --prefill N             prefilled tokens; the rest is scored (default: text length - 512, else 384)
   --seed ${D.randomSeed}                seed of the random baseline
 ${TSA_HELP}`;
 
+/** The documents named by --texts: files as given, directories by their *.txt files in name order. */
+function documents(paths: string[]): NamedText[] {
+  const files = paths.flatMap((p) => {
+    const isDir = (() => {
+      try {
+        return statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    })();
+    return isDir ? readdirSync(p).filter((f) => f.endsWith('.txt')).sort().map((f) => join(p, f)) : [p];
+  });
+  return files.map(readText);
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       ...MODEL_FLAGS,
       ...TSA_FLAGS,
+      texts: { type: 'string', multiple: true },
       json: { type: 'string' },
-      taus: { type: 'string', default: D.taus.join(',') },
+      taus: { type: 'string' },
       stories: { type: 'string', default: String(D.stories) },
-      'text-length': { type: 'string', default: String(D.textLength) },
-      prefill: { type: 'string', default: String(D.prefillLength) },
+      'text-length': { type: 'string' },
+      prefill: { type: 'string' },
       seed: { type: 'string', default: String(D.randomSeed) },
       help: { type: 'boolean', short: 'h' },
     },
@@ -47,33 +67,52 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('eval', values.model, values.tokenizer));
+  checkBackendNames(values.backend);
+  const files = requireFiles(values.model, values.tokenizer);
+  const docs = values.texts ? documents(values.texts) : undefined;
+  if (docs?.length === 0) {
+    console.error(`tsa eval: --texts ${values.texts!.join(' ')} names no .txt file`);
+    return 2;
+  }
+  const driftText = driftTextFor(values['drift-text'], files.model);
+  const { llama, tokenizer, dispose } = await loadModel(files, values.threads);
   const seqLen = llama.config.seqLen;
+  const byContext = settingsForContext(seqLen);
+  const { which, ...tsa } = tsaOptionsFrom(values, seqLen);
+  const textLength = values['text-length'] === undefined ? byContext.textLength : Math.min(seqLen, int('text-length', values['text-length'], 2));
   const settings: QualitySettings = {
     ...D,
-    taus: values.taus.split(',').map((t) => num('taus', t, 0, 0.999)),
-    window: int('window', values.window, 1),
-    minTokens: int('min-tokens', values['min-tokens'], 1),
-    poolKernel: int('pool-kernel', values['pool-kernel'], 1),
-    textLength: Math.min(seqLen, int('text-length', values['text-length'], 2)),
-    prefillLength: int('prefill', values.prefill, 1),
+    ...tsa,
+    tsaSource: which,
+    taus: values.taus === undefined ? byContext.taus : values.taus.split(',').map((t) => num('taus', t, 0, 0.999)),
+    textLength,
+    prefillLength: values.prefill === undefined ? textLength - (byContext.textLength - byContext.prefillLength) : int('prefill', values.prefill, 1),
+    documents: docs,
     stories: int('stories', values.stories, 0),
+    driftText,
     delta: num('delta', values.delta, 0, 1),
     sparseLayers: values['sparse-layers'] === undefined ? undefined : parseLayerList(values['sparse-layers'], llama.config.layers),
     randomSeed: int('seed', values.seed, 0),
   };
-  if (settings.prefillLength >= settings.textLength) {
-    console.error(`tsa eval: --prefill ${settings.prefillLength} must be below --text-length ${settings.textLength}`);
+  if (settings.prefillLength >= settings.textLength || settings.prefillLength < 1) {
+    console.error(`tsa eval: --prefill ${settings.prefillLength} must be in [1, --text-length ${settings.textLength})`);
+    await dispose();
     return 2;
   }
-  const backend = await chooseBackend(values.backend, values.threads);
   let report: QualityReport;
+  const cpu0 = process.cpuUsage();
   try {
-    report = await runQualityEval(llama, tokenizer, backend, settings, (line) => console.error(line));
+    const backend = await chooseBackend(values.backend, values.threads);
+    try {
+      report = await runQualityEval(llama, tokenizer, backend, settings, (line) => console.error(line));
+    } finally {
+      await backend.dispose();
+    }
   } finally {
-    await backend.dispose();
+    await dispose();
   }
-  console.log(describe(report));
+  const cpu = process.cpuUsage(cpu0);
+  console.log(describe(report, (cpu.user + cpu.system) / 1e6));
   if (values.json) {
     const config = {
       backend: report.backend,
@@ -91,27 +130,45 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Settings, table, pruning onset and per-text agreement at the first tau, as Markdown-friendly text. */
-function describe(r: QualityReport): string {
+/** Which texts, how long, and how much of each is prefilled. */
+function textsLine(r: QualityReport): string[] {
   const s = r.settings;
   const cont = s.textLength - s.prefillLength;
+  const scored = r.records[0]?.tokens ?? 0;
+  if (!s.documents) {
+    return [
+      `texts: ${r.texts.length} (${s.stories} stories sampled from the dense model at temperature ${s.storyTemperature}, seeds 1..${s.stories}, ` +
+        `plus ${r.texts[r.texts.length - 1]!.name}); ${s.textLength} tokens each: prefill ${s.prefillLength}, ` +
+        `continuation ${cont} teacher-forced with dense decode (${scored} scored tokens)`,
+    ];
+  }
+  return [
+    `texts: ${r.texts.length} documents, cut to ${s.textLength} tokens (BOS included): prefill ${s.prefillLength}, continuation ${cont} ` +
+      `teacher-forced with dense attention (${scored} scored tokens); a shorter document is used whole with its prefill shortened:`,
+    ...r.texts.map((t) => `  ${t.name.padEnd(28)} ${String(t.tokens).padStart(5)} tokens, prefill ${t.prefill}`),
+  ];
+}
+
+/** Settings, table, pruning onset and per-text agreement at the first tau, as Markdown-friendly text. */
+function describe(r: QualityReport, cpuSeconds: number): string {
+  const s = r.settings;
   const first = r.records.find((x) => x.method === 'tsa')!;
   const lines = [
     `backend: ${r.backend}`,
-    `TSA settings: window W = ${s.window}, minTokens = ${s.minTokens}, pool kernel P = ${s.poolKernel} (scaled to a ${s.textLength}-token context)`,
-    `texts: ${r.texts.length} (${s.stories} stories sampled from the dense model at temperature ${s.storyTemperature}, seeds 1..${s.stories}, ` +
-      `plus ${r.texts[r.texts.length - 1]!.name}); ${s.textLength} tokens each: prefill ${s.prefillLength}, ` +
-      `continuation ${cont} teacher-forced with dense decode (${first.tokens} scored tokens)`,
+    `TSA settings: window W = ${s.window}, minTokens = ${s.minTokens}, pool kernel P = ${s.poolKernel} (${s.tsaSource})`,
+    ...textsLine(r),
     `sparse layers: ${r.sparseLayers.join(',') || 'none'}` +
-      (s.sparseLayers ? ' (given)' : ` (lowest-drift share ${s.delta}, rounded half down; drift R_l: ${r.drift.map((x, l) => `L${l} ${x.toFixed(3)}`).join(', ')})`),
+      (s.sparseLayers
+        ? ' (given)'
+        : ` (lowest-drift share ${s.delta}, rounded half down; drift R_l on ${r.driftSource}: ${r.drift.map((x, l) => `L${l} ${x.toFixed(3)}`).join(', ')})`),
     `near ties: at ${r.denseNearTies} of ${first.tokens} positions the dense top-1 leads by < ${NEAR_TIE} nats ("flips (near-tie)" counts flips there)`,
     '',
-    qualityTable(r),
+    qualityTable(r.records, r.sparseLayers),
     '',
     'pruning onset (the smallest tau that prunes any token; min / median / max over texts):',
     ...r.pruningOnset.map((o) => `  layer ${o.layer}: ${o.min.toExponential(2)} / ${o.median.toExponential(2)} / ${o.max.toExponential(2)}`),
     '',
-    `where the damage lands: top-1 flips and mean KL per quarter of the continuation (positions ${s.prefillLength}..${s.textLength - 1} in four parts):`,
+    `where the damage lands: top-1 flips and mean KL per quarter of each text's continuation:`,
     ...r.records.map(
       (x) => `  tau ${String(x.tau).padEnd(6)} ${x.method.padEnd(11)} flips ${x.flipsByQuarter.join(' / ')}; KL ${x.klByQuarter.map((k) => k.toExponential(1)).join(' / ')}`,
     ),
@@ -121,7 +178,7 @@ function describe(r: QualityReport): string {
       (t) => `  ${t.text.padEnd(34)} ${(100 * t.top1Agreement).toFixed(1).padStart(5)} / ${t.keptFraction.toFixed(3)} / ${((100 * (t.nll - t.nllDense)) / t.nllDense).toFixed(3)}`,
     ),
     '',
-    `elapsed: ${(r.elapsedMs / 1000).toFixed(1)} s`,
+    `elapsed: ${(r.elapsedMs / 1000).toFixed(1)} s (process CPU time ${cpuSeconds.toFixed(1)} s, all threads)`,
   ];
   return lines.join('\n');
 }

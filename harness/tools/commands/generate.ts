@@ -2,10 +2,10 @@
  * `tsa generate`: a story from a llama2.c model, the prompt prefilled with token-sparse
  * attention in the sparse layers and the rest decoded densely (TSA's sparse prefill, dense decode).
  */
-import { parseArgs } from 'node:util';
 import { Rng } from '../../core/generators.js';
 import { tsaAttention } from '../../llama/attention.js';
-import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, sparseLayersFrom, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
+import { checkBackendNames, parseCommandArgs } from '../args.js';
+import { chooseBackend, driftTextFor, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, sparseLayersFrom, TSA_FLAGS, TSA_HELP, tsaOptionsFrom } from '../../llama/options.js';
 import { generate } from '../../llama/sampling.js';
 
 const HELP = `usage: tsa generate --model M --tokenizer T [--prompt "..."] [options]
@@ -23,7 +23,7 @@ ${MODEL_HELP}
 ${TSA_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       ...MODEL_FLAGS,
@@ -40,19 +40,19 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('generate', values.model, values.tokenizer));
-  const options = {
-    coverage: num('coverage', values.coverage, 0, 0.999),
-    window: int('window', values.window, 1),
-    minTokens: int('min-tokens', values['min-tokens'], 1),
-    poolKernel: int('pool-kernel', values['pool-kernel'], 1),
-  };
+  checkBackendNames(values.backend);
+  const files = requireFiles(values.model, values.tokenizer);
+  const coverage = num('coverage', values.coverage, 0, 0.999);
   const steps = int('steps', values.steps, 1);
   const temperature = num('temperature', values.temperature, 0);
   const seed = int('seed', values.seed, 0);
+  const driftText = driftTextFor(values['drift-text'], files.model);
+  const { llama, tokenizer, dispose } = await loadModel(files, values.threads);
+  const { which, ...tsa } = tsaOptionsFrom(values, llama.config.seqLen);
+  const options = { coverage, ...tsa };
   const backend = await chooseBackend(values.backend, values.threads);
   try {
-    const sparse = await sparseLayersFrom(values, llama, backend);
+    const sparse = await sparseLayersFrom(values, llama, tokenizer, backend, driftText);
     const prompt = tokenizer.encode(values.prompt);
     const c = llama.config;
     if (prompt.length > c.seqLen) {
@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
     console.error(`sparse layers: ${sparse.layers.join(',') || 'none'} (${sparse.how})`);
-    console.error(`tsa: tau ${options.coverage}, window ${options.window}, minTokens ${options.minTokens}, pool ${options.poolKernel}; prompt ${prompt.length} tokens`);
+    console.error(`tsa: tau ${options.coverage}, window ${options.window}, minTokens ${options.minTokens}, pool ${options.poolKernel} (${which}); prompt ${prompt.length} tokens`);
 
     const out = tokenizer.decoder();
     process.stdout.write(prompt.map((t) => out.push(t)).join(''));
@@ -79,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`prefill ${prompt.length} tokens in ${g.prefillMs.toFixed(0)} ms; ${g.tokens.length} tokens decoded at ${tps.toFixed(0)} tokens/s`);
   } finally {
     await backend.dispose();
+    await dispose();
   }
   return 0;
 }

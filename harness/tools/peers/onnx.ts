@@ -205,7 +205,8 @@ async function load(pkg: 'onnxruntime-node' | 'onnxruntime-web'): Promise<Ort> {
   try {
     return (await import(pkg)) as unknown as Ort;
   } catch (e) {
-    throw new PeerUnavailableError(`${pkg} is not installed (npm install ${pkg}): ${(e as Error).message}`);
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes(`'${pkg}'`)) throw new PeerUnavailableError(`${pkg} is not installed (npm install ${pkg} to compare with it)`);
+    throw new PeerUnavailableError(`${pkg} failed to load: ${(e as Error).message}`);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
- * Host-side memory of the wasm backend: the per-call bump layout over the module memory, chunks of
- * heads streamed through it, copies of head-major inputs in and of token-major outputs out, and
- * per-thread scratch.
+ * How the wasm host lays a call out in the module's memory: a bump allocator per call (Layout),
+ * the split of heads into chunks that fit the memory budget (chunksOf), and the copies of input
+ * heads in and output columns out (putHeads, takeColumns).
  */
 import { TsaInputError } from '../harness/core/errors.js';
 import { HEADER_BYTES, MAX_PAGES, type WasmRuntime } from './runtime.js';
@@ -94,13 +94,13 @@ export function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: n
   for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
 }
 
-/** Per-thread scratch of the attention-like kernels: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
-export function attendScratch(rt: WasmRuntime, mem: Layout, Dp: number): [number, number] {
-  return threadScratch(rt, mem, 16 * rt.blockKeys + 12 * rt.blockQueries + 4 * rt.blockQueries * Dp);
+/** `bytes` of scratch for each thread (at least 1 KiB, 64-byte aligned). */
+export function threadScratch(rt: WasmRuntime, mem: Layout, bytes: number): { scratch: number; scratchStride: number } {
+  const scratchStride = align(Math.max(1024, bytes), 64);
+  return { scratch: mem.alloc(scratchStride * rt.threads), scratchStride };
 }
 
-/** `bytes` of scratch for each thread (at least 1 KiB, 64-byte aligned): [offset, per-thread stride]. */
-export function threadScratch(rt: WasmRuntime, mem: Layout, bytes: number): [number, number] {
-  const stride = align(Math.max(1024, bytes), 64);
-  return [mem.alloc(stride * rt.threads), stride];
+/** Scratch of the attention-like kernels: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
+export function attendScratch(rt: WasmRuntime, mem: Layout, Dp: number): { scratch: number; scratchStride: number } {
+  return threadScratch(rt, mem, 16 * rt.blockKeys + 12 * rt.blockQueries + 4 * rt.blockQueries * Dp);
 }
