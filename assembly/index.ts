@@ -15,12 +15,13 @@
  */
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { TsaInputError } from '../harness/core/errors.js';
-import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import type { AttentionInput, BackendCreateOptions, BlockShape, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { calibrated } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
-import { align, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
+import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
 import { chooseVariant, threadsOf, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import * as xattention from './xattention.js';
 
 export type { SimdVariant } from './runtime.js';
 
@@ -49,13 +50,6 @@ class WasmStages implements BackendStages {
     this.BK = rt.blockKeys;
   }
 
-  /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
-  private scratch(mem: Layout, Dp: number): { scratch: number; scratchStride: number } {
-    const BQ = this.rt.blockQueries;
-    const scratchStride = align(Math.max(1024, 16 * this.BK + 12 * BQ + 4 * BQ * Dp), 64);
-    return { scratch: mem.alloc(scratchStride * this.rt.threads), scratchStride };
-  }
-
   /** score: window logits (scoreLogits), their softmax sums (scoreStats), mean probabilities (scoreMean). */
   async scores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
@@ -72,7 +66,7 @@ class WasmStages implements BackendStages {
       4 * (2 * hc * W4 * Dp + kc * L * Dp + kc * Lp * Dp + hc * W4 * Lp + hc * W4 + hc * P);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * W4 * Dp);
       const qt = mem.alloc(4 * c.heads * W4 * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -128,7 +122,7 @@ class WasmStages implements BackendStages {
     const { heads: H, prefixLen: P } = shape;
     const n = keep + o.window;
     const mem = new Layout();
-    const scratch = this.scratch(mem, 8);
+    const scratch = attendScratch(this.rt, mem, 8);
     const src = mem.alloc(4 * H * P);
     const out = mem.alloc(4 * H * n);
     this.rt.reserve(mem.bytes);
@@ -150,7 +144,7 @@ class WasmStages implements BackendStages {
       4 * (hc * L * Dp + 2 * kc * L * Dp + hc * n + 3 * hc * np * Dp + hc * n * D + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
       const v = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -194,7 +188,7 @@ class WasmStages implements BackendStages {
     const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const qt = mem.alloc(4 * c.heads * Lp * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -218,6 +212,19 @@ class WasmStages implements BackendStages {
     }
     return output;
   }
+
+  /** XAttention's block stages (assembly/xattention.ts). */
+  blockScores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.blockScores(this.rt, this.chunkBytes, input, o);
+  }
+
+  blockSelect(masses: Float32Array, shape: BlockShape, o: ResolvedTsaOptions): Promise<Uint8Array> {
+    return xattention.blockSelect(this.rt, masses, shape, o);
+  }
+
+  attendBlocks(input: AttentionInput, mask: Uint8Array, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.attendBlocks(this.rt, this.chunkBytes, input, mask, o);
+  }
 }
 
 /**
@@ -226,7 +233,7 @@ class WasmStages implements BackendStages {
  * Throws BackendUnavailableError saying why it cannot run here. `host` is the platform: Node's
  * (assembly/node.ts) or the browser's (assembly/browser.ts), whose createWasmBackend call this.
  */
-export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<Backend> {
+export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   const threads = threadsOf(host, options.threads);
   if (options.simd !== undefined && options.simd !== 'plain' && options.simd !== 'relaxed') {
     throw new TsaInputError(`option simd must be 'plain' or 'relaxed', got ${String(options.simd)}`, 'OPTION');

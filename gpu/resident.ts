@@ -10,6 +10,7 @@ import { BackendResourceError, throwIfAborted, TsaInputError } from '../harness/
 import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
+import { blockStagesOf } from '../harness/core/block-sparse.js';
 import type { GpuCore } from './core.js';
 import { PROBE } from './kernels/probe.wgsl.js';
 import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
@@ -99,6 +100,7 @@ export function residentEntry(core: GpuCore) {
   return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
     validateShape(input);
     const o = resolveOptions(options);
+    if (o.blockSparse) blockStagesOf({}, 'webgpu'); // no GPU block-sparse kernels yet: TsaInputError('OPTION')
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const plan = planLayer(input, o, core.costFor(o), denseBeforeScoring(L, o));

@@ -1,8 +1,8 @@
 /** Registers the built-in backends with the registry (imported once by the public entry). */
 import { createWasmBackend } from '../assembly/node.js';
-import { createWebGpuBackend, type AdapterChoice } from '../gpu/index.js';
 import { registerCpuBackends } from './cpu-backends.js';
 import { registerBackend } from './registry.js';
+import { createWebGpuBackend, type AdapterChoice } from '../gpu/index.js';
 
 registerCpuBackends(createWasmBackend);
 

@@ -22,6 +22,7 @@ import { generateInput, Rng } from '../harness/core/generators.js';
 import type { Backend } from '../harness/core/interface.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
+import { describeBlockSparseSuite } from './shared/block-sparse-suite.js';
 import { checkClose, checkRelClose } from './shared/checks.js';
 import { goldenDir } from './shared/golden-dir.js';
 import { tolerances } from './shared/tolerances.js';
@@ -32,6 +33,8 @@ describeBackendSuite({
   create: () => createWasmBackend({ threads: 2, simd: 'plain', costRule: false }),
   skip: {},
 });
+
+describeBlockSparseSuite({ name: 'wasm (simd, 2 threads)', create: () => createWasmBackend({ threads: 2, simd: 'plain' }) });
 
 const reference = createReferenceBackend();
 

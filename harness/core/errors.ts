@@ -8,6 +8,7 @@ export type TsaInputErrorCode =
   | 'RANGE'
   | 'OPTION'
   | 'INDICES'
+  | 'MASK'
   | 'TYPE';
 
 export class TsaError extends Error {

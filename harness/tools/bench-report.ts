@@ -22,9 +22,14 @@ export function benchTable(records: BenchRecord[]): string {
   };
   const denseOf = (r: BenchRecord) =>
     records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
-  const ours = (r: BenchRecord) => r.mode === 'tsa' && !r.peer;
+  const ours = (r: BenchRecord) => (r.mode === 'tsa' || r.mode === 'xattn' || r.mode === 'tsa+xattn') && !r.peer;
+  const ofDense = (r: BenchRecord, ms: number) => percent(ms / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null }));
+  // The XAttention columns only where an XAttention method ran.
+  const blocks = records.some((r) => r.blockShare !== undefined);
+  const header = ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'blocks', 'speedup', 'ideal', 'select ms', 'select/dense', 'block scoring/dense'];
+  const shown = (_: unknown, i: number) => blocks || (header[i] !== 'blocks' && header[i] !== 'block scoring/dense');
   const table = formatTable(
-    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
+    header.filter(shown),
     records.map((r) => [
       r.backend,
       r.peer ? 'peer' : r.mode,
@@ -34,11 +39,13 @@ export function benchTable(records: BenchRecord[]): string {
       r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
       f(r.gflops),
       r.mode === 'dense' ? '-' : r.keptFraction.toFixed(3),
+      r.blockShare !== undefined ? r.blockShare.toFixed(3) : '-',
       Number.isFinite(r.speedup) ? `${f(r.speedup, 2)}x` : '-',
       ours(r) ? `${f(r.idealSpeedup, 2)}x` : '-',
       ours(r) ? f(r.selectionMs, 2) : '-',
-      ours(r) ? percent(r.selectionMs / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null })) : '-',
-    ]),
+      ours(r) ? ofDense(r, r.selectionMs) : '-',
+      r.blockScoringMs !== undefined ? ofDense(r, r.blockScoringMs) : '-',
+    ].filter(shown)),
   );
   const legend = records.some((r) => r.peer) ? ['speedup: our dense time / the row\'s time (peer rows: a dense peer, above 1x faster than our dense)'] : [];
   const lines = [...legend, ...notes.map((n, i) => `[${i + 1}] ${n.text} (${n.where.join(', ')})`)];

@@ -3,20 +3,23 @@
  * on every case of a golden directory and compares with the tolerances of the
  * golden README (indices and keep count exact; scores relative 1e-5; outputs
  * absolute 2e-5). Each stage gets the golden inputs of that stage, so one
- * wrong stage shows as one failing row.
+ * wrong stage shows as one failing row. A golden-xattn directory (xattn_manifest.json) runs the
+ * XAttention checks of conformance-xattn.ts instead.
  */
 import type { Backend, Budget } from '../core/interface.js';
-import type { StageMethod } from '../core/stages.js';
+import type { BlockStageName, StageMethod } from '../core/stages.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
+import { runXattnConformance } from './conformance-xattn.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
+import { isXattnDir } from './golden-xattn.js';
 
 export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
 
 export interface ConformanceRow {
   case: string;
   backend: string;
-  /** The stage method checked (core/stages.ts STAGE_METHODS), or the whole pipeline. */
-  stage: StageMethod | 'pipeline';
+  /** The stage method checked (core/stages.ts STAGE_METHODS, BLOCK_STAGES), or the whole pipeline. */
+  stage: StageMethod | BlockStageName | 'pipeline';
   tau: number | null;
   pass: boolean;
   /** What was compared and the worst deviation. */
@@ -35,7 +38,7 @@ function describeBudget(b: Budget): string {
   return b.mode === 'sparse' ? `sparse keep=${b.keep} pruned=${b.pruned}` : `dense (${b.reason})`;
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+export async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const value = await fn();
   return [value, performance.now() - t0];
@@ -107,12 +110,13 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
   return rows;
 }
 
-/** Runs every case of a golden directory on each backend. */
+/** Runs every case of a golden directory (or every run of a golden-xattn directory) on each backend. */
 export async function runConformance(
   dir: string,
   backends: Backend[],
   onRow: (row: ConformanceRow) => void = () => {},
 ): Promise<ConformanceRow[]> {
+  if (isXattnDir(dir)) return runXattnConformance(dir, backends, onRow);
   const all: ConformanceRow[] = [];
   for (const name of goldenCaseNames(dir)) {
     const g = loadGoldenCase(dir, name);

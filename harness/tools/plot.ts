@@ -100,16 +100,16 @@ export function benchSvg(records: BenchRecord[], title: string): string {
     dashed: rs[0]!.mode === 'dense',
     failedAt: rs.filter((r) => r.error).map((r) => r.seqLen),
   }));
-  const tsa = records.filter((r) => r.mode === 'tsa' && !r.error);
-  const speedup: Series[] = [...group(tsa, (r) => `${r.backend} (${r.inputs})`)].flatMap(([label, rs]) => [
+  const sparse = records.filter((r) => (r.mode === 'tsa' || r.mode === 'xattn' || r.mode === 'tsa+xattn') && !r.peer && !r.error);
+  const speedup: Series[] = [...group(sparse, (r) => `${r.backend} ${r.mode} (${r.inputs})`)].flatMap(([label, rs]) => [
     { label: `${label} measured`, points: rs.map((r) => [r.seqLen, r.speedup] as [number, number]) },
-    { label: `${label} ideal (L/L')^2`, points: rs.map((r) => [r.seqLen, r.idealSpeedup] as [number, number]), dashed: true },
+    { label: `${label} ideal (L/L')^2 / share`, points: rs.map((r) => [r.seqLen, r.idealSpeedup] as [number, number]), dashed: true },
   ]);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     panel(0, `${title}: median time (ms; device time where measured)`, 'ms (log)', latency, true),
-    panel(W, 'token-sparse speedup over dense', 'speedup (x)', speedup, false),
+    panel(W, 'sparse speedup over dense', 'speedup (x)', speedup, false),
     `</svg>`,
   ].join('\n');
 }

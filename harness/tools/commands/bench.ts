@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import '../../backends.js';
 import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
-import { runBench, type BenchInputKind, type BenchRecord } from '../bench.js';
+import { BENCH_METHODS, runBench, type BenchInputKind, type BenchMethod, type BenchRecord } from '../bench.js';
 import { benchTable, runMeta } from '../bench-report.js';
 import type { PeerChoice } from '../bench-peers.js';
 import { BackendUnavailableError } from '../../core/errors.js';
@@ -42,13 +42,15 @@ times the GPU-resident path on inputs generated on the device.
   --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | gaussian,structured, or model:
+  --inputs structured     gaussian | structured | local (comma-separated), or model:
                           --model M --tokenizer T --text FILE --layer N capture Q, K (after
                           RoPE), V of layer N prefilling FILE (shape and L from the model)
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --peers onnx,torch      peers to time (${PEER_GROUPS.join(', ')}; default: every installed one)
   --no-peers              skip peer runtimes
+  --methods dense,tsa     dense | tsa | xattn | tsa+xattn (comma-separated; dense always runs, the
+                          speedup base): xattn = XAttention alone, tsa+xattn = XAttention on TSA's rows
   --stage NAME            time one stage alone instead: ${STAGE_METHODS.join(' | ')}
   --seed 1
   --json FILE             (default bench-results/latest.json)
@@ -108,6 +110,7 @@ export async function run(argv: string[]): Promise<number> {
       peers: { type: 'string' },
       'no-peers': { type: 'boolean', default: false },
       stage: { type: 'string' },
+      methods: { type: 'string', default: 'dense,tsa' },
       seed: { type: 'string', default: '1' },
       json: { type: 'string', default: 'bench-results/latest.json' },
       svg: { type: 'string', default: 'bench-results/latest.svg' },
@@ -136,6 +139,7 @@ export async function run(argv: string[]): Promise<number> {
   const lengths = values.lengths === undefined ? null : intList('lengths', values.lengths);
   if (values.peers !== undefined && values['no-peers']) throw usage('--peers and --no-peers contradict each other');
   const peers: PeerChoice = values['no-peers'] ? false : values.peers === undefined ? 'installed' : oneOf<PeerGroup>('peers', values.peers, PEER_GROUPS);
+  const methods = oneOf<BenchMethod>('methods', values.methods, BENCH_METHODS);
   const stage = values.stage === undefined ? undefined : oneOf<StageMethod>('stage', values.stage, STAGE_METHODS)[0];
   const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
   const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
@@ -159,7 +163,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`${backend.name}: ${backend.description}; lengths ${sweep.join(', ')}`);
       const t0 = performance.now();
       const shape = { heads: captured?.heads ?? heads, kvHeads: captured?.kvHeads ?? kvHeads, headDim: captured?.headDim ?? headDim };
-      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, ...(stage && { stage }) };
+      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, methods, ...(stage && { stage }) };
       records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
     }
   } finally {

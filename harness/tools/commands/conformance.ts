@@ -1,9 +1,10 @@
-/** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden conformance, one row per case x backend x stage. */
+/** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden (or golden-xattn) conformance, one row per case x backend x stage. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import '../../backends.js';
 import { checkBackendNames, parseCommandArgs, threadsOption, UsageError } from '../args.js';
 import { runConformance } from '../conformance.js';
+import { XATTN_MANIFEST } from '../golden-xattn.js';
 import { createBackend, probeBackends } from '../../registry.js';
 import type { Backend } from '../../core/interface.js';
 
@@ -17,15 +18,17 @@ export async function run(argv: string[]): Promise<number> {
     console.log(
       'usage: tsa conformance <golden-dir> [--backend NAME] [--threads N]\n\n' +
         'Runs every stage of every available backend (or only --backend NAME; an unavailable one is an error)\n' +
-        'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.',
+        'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.\n' +
+        'A directory in the format of shared/golden-xattn (xattn_manifest.json, naming the golden directory\n' +
+        'of its inputs and TSA indices) checks the XAttention stages and the composed pipeline instead.',
     );
     return 0;
   }
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0 ? 'needs one golden directory (tsa conformance <golden-dir>)' : `takes one golden directory, got ${positionals.length}: ${positionals.join(' ')}`);
   }
-  if (!existsSync(join(positionals[0]!, 'manifest.json'))) {
-    throw new UsageError(`'${positionals[0]}' is not a golden directory: it has no manifest.json`);
+  if (!existsSync(join(positionals[0]!, 'manifest.json')) && !existsSync(join(positionals[0]!, XATTN_MANIFEST))) {
+    throw new UsageError(`'${positionals[0]}' is not a golden directory: it has no manifest.json (nor ${XATTN_MANIFEST})`);
   }
   const threads = threadsOption(values.threads);
   checkBackendNames(values.backend);
