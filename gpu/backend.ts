@@ -31,7 +31,7 @@ import {
   validateShape,
 } from '../harness/core/validate.js';
 import { DEFAULT_COST_MODEL, maxKeptLength, worthScoring, type CostModel } from './cost.js';
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './context.js';
 import { GATE } from './kernels/attend.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { Recorder } from './recorder.js';

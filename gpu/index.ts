@@ -3,13 +3,15 @@
  * Needs the optional `webgpu` package (Dawn for node). On a software
  * adapter (llvmpipe) the backend works but is not auto-selected.
  */
-import { BackendUnavailableError } from '../harness/core/errors.js';
-import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
-import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
-import { DEFAULT_ATTEMPTS, openGpu, wrapDevice, type AdapterAttempt } from './device.js';
+import type { BackendCreateOptions } from '../harness/core/interface.js';
+import type { WebGpuBackendOptions } from './backend.js';
+import { wrapDevice } from './context.js';
+import { webGpuBackendOn, type SelectableWebGpuBackend } from './create.js';
+import { DEFAULT_ATTEMPTS, openGpu, type AdapterAttempt } from './device.js';
 
 export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+export { isWebGpuBackend } from './create.js';
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
   /** Adapters to try, in order (default: Vulkan core, then OpenGL compatibility). */
@@ -32,29 +34,9 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
   zeroInit?: boolean;
 }
 
-/** Storage buffers one kernel binds at most (select's write pass). */
-const STORAGE_BUFFERS_NEEDED = 6;
-
 export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the wasm backend; force with --backend webgpu';
 
-export async function createWebGpuBackend(
-  options: CreateWebGpuOptions = {},
-): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
+export async function createWebGpuBackend(options: CreateWebGpuOptions = {}): Promise<SelectableWebGpuBackend> {
   const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles, options.zeroInit);
-  const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
-  if (have < STORAGE_BUFFERS_NEEDED) {
-    if (gpu.owned) gpu.device.destroy();
-    throw new BackendUnavailableError(
-      `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
-    );
-  }
-  const backend = new WebGpuBackend(gpu, options) as WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
-  backend.autoSelect = !gpu.software;
-  if (gpu.software) backend.whyNotAuto = SOFTWARE_NOT_AUTO;
-  return backend;
-}
-
-/** Type guard: is this Backend the WebGPU one (with the GPU-buffer API)? */
-export function isWebGpuBackend(b: Backend): b is WebGpuBackend {
-  return b instanceof WebGpuBackend;
+  return webGpuBackendOn(gpu, options, SOFTWARE_NOT_AUTO);
 }

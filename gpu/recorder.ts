@@ -196,6 +196,8 @@ export class Recorder {
       const sum = Object.values(m).reduce((a, b) => a + b, 0);
       return Number.isNaN(sum) ? hostTotal : sum;
     });
+    // A caller whose readback fails first (a lost device) never awaits these; that failure is the one it reports.
+    for (const p of [segmentMs, deviceMs]) p.catch(() => {});
     return { deviceMs, segmentMs, submitted: submitted.then(() => undefined) };
   }
 }

@@ -2,14 +2,12 @@
 import { createWasmBackend } from '../assembly/node.js';
 import { createWebGpuBackend } from '../gpu/index.js';
 import { registerCpuBackends } from './cpu-backends.js';
-import { registerBackend } from './registry.js';
+import { registerWebGpuBackend } from './gpu-backends.js';
 
 registerCpuBackends(createWasmBackend);
 
-registerBackend({
-  name: 'webgpu',
-  priority: 200,
-  summary: 'WebGPU (Dawn: Vulkan, else OpenGL/GLES compatibility): every stage on the GPU, FlashAttention-style kernels',
+registerWebGpuBackend(
+  'WebGPU (Dawn: Vulkan, else OpenGL/GLES compatibility): every stage on the GPU, FlashAttention-style kernels',
   // TSA_WEBGPU_PROFILE=1: per-stage times in TsaResult.timings where the adapter has no timestamp queries.
-  create: (options) => createWebGpuBackend({ ...options, profileStages: process.env.TSA_WEBGPU_PROFILE === '1' }),
-});
+  (options) => createWebGpuBackend({ ...options, profileStages: process.env.TSA_WEBGPU_PROFILE === '1' }),
+);

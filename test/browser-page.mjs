@@ -55,3 +55,27 @@ globalThis.runInPage = async ({ shape, seed, options, golden }) => {
   }
   return { crossOriginIsolated: globalThis.crossOriginIsolated, selected, runs };
 };
+
+const reasonRows = (rows) => rows.map(({ name, available, autoSelect, reason }) => ({ name, available, autoSelect, reason }));
+
+/**
+ * The WebGPU backend in this page: probeBackends() over every backend, then 'webgpu' forced by
+ * selectBackend() on a golden case, then `device.destroy()` and one more call on `lost.shape`.
+ */
+globalThis.webgpuInPage = async ({ golden, lost }) => {
+  const probe = reasonRows(await tsa.probeBackends());
+  const selection = await tsa.selectBackend({ backend: 'webgpu', costRule: false });
+  const backend = selection.backend;
+  const goldenRun = await run(backend, await loadGolden(golden.name), golden.options);
+  const small = tsa.generateInput('gaussian', lost.shape, 1);
+  const before = (await backend.dense(small)).length;
+  backend.device.destroy();
+  let after = null;
+  try {
+    await backend.dense(small);
+  } catch (e) {
+    after = { name: e.name, lost: e instanceof tsa.BackendLostError, message: e.message };
+  }
+  await backend.dispose();
+  return { probe, why: selection.why, golden: goldenRun, lost: { before, after } };
+};
