@@ -17,7 +17,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsErr } from '../harness/core/compare.js';
@@ -25,6 +25,7 @@ import { loadGoldenCase } from '../harness/tools/golden.js';
 import { generateInput } from '../harness/core/generators.js';
 import type { AttentionShape, TsaOptions } from '../harness/core/interface.js';
 import { BROWSER_SOFTWARE_NOT_AUTO } from '../gpu/browser.js';
+import { ISOLATION_HEADERS, resolveStatic, sendStatic, type StaticSite } from '../harness/tools/demo/static.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { launchChromium, openAndWait } from './shared/chromium.js';
 import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
@@ -36,53 +37,26 @@ const SEED = 7;
 const OPTIONS: TsaOptions = { minTokens: 256 };
 const OUTPUT_TOLERANCE = 2e-5;
 
-const MIME: Record<string, string> = {
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.bin': 'application/octet-stream',
-  '.html': 'text/html',
-};
-
 /**
  * Serves /dist/* and /build/* from the repository, /golden/* from the golden directory, and a page
  * /index.html loading /page.mjs (test/browser-page.mjs); the same under /open/ without COOP/COEP.
  */
 function startServer(): Promise<Server> {
-  const roots: Record<string, string> = {
-    dist: join(REPO_ROOT, 'dist'),
-    build: join(REPO_ROOT, 'build'),
-    golden: goldenDir(),
+  const site: StaticSite = {
+    files: { '/page.mjs': PAGE_MODULE },
+    dirs: { dist: join(REPO_ROOT, 'dist'), build: join(REPO_ROOT, 'build'), golden: goldenDir() },
   };
   const server = createServer((req, res) => {
     let path = new URL(req.url ?? '/', 'http://x').pathname;
     const isolated = !path.startsWith('/open/');
     if (!isolated) path = path.slice('/open'.length);
-    const headers: Record<string, string> = isolated
-      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
-      : {};
-    const [, top, ...rest] = path.split('/');
-    let file: string | null = null;
+    const headers: Record<string, string> = isolated ? { ...ISOLATION_HEADERS } : {};
     if (path === '/index.html') {
-      res.writeHead(200, { ...headers, 'Content-Type': MIME['.html']! });
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
       res.end('<!doctype html><title>tsa</title><script type="module" src="page.mjs"></script>');
       return;
     }
-    if (path === '/page.mjs') file = PAGE_MODULE;
-    else if (top && roots[top]) {
-      const root = roots[top]!;
-      const candidate = normalize(join(root, ...rest));
-      if (candidate.startsWith(root) && existsSync(candidate)) file = candidate;
-    }
-    if (!file) {
-      res.writeHead(404, headers);
-      res.end('not found');
-      return;
-    }
-    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
+    sendStatic(res, resolveStatic(site, path), headers);
   });
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
 }

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../../backends.js';
 import { runBench, type BenchRecord } from '../bench.js';
+import { benchTable } from '../bench-table.js';
 import { TsaInputError } from '../../core/errors.js';
 import { formatTable } from '../format.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
@@ -65,29 +66,6 @@ async function chooseBackends(spec: string | undefined, threads: number): Promis
   const out: Backend[] = [];
   for (const name of spec.split(',')) out.push(await createBackend(name.trim(), { threads }));
   return out;
-}
-
-function table(records: BenchRecord[]): string {
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  const denseOf = (r: BenchRecord) =>
-    records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
-  return formatTable(
-    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
-    records.map((r) => [
-      r.backend,
-      r.peer ? `dense (peer)` : r.mode,
-      r.inputs,
-      String(r.seqLen),
-      r.error ? `error: …${r.error.trim().slice(-50)}` : f(r.medianMs),
-      r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
-      f(r.gflops),
-      r.mode === 'tsa' ? r.keptFraction.toFixed(3) : '-',
-      r.peer ? (r.error ? "-" : `peer time ${f(1 / r.speedup, 2)}x ours`) : `${f(r.speedup, 2)}x`,
-      r.mode === 'tsa' && !r.peer ? `${f(r.idealSpeedup, 2)}x` : '-',
-      r.mode === 'tsa' && !r.peer ? f(r.selectionMs, 2) : '-',
-      r.mode === 'tsa' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
-    ]),
-  );
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -151,7 +129,8 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     for (const b of backends) await b.dispose();
   }
-  console.log(table(records));
+  const { header, rows } = benchTable(records);
+  console.log(formatTable(header, rows));
   for (const [file, text] of [
     [values.json, JSON.stringify(records, null, 2)],
     [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${values['head-dim']}`)],

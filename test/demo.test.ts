@@ -1,0 +1,83 @@
+/**
+ * The demo page (`npm run demo`: harness/tools/demo/) in headless Chromium, served by its own
+ * server (cross-origin isolated):
+ * - `?autorun=1&backend=wasm,webgpu&lengths=...` runs the sweep in the page, sets the title to
+ *   'done' and writes the result JSON (a dense and a token-sparse record per backend and length)
+ *   into <pre id="results">; the plot has one data mark per length in each series of each backend
+ *   (latency dense and tsa, speedup measured and ideal); the backend list says why webgpu is not
+ *   auto-selected (SwiftShader);
+ * - an unknown backend ends in title 'error: ...' naming it.
+ */
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_SOFTWARE_NOT_AUTO } from '../gpu/browser.js';
+import type { BenchRecord } from '../harness/tools/bench.js';
+import type { DemoResult } from '../harness/tools/demo/sweep.js';
+import { startDemoServer } from '../harness/tools/demo/serve.js';
+import { launchChromium, openAndWait } from './shared/chromium.js';
+import { REPO_ROOT } from './shared/golden-dir.js';
+
+const BACKENDS = ['wasm', 'webgpu'];
+const LENGTHS = [256, 512];
+const SHAPE = 'heads=2&kvHeads=1&headDim=32&inputs=structured';
+const finished = (): boolean => {
+  const { title } = (globalThis as unknown as { document: { title: string } }).document;
+  return title === 'done' || title.startsWith('error:');
+};
+
+describe('demo page in headless Chromium', () => {
+  let server: Server | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let origin: string;
+
+  beforeAll(async () => {
+    for (const f of ['dist/harness/tools/demo/sweep.js', 'build/tsa-simd.wasm']) {
+      if (!existsSync(join(REPO_ROOT, f))) throw new Error(`${f} is missing: run npm run build`);
+    }
+    ({ server, origin } = await startDemoServer());
+    browser = await launchChromium();
+    page = await browser.newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+  });
+
+  it('autoruns the sweep on wasm and webgpu, writes the JSON and plots one mark per length, backend and series', async () => {
+    await openAndWait(page, `${origin}/?autorun=1&backend=${BACKENDS.join(',')}&lengths=${LENGTHS.join(',')}&${SHAPE}`, finished, 170_000);
+    expect(await page.title()).toBe('done');
+
+    const result = JSON.parse((await page.textContent('#results'))!) as DemoResult;
+    expect(result.config).toMatchObject({ backends: BACKENDS, lengths: LENGTHS, heads: 2, kvHeads: 1, headDim: 32, inputs: 'structured' });
+    expect(result.backends.map((b) => b.name)).toEqual(BACKENDS);
+    expect(result.backends[1]!.description).toMatch(/^WebGPU on google \/ swiftshader; navigator\.gpu/);
+    const key = (r: BenchRecord) => `${r.backend} ${r.mode} ${r.seqLen}`;
+    expect(result.records.map(key)).toEqual(BACKENDS.flatMap((b) => LENGTHS.flatMap((L) => [`${b} dense ${L}`, `${b} tsa ${L}`])));
+    for (const r of result.records) {
+      expect(r.error, key(r)).toBeUndefined();
+      expect(r.medianMs, key(r)).toBeGreaterThan(0);
+      expect(r.keptFraction, key(r)).toBeGreaterThan(0);
+      expect(r.keptFraction, key(r)).toBeLessThanOrEqual(1);
+    }
+
+    const marks = await page.$$eval('#plot svg circle.mark', (cs) => cs.map((c) => `${c.getAttribute('data-series')} @${c.getAttribute('data-x')}`));
+    const expected = BACKENDS.flatMap((b) =>
+      [`${b} dense (structured)`, `${b} tsa (structured)`, `${b} (structured) measured`, `${b} (structured) ideal (L/L')^2`].flatMap((s) =>
+        LENGTHS.map((L) => `${s} @${L}`),
+      ),
+    );
+    expect([...marks].sort()).toEqual([...expected].sort());
+    expect(await page.$$eval('#table tr', (rows) => rows.length)).toBe(1 + result.records.length);
+    expect(await page.textContent('#backends')).toContain(`webgpu works, not auto-selected: ${BROWSER_SOFTWARE_NOT_AUTO}`);
+  });
+
+  it('ends with an error title naming an unknown backend', async () => {
+    await openAndWait(page, `${origin}/?autorun=1&backend=nope&lengths=256`, finished, 30_000);
+    expect(await page.title()).toMatch(/^error: BackendUnavailableError: unknown backend 'nope'; registered: webgpu, wasm, reference/);
+  });
+});
