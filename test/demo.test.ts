@@ -6,7 +6,9 @@
  *   into <pre id="results">; the plot has one data mark per length in each series of each backend
  *   (latency dense and tsa, speedup measured and ideal); the backend list says why webgpu is not
  *   auto-selected (SwiftShader);
- * - an unknown backend ends in title 'error: ...' naming it.
+ * - an unknown backend ends in title 'error: ...' naming it;
+ * - (in Node) the URL parameters parse with defaults and bad ones are TsaInputError; the server
+ *   serves only its named files and mounted directories.
  */
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -15,8 +17,10 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROWSER_SOFTWARE_NOT_AUTO } from '../gpu/browser.js';
 import type { BenchRecord } from '../harness/tools/bench.js';
-import type { DemoResult } from '../harness/tools/demo/sweep.js';
-import { startDemoServer } from '../harness/tools/demo/serve.js';
+import { TsaInputError } from '../harness/core/errors.js';
+import { parseDemoParams, type DemoResult } from '../harness/tools/demo/sweep.js';
+import { DEMO_SITE, startDemoServer } from '../harness/tools/demo/serve.js';
+import { resolveStatic } from '../harness/tools/demo/static.js';
 import { launchChromium, openAndWait } from './shared/chromium.js';
 import { REPO_ROOT } from './shared/golden-dir.js';
 
@@ -79,5 +83,42 @@ describe('demo page in headless Chromium', () => {
   it('ends with an error title naming an unknown backend', async () => {
     await openAndWait(page, `${origin}/?autorun=1&backend=nope&lengths=256`, finished, 30_000);
     expect(await page.title()).toMatch(/^error: BackendUnavailableError: unknown backend 'nope'; registered: webgpu, wasm, reference/);
+  });
+});
+
+describe('demo page settings and server (Node)', () => {
+  it('parses URL parameters with defaults and rejects bad ones with TsaInputError', () => {
+    expect(parseDemoParams(new URLSearchParams('backend=wasm,webgpu&lengths=512, 1024&heads=8&kvHeads=2'))).toEqual({
+      backends: ['wasm', 'webgpu'],
+      lengths: [512, 1024],
+      heads: 8,
+      kvHeads: 2,
+      headDim: 64,
+      inputs: 'structured',
+      coverage: 0.005,
+      seed: 1,
+    });
+    const bad: [string, RegExp][] = [
+      ['lengths=512,x', /lengths must be positive integers/],
+      ['lengths=0', /lengths must be positive integers/],
+      ['heads=3&kvHeads=2', /heads \(3\) must be a multiple of kvHeads \(2\)/],
+      ['headDim=32,64', /headDim must be one positive integer/],
+      ['inputs=uniform', /inputs must be gaussian or structured/],
+      ['coverage=1', /coverage must be in \[0, 1\)/],
+      ['backend=,', /backend must name at least one backend/],
+    ];
+    for (const [query, message] of bad) {
+      expect(() => parseDemoParams(new URLSearchParams(query)), query).toThrow(TsaInputError);
+      expect(() => parseDemoParams(new URLSearchParams(query)), query).toThrow(message);
+    }
+  });
+
+  it('serves named files and mounted directories only', () => {
+    expect(resolveStatic(DEMO_SITE, '/index.html')).toBe(join(REPO_ROOT, 'harness/tools/demo/index.html'));
+    expect(resolveStatic(DEMO_SITE, '/dist/harness/browser.js')).toBe(join(REPO_ROOT, 'dist/harness/browser.js'));
+    expect(resolveStatic(DEMO_SITE, '/tinybench/index.js')).toBe(join(REPO_ROOT, 'node_modules/tinybench/dist/index.js'));
+    for (const path of ['/dist/../package.json', '/dist', '/dist/', '/package.json', '/dist/nothing.js']) {
+      expect(resolveStatic(DEMO_SITE, path), path).toBeNull();
+    }
   });
 });
