@@ -14,10 +14,10 @@
  * - not isolated: wasm is unavailable with a reason naming cross-origin isolation, and
  *   selectBackend() falls back to the reference backend.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsErr } from '../harness/core/compare.js';
@@ -28,6 +28,7 @@ import { BROWSER_SOFTWARE_NOT_AUTO } from '../gpu/browser.js';
 import { ISOLATION_HEADERS, resolveStatic, sendStatic, type StaticSite } from '../harness/tools/demo/static.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { launchChromium, openAndWait } from './shared/chromium.js';
+import { importGraph } from './shared/import-graph.js';
 import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
 const ENTRY = join(REPO_ROOT, 'dist', 'harness', 'browser.js');
 const PAGE_MODULE = join(REPO_ROOT, 'test', 'browser-page.mjs');
@@ -59,28 +60,6 @@ function startServer(): Promise<Server> {
     sendStatic(res, resolveStatic(site, path), headers);
   });
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
-}
-
-/** Every module reachable from `entry` by static imports, dynamic imports and new URL('x.js', import.meta.url). */
-function importGraph(entry: string): { files: string[]; problems: string[] } {
-  const seen = new Set<string>();
-  const problems: string[] = [];
-  const queue = [entry];
-  while (queue.length) {
-    const file = queue.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const text = readFileSync(file, 'utf8');
-    const specifiers = [
-      ...text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*['"]([^'"]+)['"]/g),
-      ...text.matchAll(/new URL\(\s*['"]([^'"]+\.js)['"]/g),
-    ].map((m) => m[1]!);
-    for (const s of specifiers) {
-      if (s.startsWith('.')) queue.push(resolve(dirname(file), s));
-      else problems.push(`${file} imports '${s}'`);
-    }
-  }
-  return { files: [...seen], problems };
 }
 
 interface PageResult {
@@ -144,7 +123,7 @@ describe('browser entry in headless Chromium', () => {
 
   it('reaches no node: module and no bare specifier from dist/harness/browser.js, nor the Dawn device module', () => {
     ready();
-    const { files, problems } = importGraph(ENTRY);
+    const { files, problems } = importGraph([ENTRY]);
     const reached = files.map((f) => f.slice(REPO_ROOT.length + 1));
     expect(reached).toEqual(
       expect.arrayContaining([

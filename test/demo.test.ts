@@ -7,10 +7,11 @@
  *   (latency dense and tsa, speedup measured and ideal); the backend list says why webgpu is not
  *   auto-selected (SwiftShader);
  * - an unknown backend ends in title 'error: ...' naming it;
- * - (in Node) the URL parameters parse with defaults and bad ones are TsaInputError; the server
+ * - (in Node) the page's modules reach no node: module, and no bare name its import map lacks;
+ *   the URL parameters parse with defaults and bad ones are TsaInputError; the server
  *   serves only its named files and mounted directories.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -22,6 +23,7 @@ import { parseDemoParams, type DemoResult } from '../harness/tools/demo/sweep.js
 import { DEMO_SITE, startDemoServer } from '../harness/tools/demo/serve.js';
 import { resolveStatic } from '../harness/tools/demo/static.js';
 import { launchChromium, openAndWait } from './shared/chromium.js';
+import { importGraph } from './shared/import-graph.js';
 import { REPO_ROOT } from './shared/golden-dir.js';
 
 const BACKENDS = ['wasm', 'webgpu'];
@@ -76,7 +78,9 @@ describe('demo page in headless Chromium', () => {
       ),
     );
     expect([...marks].sort()).toEqual([...expected].sort());
-    expect(await page.$$eval('#table tr', (rows) => rows.length)).toBe(1 + result.records.length);
+    const table = (await page.textContent('#table'))!.split('\n');
+    expect(table.length).toBe(2 + result.records.length);
+    expect(table[0]).toMatch(/^backend\s+mode\s+inputs\s+L\s+median ms/);
     expect(await page.textContent('#backends')).toContain(`webgpu works, not auto-selected: ${BROWSER_SOFTWARE_NOT_AUTO}`);
   });
 
@@ -111,6 +115,17 @@ describe('demo page settings and server (Node)', () => {
       expect(() => parseDemoParams(new URLSearchParams(query)), query).toThrow(TsaInputError);
       expect(() => parseDemoParams(new URLSearchParams(query)), query).toThrow(message);
     }
+  });
+
+  it("the page's modules reach no node: module and no bare name outside its import map", () => {
+    const html = readFileSync(join(REPO_ROOT, 'harness/tools/demo/index.html'), 'utf8');
+    const importMap = JSON.parse(/<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!) as { imports: Record<string, string> };
+    const page = readFileSync(join(REPO_ROOT, 'harness/tools/demo/page.mjs'), 'utf8');
+    const fromDist = [...page.matchAll(/from '\/(dist\/[^']+)'/g)].map((m) => join(REPO_ROOT, m[1]!));
+    expect(fromDist.length).toBeGreaterThan(0);
+    const { files, problems } = importGraph(fromDist, Object.keys(importMap.imports));
+    expect(problems).toEqual([]);
+    expect(files).toContain(join(REPO_ROOT, 'dist/harness/browser.js'));
   });
 
   it('serves named files and mounted directories only', () => {

@@ -1,13 +1,14 @@
-/** The benchmark's result table as header and string cells: printed by `tsa bench`, shown by the demo page. */
+/** The benchmark's result table, printed by `tsa bench` and shown by the demo page (no node: imports). */
 import type { BenchRecord } from './bench.js';
+import { formatTable } from './format.js';
 
-export function benchTable(records: BenchRecord[]): { header: string[]; rows: string[][] } {
+export function benchTable(records: BenchRecord[]): string {
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   const denseOf = (r: BenchRecord) =>
     records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
-  return {
-    header: ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
-    rows: records.map((r) => [
+  return formatTable(
+    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
+    records.map((r) => [
       r.backend,
       r.peer ? `dense (peer)` : r.mode,
       r.inputs,
@@ -21,5 +22,5 @@ export function benchTable(records: BenchRecord[]): { header: string[]; rows: st
       r.mode === 'tsa' && !r.peer ? f(r.selectionMs, 2) : '-',
       r.mode === 'tsa' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
     ]),
-  };
+  );
 }

@@ -10,7 +10,6 @@ import '../../backends.js';
 import { runBench, type BenchRecord } from '../bench.js';
 import { benchTable } from '../bench-table.js';
 import { TsaInputError } from '../../core/errors.js';
-import { formatTable } from '../format.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
 import type { Backend } from '../../core/interface.js';
 import { benchSvg } from '../plot.js';
@@ -129,8 +128,7 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     for (const b of backends) await b.dispose();
   }
-  const { header, rows } = benchTable(records);
-  console.log(formatTable(header, rows));
+  console.log(benchTable(records));
   for (const [file, text] of [
     [values.json, JSON.stringify(records, null, 2)],
     [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${values['head-dim']}`)],

@@ -43,18 +43,6 @@ function formParams() {
   return p;
 }
 
-function showTable(records) {
-  const { header, rows } = benchTable(records);
-  const table = document.createElement('table');
-  const tr = (cells, tag) => {
-    const row = document.createElement('tr');
-    row.append(...cells.map((c) => Object.assign(document.createElement(tag), { textContent: c })));
-    return row;
-  };
-  table.append(tr(header, 'th'), ...rows.map((r) => tr(r, 'td')));
-  $('table').replaceChildren(table);
-}
-
 async function run(p) {
   const config = parseDemoParams(p);
   $('run').disabled = true;
@@ -64,7 +52,7 @@ async function run(p) {
       $('progress').value = done / total;
       $('status').textContent = `${done}/${total} ${message}`;
     });
-    showTable(result.records);
+    $('table').textContent = benchTable(result.records);
     $('plot').innerHTML = benchSvg(result.records, `H=${config.heads} Hkv=${config.kvHeads} D=${config.headDim}`);
     $('results').textContent = JSON.stringify(result, null, 2);
     $('status').textContent = `done: ${result.backends.map((b) => b.description).join('; ')}`;
