@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 /**
- * WebGPU adapter and device acquisition through the `webgpu` npm package
- * (Dawn's dawn.node). Order: a core adapter on Vulkan, then a compatibility
+ * WebGPU adapter and device acquisition in Node, through the `webgpu` npm
+ * package (Dawn's dawn.node; the browser's is device-browser.ts, the part both
+ * share context.ts). Order: a core adapter on Vulkan, then a compatibility
  * adapter on Dawn's OpenGL / OpenGL ES backend (EGL, headless with
  * EGL_PLATFORM=surfaceless). Every attempt is recorded so an unavailable
  * backend says what was tried.

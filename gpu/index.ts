@@ -1,6 +1,6 @@
 /**
- * Public entry of the WebGPU backend: `createWebGpuBackend(options)`.
- * Needs the optional `webgpu` package (Dawn for node). On a software
+ * Node entry of the WebGPU backend: `createWebGpuBackend(options)` (the
+ * browser's is browser.ts). Needs the optional `webgpu` package (Dawn for node). On a software
  * adapter (llvmpipe) the backend works but is not auto-selected.
  */
 import type { BackendCreateOptions } from '../harness/core/interface.js';
