@@ -13,15 +13,16 @@ const web = globalThis as unknown as { navigator?: { gpu?: GPU }; isSecureContex
 
 const FEATURE_LEVELS = ['core', 'compatibility'] as const;
 
+const ENABLE_HINT =
+  'Chromium-based browsers ship WebGPU on Windows, macOS and ChromeOS; on Linux start Chromium with --enable-unsafe-webgpu; ' +
+  'a blocklisted GPU shows in chrome://gpu';
+
 /** Why this page has no navigator.gpu, as far as the page can tell. */
 function noWebGpuReason(): string {
   if (web.isSecureContext === false) {
     return 'navigator.gpu is missing: WebGPU needs a secure context (https:, or http://localhost / 127.0.0.1)';
   }
-  return (
-    'navigator.gpu is missing: this browser has no WebGPU or has it turned off ' +
-    '(Chromium-based browsers ship it on Windows, macOS and ChromeOS; on Linux start Chromium with --enable-unsafe-webgpu)'
-  );
+  return `navigator.gpu is missing: this browser has no WebGPU or has it turned off (${ENABLE_HINT})`;
 }
 
 /** The browser's first adapter (core, else compatibility) that gives a device. */
@@ -56,5 +57,6 @@ export async function openBrowserGpu(powerPreference: GPUPowerPreference = 'high
       tried.push(`${featureLevel}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  throw new BackendUnavailableError(`navigator.gpu gave no WebGPU device: tried ${tried.join('; ')}`);
+  const hint = tried.every((t) => t.endsWith(': no adapter')) ? ` (WebGPU is off or has no usable GPU here: ${ENABLE_HINT})` : '';
+  throw new BackendUnavailableError(`navigator.gpu gave no WebGPU device: tried ${tried.join('; ')}${hint}`);
 }

@@ -5,7 +5,8 @@
  *   'done' and writes the result JSON (a dense and a token-sparse record per backend and length)
  *   into <pre id="results">; the plot has one data mark per length in each series of each backend
  *   (latency dense and tsa, speedup measured and ideal); the backend list says why webgpu is not
- *   auto-selected (SwiftShader);
+ *   auto-selected (SwiftShader); in a Chromium without WebGPU it says why webgpu is unavailable
+ *   and cannot be picked;
  * - an unknown backend ends in title 'error: ...' naming it;
  * - (in Node) the page's modules reach no node: module, and no bare name its import map lacks;
  *   the URL parameters parse with defaults and bad ones are TsaInputError; the server
@@ -82,6 +83,21 @@ describe('demo page in headless Chromium', () => {
     expect(table.length).toBe(2 + result.records.length);
     expect(table[0]).toMatch(/^backend\s+mode\s+inputs\s+L\s+median ms/);
     expect(await page.textContent('#backends')).toContain(`webgpu works, not auto-selected: ${BROWSER_SOFTWARE_NOT_AUTO}`);
+  });
+
+  it('without WebGPU in the browser, lists webgpu as unavailable with the reason and leaves it unselectable', async () => {
+    const plain = await launchChromium({ webgpu: false });
+    try {
+      const p = await plain.newPage();
+      const ready = (): boolean => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('status')?.textContent === 'ready';
+      await openAndWait(p, `${origin}/?backend=webgpu,wasm`, ready, 30_000);
+      const row = await p.$eval('#backends', (el) => [...el.children].map((c) => c.textContent!.trim()).find((t) => t.startsWith('webgpu'))!);
+      expect(row).toMatch(/^webgpu\s+unavailable: navigator\.gpu gave no WebGPU device: tried core: no adapter; compatibility: no adapter \(WebGPU is off .*--enable-unsafe-webgpu/);
+      expect(await p.$eval('input[value=webgpu]', (el) => [(el as unknown as { disabled: boolean }).disabled, (el as unknown as { checked: boolean }).checked])).toEqual([true, true]);
+      expect(await p.$eval('input[value=wasm]', (el) => (el as unknown as { disabled: boolean }).disabled)).toBe(false);
+    } finally {
+      await plain.close();
+    }
   });
 
   it('ends with an error title naming an unknown backend', async () => {

@@ -8,7 +8,8 @@ import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwrig
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-export async function launchChromium(): Promise<Browser> {
+/** `webgpu: false` leaves WebGPU off, as Chromium on Linux ships it. */
+export async function launchChromium({ webgpu = true } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium is missing at ${CHROMIUM}: install it (apt-get install chromium; .ci/run does)`);
   }
@@ -18,7 +19,7 @@ export async function launchChromium(): Promise<Browser> {
     args: [
       '--headless',
       '--no-sandbox',
-      '--enable-unsafe-webgpu',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
       '--disable-quic',
       '--no-first-run',
       '--disable-background-networking',
