@@ -7,11 +7,11 @@
 import type { BackendCreateOptions } from '../harness/core/interface.js';
 import type { WebGpuBackendOptions } from './backend.js';
 import { wrapDevice } from './context.js';
-import { webGpuBackendOn, type SelectableWebGpuBackend } from './create.js';
+import { backendOnContext, type SelectableWebGpuBackend } from './create.js';
 import { openBrowserGpu } from './device-browser.js';
 import type { TileConfig } from './tiles.js';
 
-export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
+export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { isWebGpuBackend } from './create.js';
 
 export interface CreateBrowserWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
@@ -37,5 +37,5 @@ export const BROWSER_SOFTWARE_NOT_AUTO =
 export async function createWebGpuBackend(options: CreateBrowserWebGpuOptions = {}): Promise<SelectableWebGpuBackend> {
   const gpu = options.device ? wrapDevice(options.device) : await openBrowserGpu(options.powerPreference);
   const tiles = options.tiles ?? (gpu.software ? SOFTWARE_TILES : undefined);
-  return webGpuBackendOn(gpu, { ...options, tiles }, BROWSER_SOFTWARE_NOT_AUTO);
+  return backendOnContext(gpu, { ...options, tiles }, BROWSER_SOFTWARE_NOT_AUTO);
 }

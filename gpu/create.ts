@@ -5,7 +5,7 @@
  */
 import { BackendUnavailableError } from '../harness/core/errors.js';
 import type { Backend } from '../harness/core/interface.js';
-import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import type { GpuContext } from './context.js';
 
 /** Storage buffers one kernel binds at most (select's write pass). */
@@ -14,7 +14,7 @@ const STORAGE_BUFFERS_NEEDED = 6;
 export type SelectableWebGpuBackend = WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
 
 /** The backend on `gpu`; on a software adapter it works but says `softwareReason` instead of being auto-selected. */
-export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions, softwareReason: string): SelectableWebGpuBackend {
+export function backendOnContext(gpu: GpuContext, options: WebGpuBackendOptions, softwareReason: string): SelectableWebGpuBackend {
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
     if (gpu.owned) gpu.device.destroy();
@@ -22,7 +22,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions, 
       `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
     );
   }
-  const backend = new WebGpuBackend(gpu, options) as SelectableWebGpuBackend;
+  const backend = webGpuBackendOn(gpu, options) as SelectableWebGpuBackend;
   backend.autoSelect = !gpu.software;
   if (gpu.software) backend.whyNotAuto = softwareReason;
   return backend;
@@ -30,5 +30,5 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions, 
 
 /** Type guard: is this Backend the WebGPU one (with the GPU-buffer API)? */
 export function isWebGpuBackend(b: Backend): b is WebGpuBackend {
-  return b instanceof WebGpuBackend;
+  return madeHere(b);
 }

@@ -21,6 +21,20 @@ export const DEFAULT_ATTEMPTS: readonly AdapterAttempt[] = [
   { backend: 'opengl', featureLevel: 'compatibility' },
 ];
 
+/** A Dawn backend to ask for by name (createWebGpuBackend's `adapter`). */
+export type AdapterChoice = AdapterAttempt['backend'];
+export const ADAPTER_CHOICES: readonly AdapterChoice[] = ['vulkan', 'opengl'];
+
+/** The attempts for `adapter`: only that Dawn backend, or every default one in order. */
+export function attemptsFor(adapter: AdapterChoice | undefined): readonly AdapterAttempt[] {
+  if (adapter === undefined) return DEFAULT_ATTEMPTS;
+  const only = DEFAULT_ATTEMPTS.filter((a) => a.backend === adapter);
+  if (only.length === 0) {
+    throw new BackendUnavailableError(`unknown WebGPU adapter '${String(adapter)}'; expected one of ${ADAPTER_CHOICES.join(', ')}`);
+  }
+  return only;
+}
+
 /** A device opened through Dawn, with the adapter attempt that gave it. */
 export interface DawnGpuContext extends GpuContext {
   attempt: AdapterAttempt;

@@ -1,20 +1,27 @@
 /**
  * Node entry of the WebGPU backend: `createWebGpuBackend(options)` (the
- * browser's is browser.ts). Needs the optional `webgpu` package (Dawn for node). On a software
- * adapter (llvmpipe) the backend works but is not auto-selected.
+ * browser's is browser.ts). Needs the optional `webgpu` package (Dawn for node).
+ * On a software adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
  */
 import type { BackendCreateOptions } from '../harness/core/interface.js';
 import type { WebGpuBackendOptions } from './backend.js';
 import { wrapDevice } from './context.js';
-import { webGpuBackendOn, type SelectableWebGpuBackend } from './create.js';
-import { DEFAULT_ATTEMPTS, openGpu, type AdapterAttempt } from './device.js';
+import { backendOnContext, type SelectableWebGpuBackend } from './create.js';
+import { attemptsFor, openGpu, type AdapterAttempt, type AdapterChoice } from './device.js';
 
-export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
+export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 export { isWebGpuBackend } from './create.js';
+export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
-  /** Adapters to try, in order (default: Vulkan core, then OpenGL compatibility). */
+  /**
+   * Which of Dawn's backends to open: 'vulkan' (a core adapter, e.g. Mesa's
+   * lavapipe or a GPU's Vulkan driver) or 'opengl' (a compatibility adapter
+   * over EGL, e.g. Mesa's llvmpipe). Default: Vulkan, else OpenGL.
+   */
+  adapter?: AdapterChoice;
+  /** Adapters to try, in order (overrides `adapter`; default: Vulkan core, then OpenGL compatibility). */
   attempts?: readonly AdapterAttempt[];
   /**
    * Run on this existing device instead of opening one (its limits apply; it
@@ -37,6 +44,8 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
 export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the wasm backend; force with --backend webgpu';
 
 export async function createWebGpuBackend(options: CreateWebGpuOptions = {}): Promise<SelectableWebGpuBackend> {
-  const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles, options.zeroInit);
-  return webGpuBackendOn(gpu, options, SOFTWARE_NOT_AUTO);
+  const gpu = options.device
+    ? wrapDevice(options.device)
+    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);
+  return backendOnContext(gpu, options, SOFTWARE_NOT_AUTO);
 }

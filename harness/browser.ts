@@ -18,7 +18,7 @@ export { createWasmBackend, type WasmBackendOptions } from '../assembly/browser.
 export {
   createWebGpuBackend,
   isWebGpuBackend,
-  WebGpuBackend,
+  type WebGpuBackend,
   BROWSER_SOFTWARE_NOT_AUTO,
   type CreateBrowserWebGpuOptions,
   type GpuAttentionInput,

@@ -19,7 +19,8 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openGpu } from '../dist/gpu/device.js';
-import { ATTEND_PARAMS, attendWgsl } from '../dist/gpu/kernels/attend.wgsl.js';
+import { attendKernel } from '../dist/gpu/kernels/attend.wgsl.js';
+import { kernelWgsl } from '../dist/gpu/kernels/kernel.js';
 import { packParams } from '../dist/gpu/kernels/params.js';
 import { attendSharedBytes, bm, chooseTiles } from '../dist/gpu/tiles.js';
 
@@ -228,7 +229,7 @@ function attendCommands(pipe, c, L, H, Hkv, bufs, { perDispatch = H, windows = f
     const h1 = Math.min(H, h0 + perDispatch);
     const kv0 = windows ? Math.floor(h0 / kvDiv) : 0;
     const kv1 = Math.floor((h1 - 1) / kvDiv) + 1;
-    const params = packParams(ATTEND_PARAMS, {
+    const params = packParams(attendKernel(chooseTiles(D, tileLimits, {})).params, {
       n: L,
       dim: D,
       qBase: windows ? 0 : h0 * head,
@@ -318,7 +319,7 @@ function dispatchOptions(vr, H) {
 
 async function runAttend(vr) {
   const c = chooseTiles(D, tileLimits, vr.tiles ?? {});
-  let code = attendWgsl(c);
+  let code = kernelWgsl(attendKernel(c));
   for (const x of vr.ablate ?? []) code = ablate(code, x, c);
   const pipe = await pipeline(code, device.createPipelineLayout({ bindGroupLayouts: [attendLayout()] }));
   const row = { name: vr.name, tiles: c, ablate: vr.ablate ?? [], ...dispatchOptions(vr, vr.H ?? 32) };

@@ -134,7 +134,7 @@ describe('browser entry in headless Chromium', () => {
         'dist/gpu/device-browser.js',
         'dist/gpu/context.js',
         'dist/gpu/backend.js',
-        'dist/gpu/stages.js',
+        'dist/gpu/core.js',
       ]),
     );
     expect(reached.filter((f) => f === 'dist/gpu/device.js' || f === 'dist/gpu/index.js')).toEqual([]);
