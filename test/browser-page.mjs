@@ -44,7 +44,8 @@ globalThis.runInPage = async ({ shape, seed, options, golden }) => {
     const input = tsa.generateInput('structured', shape, seed);
     const goldenInput = await loadGolden(golden.name);
     for (const threads of [1, 2]) {
-      const backend = await tsa.createWasmBackend({ threads });
+      // The spec's pipeline (no cost rule), as the reference it is compared with.
+      const backend = await tsa.createWasmBackend({ threads, costRule: false });
       try {
         runs.push(await run(backend, input, options));
         runs.push(await run(backend, goldenInput, golden.options));
