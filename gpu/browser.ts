@@ -2,7 +2,8 @@
  * Browser entry of the WebGPU backend: `createWebGpuBackend(options)` on `navigator.gpu`
  * (device-browser.ts), or on a device of the page's. The kernels and the backend are the Node
  * ones; only the device acquisition differs. On a software or fallback adapter (SwiftShader)
- * the backend works but is not auto-selected, and uses smaller tiles (SOFTWARE_TILES). No node: imports here or in anything this imports.
+ * the backend works but is not auto-selected, and uses smaller tiles (SOFTWARE_TILES).
+ * No node: imports here or in anything this imports.
  */
 import type { BackendCreateOptions } from '../harness/core/interface.js';
 import type { WebGpuBackendOptions } from './backend.js';
