@@ -11,7 +11,7 @@
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
 import { budgetFromState, decodeLayer, layerOutputs, packIndices, planLayer, recordDense, recordLayer, recordSparse, writeState } from './layer.js';
 import { uploadHeadTensor } from './resources.js';

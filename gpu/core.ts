@@ -8,7 +8,7 @@
 import { throwIfAborted } from '../harness/core/errors.js';
 import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './context.js';
 import { Pipelines } from './kernels/kernel.js';
 import type { CostRule, LayerTensors } from './layer.js';
 import { DevicePlumbing } from './plumbing.js';

@@ -1,15 +1,17 @@
 /**
- * Public entry of the WebGPU backend: `createWebGpuBackend(options)`.
- * Needs the optional `webgpu` package (Dawn for node). On a software
- * adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
+ * Node entry of the WebGPU backend: `createWebGpuBackend(options)` (the
+ * browser's is browser.ts). Needs the optional `webgpu` package (Dawn for node).
+ * On a software adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
  */
-import { BackendUnavailableError } from '../harness/core/errors.js';
-import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
-import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
-import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoice } from './device.js';
+import type { BackendCreateOptions } from '../harness/core/interface.js';
+import type { WebGpuBackendOptions } from './backend.js';
+import { wrapDevice } from './context.js';
+import { backendOnContext, type SelectableWebGpuBackend } from './create.js';
+import { attemptsFor, openGpu, type AdapterAttempt, type AdapterChoice } from './device.js';
 
 export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+export { isWebGpuBackend } from './create.js';
 export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
 export { generateInputOnGpu } from './generate.js';
 
@@ -40,31 +42,11 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
   zeroInit?: boolean;
 }
 
-/** Storage buffers one kernel binds at most (select's write pass). */
-const STORAGE_BUFFERS_NEEDED = 6;
-
 export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the wasm backend; force with --backend webgpu';
 
-export async function createWebGpuBackend(
-  options: CreateWebGpuOptions = {},
-): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
+export async function createWebGpuBackend(options: CreateWebGpuOptions = {}): Promise<SelectableWebGpuBackend> {
   const gpu = options.device
     ? wrapDevice(options.device)
     : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);
-  const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
-  if (have < STORAGE_BUFFERS_NEEDED) {
-    if (gpu.owned) gpu.device.destroy();
-    throw new BackendUnavailableError(
-      `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
-    );
-  }
-  const backend = webGpuBackendOn(gpu, options) as WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
-  backend.autoSelect = !gpu.software;
-  if (gpu.software) backend.whyNotAuto = SOFTWARE_NOT_AUTO;
-  return backend;
-}
-
-/** Type guard: is this Backend the WebGPU one (with the GPU-buffer API)? */
-export function isWebGpuBackend(b: Backend): b is WebGpuBackend {
-  return madeHere(b);
+  return backendOnContext(gpu, options, SOFTWARE_NOT_AUTO);
 }

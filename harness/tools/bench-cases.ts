@@ -9,7 +9,9 @@
 import { generateInput, type InputKind } from '../core/generators.js';
 import { TsaInputError } from '../core/errors.js';
 import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
-import { generateInputOnGpu, isWebGpuBackend, type GpuAttentionInput, type WebGpuBackend } from '../../gpu/index.js';
+import type { GpuAttentionInput, WebGpuBackend } from '../../gpu/backend.js';
+import { isWebGpuBackend } from '../../gpu/create.js';
+import { generateInputOnGpu } from '../../gpu/generate.js';
 
 export interface BenchCase {
   /** Host inputs, for peers that take them (null on the GPU-resident path). */

@@ -11,7 +11,7 @@ import type { AttentionInput, AttentionShape, Backend, TsaOptions } from '../cor
 import type { StageMethod } from '../core/stages.js';
 import { openCase, type CaseSource, type SparseRun } from './bench-cases.js';
 import { hasBlockStages } from './conformance-xattn.js';
-import { runHostPeers, runSelfTimedPeers, type PeerChoice } from './bench-peers.js';
+import type { PeerChoice, PeerRunner } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
 import { causalFlops } from '../core/cost.js';
 import { median } from '../core/stats.js';
@@ -91,7 +91,11 @@ export type Progress = (msg: string) => void;
 /** The time a ratio uses: device time where measured, else wall. */
 export const timeOf = (m: Pick<Measurement, 'medianMs' | 'deviceMedianMs'>): number => m.deviceMedianMs ?? m.medianMs;
 
-export async function runBench(config: BenchConfig, progress: Progress = () => {}): Promise<BenchRecord[]> {
+/**
+ * Runs the sweep. `peers` times the peer runtimes (bench-peers.ts's nodePeers in Node; none in a
+ * page, where the peers' runtimes do not load).
+ */
+export async function runBench(config: BenchConfig, progress: Progress = () => {}, peers: PeerRunner | null = null): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   const total = config.lengths.length * config.inputs.length * config.backends.length;
   let step = 0;
@@ -155,18 +159,18 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
                 `${blockShare !== undefined ? `, blocks ${(blockShare * 100).toFixed(1)}%` : ''}, speedup ${rec.speedup.toFixed(2)}x (ideal ${rec.idealSpeedup.toFixed(2)}x)`,
             );
           }
-          if (c.hostInput && denseOut) ours.push(...(await runHostPeers(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));
+          if (peers && c.hostInput && denseOut) ours.push(...(await peers.host(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));
         } finally {
           c.dispose();
         }
       }
     }
-    const peers = config.stage ? [] : await runSelfTimedPeers(backend, ours, config, progress);
+    const selfTimed = config.stage || !peers ? [] : await peers.selfTimed(backend, ours, config, progress);
     // Each self-timed peer record after the last of our records of its length.
     const lastOfLength = new Map(ours.map((r) => [r.seqLen, r]));
     for (const r of ours) {
       records.push(r);
-      if (lastOfLength.get(r.seqLen) === r) records.push(...peers.filter((p) => p.seqLen === r.seqLen));
+      if (lastOfLength.get(r.seqLen) === r) records.push(...selfTimed.filter((p) => p.seqLen === r.seqLen));
     }
   }
   return records;

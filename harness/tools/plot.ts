@@ -32,7 +32,7 @@ export function roundTicks(yMin: number, yMax: number): number[] {
 }
 
 function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 function panel(x0: number, title: string, yLabel: string, series: Series[], logY: boolean): string {
@@ -81,7 +81,7 @@ function panel(x0: number, title: string, yLabel: string, series: Series[], logY
     const label = failed.length ? `${s.label} (failed at ${failed.map(lengthLabel).join(', ')})` : s.label;
     const d = p.map(([x, y], j) => `${j ? 'L' : 'M'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5,4"' : ''}/>`);
-    for (const [x, y] of p) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
+    for (const [x, y] of p) out.push(`<circle class="mark" data-series="${esc(s.label)}" data-x="${x}" cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
     out.push(`<text x="${x0 + M.left + 8}" y="${M.top + 14 + 14 * i}" font-size="11" fill="${color}">${esc(label)}</text>`);
   });
   return out.join('\n');

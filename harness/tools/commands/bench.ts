@@ -10,8 +10,9 @@ import { dirname } from 'node:path';
 import '../../backends.js';
 import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
 import { BENCH_METHODS, runBench, type BenchInputKind, type BenchMethod, type BenchRecord } from '../bench.js';
-import { benchTable, runMeta } from '../bench-report.js';
-import type { PeerChoice } from '../bench-peers.js';
+import { runMeta } from '../bench-report.js';
+import { benchTable } from '../bench-table.js';
+import { NODE_PEERS, type PeerChoice } from '../bench-peers.js';
 import { BackendUnavailableError } from '../../core/errors.js';
 import { benchInputFromModel } from '../../llama/capture.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
@@ -164,7 +165,7 @@ export async function run(argv: string[]): Promise<number> {
       const t0 = performance.now();
       const shape = { heads: captured?.heads ?? heads, kvHeads: captured?.kvHeads ?? kvHeads, headDim: captured?.headDim ?? headDim };
       const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, methods, ...(stage && { stage }) };
-      records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
+      records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`), NODE_PEERS)));
     }
   } finally {
     for (const b of backends) await b.dispose();
