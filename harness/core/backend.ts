@@ -26,7 +26,7 @@ import type {
   TsaOptions,
   TsaResult,
 } from './interface.js';
-import { blockStagesOf, type BlockStages } from './block-sparse.js';
+import { blockStagesOf, hasBlockStages, type BlockStages } from './block-sparse.js';
 import { beforeProbe, type CostModel } from './cost.js';
 import { denseLayer, pipelineLayer, type LayerStages, type PipelineStages } from './pipeline.js';
 import { probeVerdict } from './probe.js';
@@ -93,10 +93,6 @@ export function serialised(
     blockSelect: (masses, shape, o) => run(() => s.blockSelect(masses, shape, o), o),
     attendBlocks: (input, mask, o) => run(() => s.attendBlocks(input, mask, o), o),
   };
-}
-
-function hasBlockStages(s: BackendStages): s is PipelineStages & BlockStages {
-  return s.blockScores !== undefined && s.blockSelect !== undefined && s.attendBlocks !== undefined;
 }
 
 /**

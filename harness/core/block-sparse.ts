@@ -102,3 +102,9 @@ export async function blockSparseAttention(
   const output = indices ? scatterCompact(out, indices, n, input.heads, input.headDim, input.seqLen) : out;
   return { output, blockSparse: { composed: indices !== null, blocks: nb, mask, selectedShare: selectedShares(mask, x.heads, nb) } };
 }
+
+/** Whether `s` (a backend, or a backend's stage table) has all three block-sparse stages. */
+export function hasBlockStages<T extends object>(s: T): s is T & BlockStages {
+  const x = s as Partial<BlockStages>;
+  return typeof x.blockScores === 'function' && typeof x.blockSelect === 'function' && typeof x.attendBlocks === 'function';
+}

@@ -10,7 +10,7 @@ import { TsaInputError } from '../core/errors.js';
 import type { AttentionInput, AttentionShape, Backend, TsaOptions } from '../core/interface.js';
 import type { StageMethod } from '../core/stages.js';
 import { openCase, type CaseSource, type SparseRun } from './bench-cases.js';
-import { hasBlockStages } from './conformance-xattn.js';
+import { hasBlockStages } from '../core/block-sparse.js';
 import type { PeerChoice, PeerRunner } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
 import { causalFlops } from '../core/cost.js';

@@ -5,19 +5,14 @@
  * mask), then the composed pipeline. Tolerances of the golden README: masks exact, masses
  * relative 1e-5, outputs absolute 2e-5. A backend without the block stages fails every run.
  */
-import { compactInput, scatterCompact } from '../core/block-sparse.js';
+import { compactInput, hasBlockStages, scatterCompact } from '../core/block-sparse.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
-import type { Backend, BlockSparseStages } from '../core/interface.js';
+import type { Backend } from '../core/interface.js';
 import { TOLERANCE, timed, type ConformanceRow } from './conformance.js';
 import { loadXattnRun, xattnRunNames, type XattnRun } from './golden-xattn.js';
 
 /** Relative tolerance of block masses (golden-xattn README). */
 export const MASS_REL = 1e-5;
-
-export function hasBlockStages(b: Backend): b is Backend & BlockSparseStages {
-  const x = b as Partial<BlockSparseStages>;
-  return typeof x.blockScores === 'function' && typeof x.blockSelect === 'function' && typeof x.attendBlocks === 'function';
-}
 
 /** Where two masks differ: "all N bytes equal", or the count and the first (head, query block, key block). */
 function maskDiff(a: Uint8Array | undefined, b: Uint8Array, nb: number): string | null {
