@@ -30,7 +30,7 @@ const { values: a } = parseArgs({
 });
 const dir = process.env.F16LAB_KERNELS ?? '../dist/gpu/kernels/';
 const K = (f) => import(new URL(dir + f, import.meta.url).href);
-const { ATTEND_F16_PARAMS, ROW_ALIGN, attendF16MatrixWgsl, attendF16SharedBytes } = await K('attend-f16.wgsl.js');
+const { ATTEND_F16_PARAMS, ROW_ALIGN, attendF16MatrixWgsl, attendF16SharedBytes, matrixLoad, matrixStore } = await K('attend-f16.wgsl.js');
 const { attendF16PlainWgsl, PLAIN_ROWS } = await K('attend-f16-plain.wgsl.js');
 const { packParams } = await K('params.js');
 
@@ -53,7 +53,7 @@ const dev = await ad.requestDevice({
   requiredLimits: Object.fromEntries(['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX'].map((k) => [k, lim(k)])),
 });
 const matrix = dev.features.has('chromium-experimental-subgroup-matrix');
-const results = { adapter: { ...Object.fromEntries(['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize'].map((k) => [k, ad.info[k]])), configs, features: want }, checks: [], timings: [], warnings: [] };
+const results = { adapter: { ...Object.fromEntries(['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize'].map((k) => [k, ad.info[k]])), configs, features: want }, checks: [], timings: [], warnings: [], prims: [] };
 log('adapter', JSON.stringify(results.adapter));
 const save = () => a.out && writeFileSync(a.out, JSON.stringify(results, null, 1));
 
@@ -209,15 +209,98 @@ function check(o, { n, H, Hkv, D }, { Q, Kt, Vt, DP }) {
   return { maxErrOverMaxV: maxErr / maxV, relL2: Math.sqrt(num / den), nonFinite: bad };
 }
 
+/**
+ * Subgroup-matrix primitive checks (one subgroup, 16x16x16, small exact values): C = A B through one
+ * path each (storage or workgroup operands, K^T by a col_major load, the result through workgroup
+ * memory, operands at the very end of their arrays), in both spellings; max |C - A B| per case.
+ */
+async function prims() {
+  const S = 24, OFF = 4096, LEN = OFF + 15 * S + 16;
+  const Ah = new Uint16Array(LEN), Bh = new Uint16Array(LEN), BTh = new Uint16Array(LEN);
+  const A = [], B = [];
+  for (let i = 0; i < 256; i++) { A.push(((i * 7) % 9) - 4); B.push(((i * 5) % 7) - 3); }
+  for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) {
+    Ah[OFF + r * S + c] = toHalf(A[r * 16 + c]); Bh[OFF + r * S + c] = toHalf(B[r * 16 + c]); BTh[OFF + c * S + r] = toHalf(B[r * 16 + c]);
+  }
+  const want = new Float64Array(256);
+  for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) for (let k = 0; k < 16; k++) want[r * 16 + c] += A[r * 16 + k] * B[k * 16 + c];
+  const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>', RES = 'subgroup_matrix_result<f32, 16, 16>';
+  const cases = {
+    storage: (sp) => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)});
+  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
+    colMajor: (sp) => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&bt', `${OFF}u`, true, `${S}u`)});
+  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
+    workgroup: (sp) => `for (var e = lid; e < ${16 * S}u; e = e + 32u) { wa[e] = a[${OFF}u + e]; wb[e] = bt[${OFF}u + e]; }
+  workgroupBarrier();
+  let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&wa', '0u', false, `${S}u`)}, ${matrixLoad(sp, R, '&wb', '0u', true, `${S}u`)});
+  ${matrixStore(sp, '&wc', '0u', 'c', '20u')};
+  workgroupBarrier();
+  for (var e = lid; e < 256u; e = e + 32u) { cOut[e] = wc[(e / 16u) * 20u + e % 16u]; }`,
+    resultRoundTrip: (sp) => `var c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)});
+  ${matrixStore(sp, '&wc', '0u', 'c', '20u')};
+  workgroupBarrier();
+  for (var e = lid; e < 256u; e = e + 32u) { let at = (e / 16u) * 20u + e % 16u; wc[at] = wc[at] * 2.0; }
+  workgroupBarrier();
+  c = ${matrixLoad(sp, RES, '&wc', '0u', false, '20u')};
+  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
+    accumulate: (sp) => `var c = ${RES}();
+  c = subgroupMatrixMultiplyAccumulate(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)}, c);
+  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
+  };
+  const mk = (body) => `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+@group(0) @binding(0) var<storage, read> a: array<f16>;
+@group(0) @binding(1) var<storage, read> b: array<f16>;
+@group(0) @binding(2) var<storage, read> bt: array<f16>;
+@group(0) @binding(3) var<storage, read_write> cOut: array<f32>;
+var<workgroup> wa: array<f16, ${16 * S}>;
+var<workgroup> wb: array<f16, ${16 * S}>;
+var<workgroup> wc: array<f32, ${16 * 20}>;
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  ${body}
+}`;
+  const ins = [Ah, Bh, BTh].map((x) => buffer(x, GPUBufferUsage.STORAGE));
+  const out = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const st = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  for (const sp of ['template', 'bool']) for (const [name, body] of Object.entries(cases)) {
+    try {
+      const pipe = await pipelineFor(mk(body(sp)));
+      dev.queue.writeBuffer(out, 0, new Float32Array(256).fill(NaN));
+      const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [...ins, out].map((x, i) => ({ binding: i, resource: { buffer: x } })) });
+      const enc = dev.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(1); pass.end();
+      enc.copyBufferToBuffer(out, 0, st, 0, 1024);
+      dev.queue.submit([enc.finish()]);
+      await st.mapAsync(GPUMapMode.READ);
+      const c = new Float32Array(st.getMappedRange().slice(0));
+      st.unmap();
+      const k = name === 'resultRoundTrip' ? 2 : 1;
+      let err = 0;
+      for (let i = 0; i < 256; i++) err = Math.max(err, Number.isNaN(c[i]) ? Infinity : Math.abs(c[i] - k * want[i]));
+      results.prims.push({ spelling: sp, case: name, maxErr: err, sample: Array.from(c.slice(0, 4)) });
+      log('prim', sp, name, 'max err', err, 'C[0..4)', Array.from(c.slice(0, 4)).join(','), 'want', Array.from(want.slice(0, 4)).map((x) => x * k).join(','));
+    } catch (e) {
+      results.prims.push({ spelling: sp, case: name, error: String(e.message ?? e).slice(0, 300) });
+      log('prim', sp, name, 'FAILED', String(e.message ?? e).slice(0, 300));
+    }
+  }
+  save();
+}
+if (matrix) await prims();
+
 const variants = a.variants ? JSON.parse(a.variants) : [
-  { sg: 8, bn: 32, kvShared: false, threshold: 8 },
-  { sg: 8, bn: 32, kvShared: true, threshold: 8 },
-  { sg: 8, bn: 32, kvShared: false, threshold: 0 },
-  { sg: 4, bn: 64, kvShared: false, threshold: 8 },
-  { sg: 4, bn: 32, kvShared: false, threshold: 8 },
-  { sg: 4, bn: 32, kvShared: true, threshold: 8 },
-  { sg: 2, bn: 64, kvShared: false, threshold: 8 },
-  { sg: 8, bn: 16, kvShared: false, threshold: 8 },
+  { sg: 8, bn: 32, kvShared: true, threshold: 8, spelling: 'template' },
+  { sg: 8, bn: 32, kvShared: true, threshold: 8, spelling: 'bool' },
+  { sg: 8, bn: 32, kvShared: true, kT: true, threshold: 8, spelling: 'template' },
+  { sg: 8, bn: 32, kvShared: true, kT: true, threshold: 8, spelling: 'bool' },
+  { sg: 8, bn: 32, kvShared: true, threshold: 0, spelling: 'template' },
+  { sg: 4, bn: 32, kvShared: true, threshold: 8, spelling: 'template' },
+  { sg: 8, bn: 16, kvShared: true, threshold: 8, spelling: 'template' },
+  { sg: 8, bn: 32, kvShared: false, threshold: 8, spelling: 'template' },
 ];
 const all = [...(matrix && !a.plain ? variants : []), { plain: true }];
 const shapes = [
@@ -225,7 +308,7 @@ const shapes = [
   { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
   { n: 129, H: 2, Hkv: 2, D: 40 },
 ];
-const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} ${v.kvShared ? 'kv-shared' : 'kv-storage'} thr${v.threshold}`);
+const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} ${v.kvShared ? (v.kT ? 'kT-shared' : 'kv-shared') : 'kv-storage'} thr${v.threshold} ${v.spelling ?? 'template'}`);
 for (const v of all) {
   if (!v.plain && attendF16SharedBytes({ ...v, dp: 128 }) > lim('maxComputeWorkgroupStorageSize')) { log(label(v), 'skipped: workgroup memory'); v.skip = true; continue; }
   for (const s of shapes) {

@@ -51,6 +51,9 @@ export interface F16MatrixConfig {
   kvShared: boolean;
   /** Rescale O only when a row max grows by more than this (natural-log units, <= 8). */
   threshold: number;
+  /** With kvShared: stage K transposed ([DP][BN + 8]) so K^T loads row-major. */
+  kT?: boolean;
+  spelling?: MatrixSpelling;
 }
 
 export const ATTEND_F16_PARAMS: ParamFields = [
@@ -71,7 +74,7 @@ export const ATTEND_F16_PARAMS: ParamFields = [
 
 /** Workgroup memory bytes of a config (Dawn's limit is maxComputeWorkgroupStorageSize). */
 export function attendF16SharedBytes(c: F16MatrixConfig): number {
-  const kv = c.kvShared ? 2 * c.bn * (c.dp + 8) * 2 : 0;
+  const kv = c.kvShared ? (Math.max(c.bn * (c.dp + 8), c.dp * (c.bn + 8)) + c.bn * (c.dp + 8)) * 2 : 0;
   return c.sg * 16 * ((c.bn + 4) * 4 + (c.bn + 8) * 2 + 4) + 8 + kv;
 }
 
@@ -85,6 +88,23 @@ export function gatePrologue(): string {
   }`;
 }
 
+/**
+ * subgroupMatrixLoad / Store in either spelling: 'template' (majorness as a template argument,
+ * `subgroupMatrixLoad<T, row_major>(p, offset, stride)`, the current one) or 'bool' (the deprecated
+ * `subgroupMatrixLoad<T>(p, offset, colMajor, stride)`).
+ */
+export type MatrixSpelling = 'template' | 'bool';
+export function matrixLoad(sp: MatrixSpelling, type: string, ptr: string, offset: string, colMajor: boolean, stride: string): string {
+  return sp === 'template'
+    ? `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`
+    : `subgroupMatrixLoad<${type}>(${ptr}, ${offset}, ${colMajor}, ${stride})`;
+}
+export function matrixStore(sp: MatrixSpelling, ptr: string, offset: string, value: string, stride: string): string {
+  return sp === 'template'
+    ? `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`
+    : `subgroupMatrixStore(${ptr}, ${offset}, ${value}, false, ${stride})`;
+}
+
 const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
 const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
 const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
@@ -94,28 +114,32 @@ export function attendF16MatrixWgsl(c: F16MatrixConfig): string {
   const ns = c.bn / 16;
   const half = c.bn / 2;
   const kvArr = c.kvShared ? 'vec4<f16>' : 'f16';
+  const sp = c.spelling ?? 'template';
+  const kT = c.kvShared && c.kT === true;
   // K^T fragment (d block f, key block j) and V fragment (key block j, d block f).
   const kFrag = (j: number, f: number) =>
     c.kvShared
-      ? `subgroupMatrixLoad<${RIGHT}>(&ks, ${j * 16 * (c.dp + 8) + f * 16}u, true, KST)`
-      : `subgroupMatrixLoad<${RIGHT}>(&kIn, kb + (k0 + ${j * 16}u) * DP + ${f * 16}u, true, DP)`;
+      ? kT
+        ? matrixLoad(sp, RIGHT, '&ks', `${f * 16 * (c.bn + 8) + j * 16}u`, false, 'KTST')
+        : matrixLoad(sp, RIGHT, '&ks', `${j * 16 * (c.dp + 8) + f * 16}u`, true, 'KST')
+      : matrixLoad(sp, RIGHT, '&kIn', `kb + (k0 + ${j * 16}u) * DP + ${f * 16}u`, true, 'DP');
   const vFrag = (j: number, f: number) =>
     c.kvShared
-      ? `subgroupMatrixLoad<${RIGHT}>(&vs, ${j * 16 * (c.dp + 8) + f * 16}u, false, KST)`
-      : `subgroupMatrixLoad<${RIGHT}>(&vIn, vb + (k0 + ${j * 16}u) * DP + ${f * 16}u, false, DP)`;
+      ? matrixLoad(sp, RIGHT, '&vs', `${j * 16 * (c.dp + 8) + f * 16}u`, false, 'KST')
+      : matrixLoad(sp, RIGHT, '&vIn', `vb + (k0 + ${j * 16}u) * DP + ${f * 16}u`, false, 'DP');
   // O fragments pass through the subgroup's S region NS at a time (rescale and epilogue).
   const chunks = Array.from({ length: Math.ceil(nf / ns) }, (_, g) =>
     Array.from({ length: Math.min(ns, nf - g * ns) }, (_, i) => g * ns + i),
   );
   const oStore = (fs: number[]) =>
-    fs.map((f, i) => `    subgroupMatrixStore(&sw, sBase + ${i * 16}u, o${f}, false, SST);`).join('\n');
+    fs.map((f, i) => `    ${matrixStore(sp, '&sw', `sBase + ${i * 16}u`, `o${f}`, 'SST')};`).join('\n');
   const rescale = chunks
     .map(
       (fs) => `${oStore(fs)}
     workgroupBarrier();
     for (var e = 0u; e < ${(fs.length * 16) / 2}u; e = e + 1u) { let at = sBase + r * SST + hc * ${(fs.length * 16) / 2}u + e; sw[at] = sw[at] * aw[sg * 16u + r]; }
     workgroupBarrier();
-${fs.map((f, i) => `    o${f} = subgroupMatrixLoad<${RESULT}>(&sw, sBase + ${i * 16}u, false, SST);`).join('\n')}`,
+${fs.map((f, i) => `    o${f} = ${matrixLoad(sp, RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}`,
     )
     .join('\n');
   const epilogue = chunks
@@ -140,7 +164,7 @@ ${fs.map((f, i) => `    o${f} = subgroupMatrixLoad<${RESULT}>(&sw, sBase + ${i *
       let kx = kIn[(kb + (k0 + kr) * DP) / 4u + kc];
       let vx = vIn[(vb + (k0 + kr) * DP) / 4u + kc];
       let at = kr * KST + 4u * kc;
-      ks[at] = kx.x; ks[at + 1u] = kx.y; ks[at + 2u] = kx.z; ks[at + 3u] = kx.w;
+${kT ? '      let kt0 = 4u * kc * KTST + kr;\n      ks[kt0] = kx.x; ks[kt0 + KTST] = kx.y; ks[kt0 + 2u * KTST] = kx.z; ks[kt0 + 3u * KTST] = kx.w;' : '      ks[at] = kx.x; ks[at + 1u] = kx.y; ks[at + 2u] = kx.z; ks[at + 3u] = kx.w;'}
       vs[at] = vx.x; vs[at + 1u] = vx.y; vs[at + 2u] = vx.z; vs[at + 3u] = vx.w;
     }
     workgroupBarrier();`
@@ -161,6 +185,7 @@ const BN: u32 = ${c.bn}u;
 const DP: u32 = ${c.dp}u;
 const DP4: u32 = ${c.dp / 4}u;
 const KST: u32 = ${c.dp + 8}u;
+const KTST: u32 = ${c.bn + 8}u;
 const SST: u32 = ${c.bn + 4}u;
 const PST: u32 = ${c.bn + 8}u;
 const THREADS: u32 = ${32 * c.sg}u;
@@ -170,7 +195,7 @@ var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
 var<workgroup> pw: array<f16, ${c.sg * 16 * (c.bn + 8)}>;
 var<workgroup> aw: array<f32, ${c.sg * 16}>;
 var<workgroup> flags: array<u32, 2>;
-${c.kvShared ? `var<workgroup> ks: array<f16, ${c.bn * (c.dp + 8)}>;\nvar<workgroup> vs: array<f16, ${c.bn * (c.dp + 8)}>;` : ''}
+${c.kvShared ? `var<workgroup> ks: array<f16, ${Math.max(c.bn * (c.dp + 8), c.dp * (c.bn + 8))}>;\nvar<workgroup> vs: array<f16, ${c.bn * (c.dp + 8)}>;` : ''}
 
 @compute @workgroup_size(${32 * c.sg})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -191,7 +216,7 @@ ${gatePrologue()}
   let ob = p.oBase + wg.y * p.oHeadStride;
   let sBase = sg * 16u * SST;
   let pBase = sg * 16u * PST;
-${unroll(nf, (f) => `  let qf${f} = subgroupMatrixLoad<${LEFT}>(&qIn, qb + ${f * 16}u, false, DP);`)}
+${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(sp, LEFT, '&qIn', `qb + ${f * 16}u`, false, 'DP')};`)}
 ${unroll(nf, (f) => `  var o${f} = ${RESULT}();`)}
   var m = NEG;
   var l = 0.0;
@@ -202,7 +227,7 @@ ${stage}
 ${unroll(ns, (j) => `    {
       var s = ${RESULT}();
 ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(j, f)}, s);`)}
-      subgroupMatrixStore(&sw, sBase + ${j * 16}u, s, false, SST);
+      ${matrixStore(sp, '&sw', `sBase + ${j * 16}u`, 's', 'SST')};
     }`)}
     workgroupBarrier();
     // Every invocation has read the previous tile's flag: clear it for the next tile.
@@ -222,11 +247,12 @@ ${unroll(half, (e) => `    let p${e} = f16(exp(x${e} - m));
     l = l * alpha + ls;
     if (hc == 0u) { aw[sg * 16u + r] = alpha; }
     if (grow && kt > 0u) { flags[kt % 2u] = 1u; }
+    workgroupBarrier();
     if (workgroupUniformLoad(&flags[kt % 2u]) != 0u) {
 ${rescale}
     }
 ${unroll(ns, (j) => `    {
-      let pf = subgroupMatrixLoad<${LEFT}>(&pw, pBase + ${j * 16}u, false, PST);
+      let pf = ${matrixLoad(sp, LEFT, '&pw', `pBase + ${j * 16}u`, false, 'PST')};
 ${unroll(nf, (f) => `      o${f} = subgroupMatrixMultiplyAccumulate(pf, ${vFrag(j, f)}, o${f});`)}
     }`)}
   }
