@@ -24,6 +24,7 @@ const { values: a } = parseArgs({
     lengths: { type: 'string', default: '16384' },
     variants: { type: 'string', default: '' },
     plain: { type: 'boolean', default: false },
+    emulate: { type: 'boolean', default: false },
     reps: { type: 'string', default: '3' },
     budget: { type: 'string', default: '400' },
   },
@@ -125,6 +126,32 @@ const qb = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GP
 const qr = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 const state = buffer(new Uint32Array(32), GPUBufferUsage.STORAGE);
 
+/**
+ * --emulate: the subgroup-matrix kernel with each matrix held whole by every invocation (plain
+ * WGSL loops with the same load/store/multiply semantics), so its logic can be checked on an adapter
+ * without subgroup matrices (slow; small shapes only).
+ */
+function emulate(code) {
+  let s = code.replace('enable chromium_experimental_subgroup_matrix;', '').replace('diagnostic(off, chromium.subgroup_matrix_uniformity);', '');
+  s = s.replace(/subgroupMatrixLoad<subgroup_matrix_\w+<f\d+, 16, 16>, (row|col)_major>\(&(\w+), /g, (_, maj, arr) => `smLoad_${arr}(${maj === 'col'}, `);
+  s = s.replace(/subgroupMatrixStore<row_major>\(&(\w+), ([^,]+), ([^,]+), /g, 'smStore_$1($2, $3, ');
+  s = s.replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMMA(');
+  s = s.replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, 'SM()');
+  let fns = `struct SM { v: array<f32, 256> }
+fn smMMA(a: SM, b: SM, c: SM) -> SM {
+  var r = c;
+  for (var i = 0u; i < 16u; i++) { for (var j = 0u; j < 16u; j++) { var x = r.v[i * 16u + j]; for (var k = 0u; k < 16u; k++) { x += a.v[i * 16u + k] * b.v[k * 16u + j]; } r.v[i * 16u + j] = x; } }
+  return r;
+}
+fn smStore_sw(off: u32, m: SM, stride: u32) { for (var i = 0u; i < 256u; i++) { sw[off + (i / 16u) * stride + i % 16u] = m.v[i]; } }
+`;
+  for (const arr of ['qIn', 'kIn', 'vIn', 'ks', 'vs', 'pw', 'sw']) {
+    if (!s.includes(`smLoad_${arr}(`)) continue;
+    fns += `fn smLoad_${arr}(col: bool, off: u32, stride: u32) -> SM { var m: SM; for (var i = 0u; i < 256u; i++) { let r = i / 16u; let c = i % 16u; m.v[i] = f32(${arr}[off + select(r * stride + c, c * stride + r, col)]); } return m; }\n`;
+  }
+  return s.replace('@compute', fns + '@compute');
+}
+
 /** Inputs of the last shape (reused by every variant). */
 const inputs = {};
 /** Set up one dense causal problem on the GPU; returns run(n dispatches) -> ms per dispatch, read(). */
@@ -140,7 +167,8 @@ async function problem(v, { n, H, Hkv, D, qScale = 1 }) {
     Object.assign(inputs, { key, Q, Kt, Vt, bufs: [Q, Kt, Vt].map((x) => buffer(x.bits, GPUBufferUsage.STORAGE)) });
   }
   const { Q, Kt, Vt } = inputs;
-  const code = v.plain ? attendF16PlainWgsl(DP) : attendF16MatrixWgsl({ ...v, dp: DP });
+  const kernel = v.plain ? attendF16PlainWgsl(DP) : attendF16MatrixWgsl({ ...v, dp: DP });
+  const code = a.emulate && !v.plain ? emulate(kernel) : kernel;
   const pipe = await pipelineFor(code);
   const rows = v.plain ? PLAIN_ROWS : 16 * v.sg;
   const oBytes = H * n * D * 4;
@@ -302,12 +330,14 @@ const variants = a.variants ? JSON.parse(a.variants) : [
   { sg: 8, bn: 16, kvShared: true, threshold: 8, spelling: 'template' },
   { sg: 8, bn: 32, kvShared: false, threshold: 8, spelling: 'template' },
 ];
-const all = [...(matrix && !a.plain ? variants : []), { plain: true }];
-const shapes = [
-  { n: 200, H: 4, Hkv: 2, D: 128 },
-  { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
-  { n: 129, H: 2, Hkv: 2, D: 40 },
-];
+const all = [...((matrix || a.emulate) && !a.plain ? variants.filter((v) => !a.emulate || v.spelling !== 'bool') : []), { plain: true }];
+const shapes = a.emulate
+  ? [{ n: 70, H: 2, Hkv: 1, D: 32, qScale: 3 }, { n: 40, H: 1, Hkv: 1, D: 24 }]
+  : [
+      { n: 200, H: 4, Hkv: 2, D: 128 },
+      { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
+      { n: 129, H: 2, Hkv: 2, D: 40 },
+    ];
 const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} ${v.kvShared ? (v.kT ? 'kT-shared' : 'kv-shared') : 'kv-storage'} thr${v.threshold} ${v.spelling ?? 'template'}`);
 for (const v of all) {
   if (!v.plain && attendF16SharedBytes({ ...v, dp: 128 }) > lim('maxComputeWorkgroupStorageSize')) { log(label(v), 'skipped: workgroup memory'); v.skip = true; continue; }

@@ -36,6 +36,16 @@ const DP4: u32 = ${dp4}u;
 var<workgroup> ks: array<vec4<f16>, ${KEYS * dp4}>;
 var<workgroup> vs: array<vec4<f16>, ${KEYS * dp4}>;
 
+/**
+ * x >= 0 rounded to f16's 11-bit significand (nearest even) with integer operations: lavapipe
+ * computes f16 arithmetic, conversions and pack2x16float in f32, so f32(f16(x)) does not round there.
+ * (Values under f16's normal range keep more bits than an f16 would: an error under 6e-8.)
+ */
+fn roundF16(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u);
+}
+
 @compute @workgroup_size(${PLAIN_ROWS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${gatePrologue()}
@@ -66,7 +76,7 @@ ${unroll(dp4, (d) => `  let q${d} = vec4<f32>(qIn[qb + ${d}u]);\n  var o${d} = v
       let mNew = max(m, s);
       let alpha = exp(m - mNew);
       m = mNew;
-      let pr = f32(f16(exp(s - m)));
+      let pr = roundF16(exp(s - m));
       l = l * alpha + pr;
 ${unroll(dp4, (d) => `      o${d} = o${d} * alpha + pr * vec4<f32>(vs[j * DP4 + ${d}u]);`)}
     }
