@@ -254,27 +254,43 @@ async function prims() {
   for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) for (let k = 0; k < 16; k++) want[r * 16 + c] += A[r * 16 + k] * B[k * 16 + c];
   const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>', RES = 'subgroup_matrix_result<f32, 16, 16>';
   const cases = {
-    storage: (sp) => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)});
-  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
-    colMajor: (sp) => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&bt', `${OFF}u`, true, `${S}u`)});
-  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
-    workgroup: (sp) => `for (var e = lid; e < ${16 * S}u; e = e + 32u) { wa[e] = a[${OFF}u + e]; wb[e] = bt[${OFF}u + e]; }
+    vec4Storage: () => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&a4', `${OFF / 4}u`, false, `${S / 4}u`)}, ${matrixLoad(R, '&b4', `${OFF / 4}u`, false, `${S / 4}u`)});
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    vec4Workgroup: () => `for (var e = lid; e < ${(16 * S) / 4}u; e = e + 32u) { wa4[e] = a4[${OFF / 4}u + e]; wb4[e] = bt4[${OFF / 4}u + e]; }
   workgroupBarrier();
-  let c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&wa', '0u', false, `${S}u`)}, ${matrixLoad(sp, R, '&wb', '0u', true, `${S}u`)});
-  ${matrixStore(sp, '&wc', '0u', 'c', '20u')};
+  let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&wa4', '0u', false, `${S / 4}u`)}, ${matrixLoad(R, '&wb4', '0u', true, `${S / 4}u`)});
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    scalarWorkgroupFromVec4: () => `for (var e = lid; e < ${(16 * S) / 4}u; e = e + 32u) { let x = a4[${OFF / 4}u + e]; let y = bt4[${OFF / 4}u + e];
+    wa[4u * e] = x.x; wa[4u * e + 1u] = x.y; wa[4u * e + 2u] = x.z; wa[4u * e + 3u] = x.w; wb[4u * e] = y.x; wb[4u * e + 1u] = y.y; wb[4u * e + 2u] = y.z; wb[4u * e + 3u] = y.w; }
+  workgroupBarrier();
+  let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&wa', '0u', false, `${S}u`)}, ${matrixLoad(R, '&wb', '0u', true, `${S}u`)});
+  ${matrixStore('&wc', '0u', 'c', '20u')};
   workgroupBarrier();
   for (var e = lid; e < 256u; e = e + 32u) { cOut[e] = wc[(e / 16u) * 20u + e % 16u]; }`,
-    resultRoundTrip: (sp) => `var c = subgroupMatrixMultiply<f32>(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)});
-  ${matrixStore(sp, '&wc', '0u', 'c', '20u')};
+    storage: () => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(R, '&b', `${OFF}u`, false, `${S}u`)});
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    colMajor: () => `let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(R, '&bt', `${OFF}u`, true, `${S}u`)});
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    workgroup: () => `for (var e = lid; e < ${16 * S}u; e = e + 32u) { wa[e] = a[${OFF}u + e]; wb[e] = bt[${OFF}u + e]; }
+  workgroupBarrier();
+  let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&wa', '0u', false, `${S}u`)}, ${matrixLoad(R, '&wb', '0u', true, `${S}u`)});
+  ${matrixStore('&wc', '0u', 'c', '20u')};
+  workgroupBarrier();
+  for (var e = lid; e < 256u; e = e + 32u) { cOut[e] = wc[(e / 16u) * 20u + e % 16u]; }`,
+    resultRoundTrip: () => `var c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(R, '&b', `${OFF}u`, false, `${S}u`)});
+  ${matrixStore('&wc', '0u', 'c', '20u')};
   workgroupBarrier();
   for (var e = lid; e < 256u; e = e + 32u) { let at = (e / 16u) * 20u + e % 16u; wc[at] = wc[at] * 2.0; }
   workgroupBarrier();
-  c = ${matrixLoad(sp, RES, '&wc', '0u', false, '20u')};
-  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
-    accumulate: (sp) => `var c = ${RES}();
-  c = subgroupMatrixMultiplyAccumulate(${matrixLoad(sp, L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(sp, R, '&b', `${OFF}u`, false, `${S}u`)}, c);
-  ${matrixStore(sp, '&cOut', '0u', 'c', '16u')};`,
+  c = ${matrixLoad(RES, '&wc', '0u', false, '20u')};
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    accumulate: () => `var c = ${RES}();
+  c = subgroupMatrixMultiplyAccumulate(${matrixLoad(L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(R, '&b', `${OFF}u`, false, `${S}u`)}, c);
+  ${matrixStore('&cOut', '0u', 'c', '16u')};`,
   };
+  // layout 'auto' drops bindings a kernel does not use: bind only those it reads.
+  const uses = { vec4Storage: [3, 4, 5], vec4Workgroup: [3, 4, 6], scalarWorkgroupFromVec4: [3, 4, 6], storage: [0, 1, 3], colMajor: [0, 2, 3], workgroup: [0, 2, 3], resultRoundTrip: [0, 1, 3], accumulate: [0, 1, 3] };
+  const pipeUses = (name, b) => uses[name].includes(b);
   const mk = (body) => `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -283,6 +299,11 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);
 @group(0) @binding(1) var<storage, read> b: array<f16>;
 @group(0) @binding(2) var<storage, read> bt: array<f16>;
 @group(0) @binding(3) var<storage, read_write> cOut: array<f32>;
+@group(0) @binding(4) var<storage, read> a4: array<vec4<f16>>;
+@group(0) @binding(5) var<storage, read> b4: array<vec4<f16>>;
+@group(0) @binding(6) var<storage, read> bt4: array<vec4<f16>>;
+var<workgroup> wa4: array<vec4<f16>, ${(16 * S) / 4}>;
+var<workgroup> wb4: array<vec4<f16>, ${(16 * S) / 4}>;
 var<workgroup> wa: array<f16, ${16 * S}>;
 var<workgroup> wb: array<f16, ${16 * S}>;
 var<workgroup> wc: array<f32, ${16 * 20}>;
@@ -291,13 +312,15 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   ${body}
 }`;
   const ins = [Ah, Bh, BTh].map((x) => buffer(x, GPUBufferUsage.STORAGE));
+  const ins4 = [Ah, Bh, BTh].map((x) => buffer(x, GPUBufferUsage.STORAGE));
   const out = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   const st = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  for (const sp of ['template', 'bool']) for (const [name, body] of Object.entries(cases)) {
+  for (const [name, body] of Object.entries(cases)) {
+    const sp = 'template';
     try {
-      const pipe = await pipelineFor(mk(body(sp)));
+      const pipe = await pipelineFor(mk(body()));
       dev.queue.writeBuffer(out, 0, new Float32Array(256).fill(NaN));
-      const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [...ins, out].map((x, i) => ({ binding: i, resource: { buffer: x } })) });
+      const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [...ins, out, ...ins4].map((x, i) => ({ binding: i, resource: { buffer: x } })).filter((e) => pipeUses(name, e.binding)) });
       const enc = dev.createCommandEncoder();
       const pass = enc.beginComputePass();
       pass.setPipeline(pipe); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(1); pass.end();
@@ -321,16 +344,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 if (matrix) await prims();
 
 const variants = a.variants ? JSON.parse(a.variants) : [
-  { sg: 8, bn: 32, kvShared: true, threshold: 8, spelling: 'template' },
-  { sg: 8, bn: 32, kvShared: true, threshold: 8, spelling: 'bool' },
-  { sg: 8, bn: 32, kvShared: true, kT: true, threshold: 8, spelling: 'template' },
-  { sg: 8, bn: 32, kvShared: true, kT: true, threshold: 8, spelling: 'bool' },
-  { sg: 8, bn: 32, kvShared: true, threshold: 0, spelling: 'template' },
-  { sg: 4, bn: 32, kvShared: true, threshold: 8, spelling: 'template' },
-  { sg: 8, bn: 16, kvShared: true, threshold: 8, spelling: 'template' },
-  { sg: 8, bn: 32, kvShared: false, threshold: 8, spelling: 'template' },
+  { sg: 8, bn: 32, threshold: 8 },
+  { sg: 8, bn: 32, threshold: 8, vecKV: true },
+  { sg: 8, bn: 32, threshold: 8, vecKV: true, vecQ: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true },
+  { sg: 8, bn: 32, threshold: 0, prefetch: true },
+  { sg: 8, bn: 16, threshold: 8, prefetch: true },
+  { sg: 4, bn: 32, threshold: 8, prefetch: true },
+  { sg: 4, bn: 64, threshold: 8, prefetch: true },
+  { sg: 6, bn: 32, threshold: 8, prefetch: true },
 ];
-const all = [...((matrix || a.emulate) && !a.plain ? variants.filter((v) => !a.emulate || v.spelling !== 'bool') : []), { plain: true }];
+const all = [...((matrix || a.emulate) && !a.plain ? variants.filter((v) => !a.emulate || !(v.vecKV || v.vecQ)) : []), { plain: true }];
 const shapes = a.emulate
   ? [{ n: 70, H: 2, Hkv: 1, D: 32, qScale: 3 }, { n: 40, H: 1, Hkv: 1, D: 24 }]
   : [
@@ -338,7 +364,7 @@ const shapes = a.emulate
       { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
       { n: 129, H: 2, Hkv: 2, D: 40 },
     ];
-const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} ${v.kvShared ? (v.kT ? 'kT-shared' : 'kv-shared') : 'kv-storage'} thr${v.threshold} ${v.spelling ?? 'template'}`);
+const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} thr${v.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean'].filter((k) => v[k]).map((k) => ` ${k}`).join('')}`);
 for (const v of all) {
   if (!v.plain && attendF16SharedBytes({ ...v, dp: 128 }) > lim('maxComputeWorkgroupStorageSize')) { log(label(v), 'skipped: workgroup memory'); v.skip = true; continue; }
   for (const s of shapes) {

@@ -27,10 +27,12 @@
  *
  * One workgroup per (query tile of BM = 16 * SG rows, head), SG subgroups of
  * 32 invocations; subgroup g owns rows q0 + 16g .. +16, keeps its Q'
- * fragments (DP/16 left matrices) and O fragments (DP/16 results) unrolled in
- * registers. Workgroup memory: S per subgroup [16][BN + 4] f32, P per subgroup
- * [16][BN + 8] f16, alpha per row, two rescale flags; with `kvShared` also the
- * K and V tiles [BN][DP + 8] f16 (else fragments load from storage directly).
+ * fragments (DP/16 left matrices, staged once through its P region) and O
+ * fragments (DP/16 results) unrolled in registers. Workgroup memory: S per
+ * subgroup [16][BN + 4] f32, P per subgroup [16][BN + 8] f16, the K and V
+ * tiles [BN][DP + 8] f16 (K^T fragments load column-major), alpha per row,
+ * two rescale flags. Storage is read as vec4<f16> only (matrix loads from
+ * scalar array<f16> storage bindings read zeros on NVIDIA's Vulkan driver).
  * Lane t of a subgroup does the softmax of row t / 2, columns (t % 2) * BN/2 ..
  * Tiles run heaviest first; key tiles past the diagonal are skipped.
  */
@@ -47,13 +49,19 @@ export interface F16MatrixConfig {
   bn: number;
   /** Padded head dimension, a multiple of 16. */
   dp: number;
-  /** Stage K and V tiles in workgroup memory (else load fragments from storage). */
-  kvShared: boolean;
   /** Rescale O only when a row max grows by more than this (natural-log units, <= 8). */
   threshold: number;
-  /** With kvShared: stage K transposed ([DP][BN + 8]) so K^T loads row-major. */
-  kT?: boolean;
-  spelling?: MatrixSpelling;
+  /**
+   * Matrix loads from arrays of vec4<f16> (offset and stride in vec4s): the K/V tiles in workgroup
+   * memory (vecKV) and Q straight from storage (vecQ). Else K/V tiles are f16 arrays and Q is
+   * staged through workgroup memory (scalar array<f16> storage bindings read zeros on NVIDIA).
+   */
+  vecKV?: boolean;
+  vecQ?: boolean;
+  /** Load the next K/V tile into registers while this one computes. */
+  prefetch?: boolean;
+  /** Leave out the barrier before the rescale flag's workgroupUniformLoad (itself a barrier). */
+  lean?: boolean;
 }
 
 export const ATTEND_F16_PARAMS: ParamFields = [
@@ -74,7 +82,7 @@ export const ATTEND_F16_PARAMS: ParamFields = [
 
 /** Workgroup memory bytes of a config (Dawn's limit is maxComputeWorkgroupStorageSize). */
 export function attendF16SharedBytes(c: F16MatrixConfig): number {
-  const kv = c.kvShared ? (Math.max(c.bn * (c.dp + 8), c.dp * (c.bn + 8)) + c.bn * (c.dp + 8)) * 2 : 0;
+  const kv = 2 * c.bn * (c.dp + 8) * 2;
   return c.sg * 16 * ((c.bn + 4) * 4 + (c.bn + 8) * 2 + 4) + 8 + kv;
 }
 
@@ -88,21 +96,12 @@ export function gatePrologue(): string {
   }`;
 }
 
-/**
- * subgroupMatrixLoad / Store in either spelling: 'template' (majorness as a template argument,
- * `subgroupMatrixLoad<T, row_major>(p, offset, stride)`, the current one) or 'bool' (the deprecated
- * `subgroupMatrixLoad<T>(p, offset, colMajor, stride)`).
- */
-export type MatrixSpelling = 'template' | 'bool';
-export function matrixLoad(sp: MatrixSpelling, type: string, ptr: string, offset: string, colMajor: boolean, stride: string): string {
-  return sp === 'template'
-    ? `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`
-    : `subgroupMatrixLoad<${type}>(${ptr}, ${offset}, ${colMajor}, ${stride})`;
+/** `subgroupMatrixLoad<T, row_major|col_major>(p, offset, stride)` (majorness as a template argument). */
+export function matrixLoad(type: string, ptr: string, offset: string, colMajor: boolean, stride: string): string {
+  return `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`;
 }
-export function matrixStore(sp: MatrixSpelling, ptr: string, offset: string, value: string, stride: string): string {
-  return sp === 'template'
-    ? `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`
-    : `subgroupMatrixStore(${ptr}, ${offset}, ${value}, false, ${stride})`;
+export function matrixStore(ptr: string, offset: string, value: string, stride: string): string {
+  return `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`;
 }
 
 const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
@@ -113,33 +112,24 @@ export function attendF16MatrixWgsl(c: F16MatrixConfig): string {
   const nf = c.dp / 16;
   const ns = c.bn / 16;
   const half = c.bn / 2;
-  const kvArr = c.kvShared ? 'vec4<f16>' : 'f16';
-  const sp = c.spelling ?? 'template';
-  const kT = c.kvShared && c.kT === true;
-  // K^T fragment (d block f, key block j) and V fragment (key block j, d block f).
-  const kFrag = (j: number, f: number) =>
-    c.kvShared
-      ? kT
-        ? matrixLoad(sp, RIGHT, '&ks', `${f * 16 * (c.bn + 8) + j * 16}u`, false, 'KTST')
-        : matrixLoad(sp, RIGHT, '&ks', `${j * 16 * (c.dp + 8) + f * 16}u`, true, 'KST')
-      : matrixLoad(sp, RIGHT, '&kIn', `kb + (k0 + ${j * 16}u) * DP + ${f * 16}u`, true, 'DP');
-  const vFrag = (j: number, f: number) =>
-    c.kvShared
-      ? matrixLoad(sp, RIGHT, '&vs', `${j * 16 * (c.dp + 8) + f * 16}u`, false, 'KST')
-      : matrixLoad(sp, RIGHT, '&vIn', `vb + (k0 + ${j * 16}u) * DP + ${f * 16}u`, false, 'DP');
+  const v = c.vecKV === true;
+  const u = (halves: number) => `${v ? halves / 4 : halves}u`;
+  // K^T fragment (d block f, key block j) and V fragment (key block j, d block f) from the staged tiles.
+  const kFrag = (j: number, f: number) => matrixLoad(RIGHT, '&ks', u(j * 16 * (c.dp + 8) + f * 16), true, v ? 'KST / 4u' : 'KST');
+  const vFrag = (j: number, f: number) => matrixLoad(RIGHT, '&vs', u(j * 16 * (c.dp + 8) + f * 16), false, v ? 'KST / 4u' : 'KST');
   // O fragments pass through the subgroup's S region NS at a time (rescale and epilogue).
   const chunks = Array.from({ length: Math.ceil(nf / ns) }, (_, g) =>
     Array.from({ length: Math.min(ns, nf - g * ns) }, (_, i) => g * ns + i),
   );
   const oStore = (fs: number[]) =>
-    fs.map((f, i) => `    ${matrixStore(sp, '&sw', `sBase + ${i * 16}u`, `o${f}`, 'SST')};`).join('\n');
+    fs.map((f, i) => `    ${matrixStore('&sw', `sBase + ${i * 16}u`, `o${f}`, 'SST')};`).join('\n');
   const rescale = chunks
     .map(
       (fs) => `${oStore(fs)}
     workgroupBarrier();
     for (var e = 0u; e < ${(fs.length * 16) / 2}u; e = e + 1u) { let at = sBase + r * SST + hc * ${(fs.length * 16) / 2}u + e; sw[at] = sw[at] * aw[sg * 16u + r]; }
     workgroupBarrier();
-${fs.map((f, i) => `    o${f} = ${matrixLoad(sp, RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}`,
+${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}`,
     )
     .join('\n');
   const epilogue = chunks
@@ -156,27 +146,59 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(sp, RESULT, '&sw', `sBase + ${i * 1
   workgroupBarrier();`,
     )
     .join('\n');
-  const stage = c.kvShared
+  // K/V tile staging: vec4 e of the tile is row e / DP4, column group e % DP4; with c.prefetch the
+  // next tile's vec4s wait in registers (slot i: e = lid + i * THREADS) while this tile computes.
+  const put = (e: string, kx: string, vx: string) =>
+    v
+      ? `ks[(${e} / DP4) * (KST / 4u) + ${e} % DP4] = ${kx}; vs[(${e} / DP4) * (KST / 4u) + ${e} % DP4] = ${vx};`
+      : `let at = (${e} / DP4) * KST + 4u * (${e} % DP4);
+      ks[at] = ${kx}.x; ks[at + 1u] = ${kx}.y; ks[at + 2u] = ${kx}.z; ks[at + 3u] = ${kx}.w;
+      vs[at] = ${vx}.x; vs[at + 1u] = ${vx}.y; vs[at + 2u] = ${vx}.z; vs[at + 3u] = ${vx}.w;`;
+  const at4 = (base: string, k0: string, e: string) => `(${base} + (${k0} + ${e} / DP4) * DP) / 4u + ${e} % DP4`;
+  const slots = Math.ceil((c.bn * (c.dp / 4)) / (32 * c.sg));
+  const slot = (i: number, f: (e: string) => string) =>
+    `    { let e = lid + ${i * 32 * c.sg}u; if (e < BN * DP4) { ${f('e')} } }`;
+  const fetch = (k0: string) =>
+    unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[${at4('kb', k0, e)}]; vp${i} = vIn[${at4('vb', k0, e)}];`));
+  const stage = c.prefetch
     ? `    workgroupBarrier();
+${unroll(slots, (i) => slot(i, (e) => put(e, `kp${i}`, `vp${i}`)))}
+    workgroupBarrier();
+    if (kt + 1u < nKeyTiles) {
+${fetch('k0 + BN')}
+    }`
+    : `    workgroupBarrier();
     for (var e = lid; e < BN * DP4; e = e + THREADS) {
-      let kr = e / DP4;
-      let kc = e % DP4;
-      let kx = kIn[(kb + (k0 + kr) * DP) / 4u + kc];
-      let vx = vIn[(vb + (k0 + kr) * DP) / 4u + kc];
-      let at = kr * KST + 4u * kc;
-${kT ? '      let kt0 = 4u * kc * KTST + kr;\n      ks[kt0] = kx.x; ks[kt0 + KTST] = kx.y; ks[kt0 + 2u * KTST] = kx.z; ks[kt0 + 3u * KTST] = kx.w;' : '      ks[at] = kx.x; ks[at + 1u] = kx.y; ks[at + 2u] = kx.z; ks[at + 3u] = kx.w;'}
-      vs[at] = vx.x; vs[at + 1u] = vx.y; vs[at + 2u] = vx.z; vs[at + 3u] = vx.w;
+      let kx = kIn[${at4('kb', 'k0', 'e')}];
+      let vx = vIn[${at4('vb', 'k0', 'e')}];
+      ${put('e', 'kx', 'vx')}
     }
-    workgroupBarrier();`
-    : '';
+    workgroupBarrier();`;
+  // Q fragments: straight from storage (vecQ), or NS at a time through the subgroup's P region.
+  const qLoad = c.vecQ
+    ? unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)
+    : chunks
+        .map(
+          (fs) => `  for (var e = lane; e < ${fs.length * 64}u; e = e + 32u) {
+    let qr = e / ${fs.length * 4}u;
+    let qc = e % ${fs.length * 4}u;
+    let x = qIn[(qb + qr * DP) / 4u + ${fs[0] * 4}u + qc];
+    let at = pBase + qr * PST + 4u * qc;
+    pw[at] = x.x; pw[at + 1u] = x.y; pw[at + 2u] = x.z; pw[at + 3u] = x.w;
+  }
+  workgroupBarrier();
+${fs.map((f, i) => `  let qf${f} = ${matrixLoad(LEFT, '&pw', `pBase + ${i * 16}u`, false, 'PST')};`).join('\n')}
+  workgroupBarrier();`,
+        )
+        .join('\n');
   return `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 ${paramsStruct(ATTEND_F16_PARAMS)}
-@group(0) @binding(1) var<storage, read> qIn: array<f16>;
-@group(0) @binding(2) var<storage, read> kIn: array<${kvArr}>;
-@group(0) @binding(3) var<storage, read> vIn: array<${kvArr}>;
+@group(0) @binding(1) var<storage, read> qIn: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> kIn: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> vIn: array<vec4<f16>>;
 @group(0) @binding(4) var<storage, read_write> oOut: array<f32>;
 @group(0) @binding(5) var<storage, read> state: array<u32>;
 const SG: u32 = ${c.sg}u;
@@ -185,7 +207,6 @@ const BN: u32 = ${c.bn}u;
 const DP: u32 = ${c.dp}u;
 const DP4: u32 = ${c.dp / 4}u;
 const KST: u32 = ${c.dp + 8}u;
-const KTST: u32 = ${c.bn + 8}u;
 const SST: u32 = ${c.bn + 4}u;
 const PST: u32 = ${c.bn + 8}u;
 const THREADS: u32 = ${32 * c.sg}u;
@@ -195,7 +216,8 @@ var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
 var<workgroup> pw: array<f16, ${c.sg * 16 * (c.bn + 8)}>;
 var<workgroup> aw: array<f32, ${c.sg * 16}>;
 var<workgroup> flags: array<u32, 2>;
-${c.kvShared ? `var<workgroup> ks: array<f16, ${Math.max(c.bn * (c.dp + 8), c.dp * (c.bn + 8))}>;\nvar<workgroup> vs: array<f16, ${c.bn * (c.dp + 8)}>;` : ''}
+var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
+var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 
 @compute @workgroup_size(${32 * c.sg})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -216,18 +238,19 @@ ${gatePrologue()}
   let ob = p.oBase + wg.y * p.oHeadStride;
   let sBase = sg * 16u * SST;
   let pBase = sg * 16u * PST;
-${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(sp, LEFT, '&qIn', `qb + ${f * 16}u`, false, 'DP')};`)}
+${qLoad}
 ${unroll(nf, (f) => `  var o${f} = ${RESULT}();`)}
   var m = NEG;
   var l = 0.0;
   let nKeyTiles = min(q0 + BM - 1u, n - 1u) / BN + 1u;
+${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();`)}\n${fetch('0u')}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = kt * BN;
 ${stage}
 ${unroll(ns, (j) => `    {
       var s = ${RESULT}();
 ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(j, f)}, s);`)}
-      ${matrixStore(sp, '&sw', `sBase + ${j * 16}u`, 's', 'SST')};
+      ${matrixStore('&sw', `sBase + ${j * 16}u`, 's', 'SST')};
     }`)}
     workgroupBarrier();
     // Every invocation has read the previous tile's flag: clear it for the next tile.
@@ -247,12 +270,12 @@ ${unroll(half, (e) => `    let p${e} = f16(exp(x${e} - m));
     l = l * alpha + ls;
     if (hc == 0u) { aw[sg * 16u + r] = alpha; }
     if (grow && kt > 0u) { flags[kt % 2u] = 1u; }
-    workgroupBarrier();
+${c.lean ? '' : '    workgroupBarrier();'}
     if (workgroupUniformLoad(&flags[kt % 2u]) != 0u) {
 ${rescale}
     }
 ${unroll(ns, (j) => `    {
-      let pf = ${matrixLoad(sp, LEFT, '&pw', `pBase + ${j * 16}u`, false, 'PST')};
+      let pf = ${matrixLoad(LEFT, '&pw', `pBase + ${j * 16}u`, false, 'PST')};
 ${unroll(nf, (f) => `      o${f} = subgroupMatrixMultiplyAccumulate(pf, ${vFrag(j, f)}, o${f});`)}
     }`)}
   }
