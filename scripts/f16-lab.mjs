@@ -228,6 +228,7 @@ function check(o, { n, H, Hkv, D }, { Q, Kt, Vt, DP }) {
         x /= l;
         const g = o[(h * n + r) * D + c];
         if (!Number.isFinite(g)) bad++;
+        if (process.env.F16LAB_DEBUG && Math.abs(g - x) > 1e-2 * maxV && c === 0) console.log('bad row', h, r, 'got', g, 'want', x);
         maxErr = Math.max(maxErr, Math.abs(g - x));
         num += (g - x) ** 2;
         den += x * x;
@@ -287,9 +288,17 @@ async function prims() {
     accumulate: () => `var c = ${RES}();
   c = subgroupMatrixMultiplyAccumulate(${matrixLoad(L, '&a', `${OFF}u`, false, `${S}u`)}, ${matrixLoad(R, '&b', `${OFF}u`, false, `${S}u`)}, c);
   ${matrixStore('&cOut', '0u', 'c', '16u')};`,
+    // 4 subgroups, each at its own region of shared arrays (nonzero offsets, strides 40 and 36).
+    multiSubgroup: () => `let sg = lid / 32u;
+  for (var e = lid % 32u; e < 256u; e = e + 32u) { let r = e / 16u; let q = e % 16u; ma[sg * 640u + r * 40u + q] = a[${OFF}u + r * ${S}u + q]; mb[sg * 640u + r * 40u + q] = bt[${OFF}u + r * ${S}u + q]; }
+  workgroupBarrier();
+  let c = subgroupMatrixMultiply<f32>(${matrixLoad(L, '&ma', 'sg * 640u', false, '40u')}, ${matrixLoad(R, '&mb', 'sg * 640u', true, '40u')});
+  ${matrixStore('&mc', 'sg * 576u + 16u', 'c', '36u')};
+  workgroupBarrier();
+  for (var e = lid % 32u; e < 256u; e = e + 32u) { cOut[sg * 256u + e] = mc[sg * 576u + 16u + (e / 16u) * 36u + e % 16u]; }`,
   };
   // layout 'auto' drops bindings a kernel does not use: bind only those it reads.
-  const uses = { vec4Storage: [3, 4, 5], vec4Workgroup: [3, 4, 6], scalarWorkgroupFromVec4: [3, 4, 6], storage: [0, 1, 3], colMajor: [0, 2, 3], workgroup: [0, 2, 3], resultRoundTrip: [0, 1, 3], accumulate: [0, 1, 3] };
+  const uses = { multiSubgroup: [0, 2, 3], vec4Storage: [3, 4, 5], vec4Workgroup: [3, 4, 6], scalarWorkgroupFromVec4: [3, 4, 6], storage: [0, 1, 3], colMajor: [0, 2, 3], workgroup: [0, 2, 3], resultRoundTrip: [0, 1, 3], accumulate: [0, 1, 3] };
   const pipeUses = (name, b) => uses[name].includes(b);
   const mk = (body) => `enable f16;
 enable subgroups;
@@ -307,31 +316,34 @@ var<workgroup> wb4: array<vec4<f16>, ${(16 * S) / 4}>;
 var<workgroup> wa: array<f16, ${16 * S}>;
 var<workgroup> wb: array<f16, ${16 * S}>;
 var<workgroup> wc: array<f32, ${16 * 20}>;
-@compute @workgroup_size(32)
+var<workgroup> ma: array<f16, 2560>;
+var<workgroup> mb: array<f16, 2560>;
+var<workgroup> mc: array<f32, 2304>;
+@compute @workgroup_size(${body.startsWith('let sg') ? 128 : 32})
 fn main(@builtin(local_invocation_index) lid: u32) {
   ${body}
 }`;
   const ins = [Ah, Bh, BTh].map((x) => buffer(x, GPUBufferUsage.STORAGE));
   const ins4 = [Ah, Bh, BTh].map((x) => buffer(x, GPUBufferUsage.STORAGE));
-  const out = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-  const st = dev.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const out = dev.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const st = dev.createBuffer({ size: 4096, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   for (const [name, body] of Object.entries(cases)) {
     const sp = 'template';
     try {
       const pipe = await pipelineFor(mk(body()));
-      dev.queue.writeBuffer(out, 0, new Float32Array(256).fill(NaN));
+      dev.queue.writeBuffer(out, 0, new Float32Array(1024).fill(NaN));
       const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [...ins, out, ...ins4].map((x, i) => ({ binding: i, resource: { buffer: x } })).filter((e) => pipeUses(name, e.binding)) });
       const enc = dev.createCommandEncoder();
       const pass = enc.beginComputePass();
       pass.setPipeline(pipe); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(1); pass.end();
-      enc.copyBufferToBuffer(out, 0, st, 0, 1024);
+      enc.copyBufferToBuffer(out, 0, st, 0, 4096);
       dev.queue.submit([enc.finish()]);
       await st.mapAsync(GPUMapMode.READ);
       const c = new Float32Array(st.getMappedRange().slice(0));
       st.unmap();
       const k = name === 'resultRoundTrip' ? 2 : 1;
       let err = 0;
-      for (let i = 0; i < 256; i++) err = Math.max(err, Number.isNaN(c[i]) ? Infinity : Math.abs(c[i] - k * want[i]));
+      for (let i = 0; i < (name === 'multiSubgroup' ? 1024 : 256); i++) err = Math.max(err, Number.isNaN(c[i]) ? Infinity : Math.abs(c[i] - k * want[i % 256]));
       results.prims.push({ spelling: sp, case: name, maxErr: err, sample: Array.from(c.slice(0, 4)) });
       log('prim', sp, name, 'max err', err, 'C[0..4)', Array.from(c.slice(0, 4)).join(','), 'want', Array.from(want.slice(0, 4)).map((x) => x * k).join(','));
     } catch (e) {
@@ -344,21 +356,18 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 if (matrix) await prims();
 
 const variants = a.variants ? JSON.parse(a.variants) : [
-  { sg: 8, bn: 32, threshold: 8 },
-  { sg: 8, bn: 32, threshold: 8, vecKV: true },
-  { sg: 8, bn: 32, threshold: 8, vecKV: true, vecQ: true },
-  { sg: 8, bn: 32, threshold: 8, prefetch: true },
-  { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true },
   { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true },
-  { sg: 8, bn: 32, threshold: 0, prefetch: true },
-  { sg: 8, bn: 16, threshold: 8, prefetch: true },
-  { sg: 4, bn: 32, threshold: 8, prefetch: true },
-  { sg: 4, bn: 64, threshold: 8, prefetch: true },
-  { sg: 6, bn: 32, threshold: 8, prefetch: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true },
+  { sg: 8, bn: 32, threshold: 8 },
+  { sg: 8, bn: 32, threshold: 0, prefetch: true, vecKV: true },
+  { sg: 1, bn: 32, threshold: 8, noTime: true },
+  { sg: 4, bn: 32, threshold: 8, prefetch: true, vecKV: true },
+  { sg: 8, bn: 16, threshold: 8, prefetch: true, vecKV: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true, vecQ: true },
 ];
 const all = [...((matrix || a.emulate) && !a.plain ? variants.filter((v) => !a.emulate || !(v.vecKV || v.vecQ)) : []), { plain: true }];
-const shapes = a.emulate
-  ? [{ n: 70, H: 2, Hkv: 1, D: 32, qScale: 3 }, { n: 40, H: 1, Hkv: 1, D: 24 }]
+const shapes = process.env.F16LAB_SHAPES ? JSON.parse(process.env.F16LAB_SHAPES) : a.emulate
+  ? [{ n: 200, H: 2, Hkv: 1, D: 32, qScale: 3 }, { n: 40, H: 1, Hkv: 1, D: 24 }]
   : [
       { n: 200, H: 4, Hkv: 2, D: 128 },
       { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
@@ -388,7 +397,7 @@ const budgetS = Number(a.budget);
 const median = (xs) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 for (const L of a.lengths.split(',').map(Number)) {
   for (const v of all) {
-    if (v.skip || (v.plain && matrix)) continue;
+    if (v.skip || v.noTime || (v.plain && matrix)) continue;
     if ((performance.now() - t0) / 1000 > budgetS) { log('time budget spent'); break; }
     const s = { n: L, H: 32, Hkv: 8, D: 128 };
     try {

@@ -31,8 +31,7 @@
  * fragments (DP/16 results) unrolled in registers. Workgroup memory: S per
  * subgroup [16][BN + 4] f32, P per subgroup [16][BN + 8] f16, the K and V
  * tiles [BN][DP + 8] f16 (K^T fragments load column-major), alpha per row,
- * two rescale flags. Storage is read as vec4<f16> only (matrix loads from
- * scalar array<f16> storage bindings read zeros on NVIDIA's Vulkan driver).
+ * two rescale flags. Storage is read as vec4<f16> (16-byte loads).
  * Lane t of a subgroup does the softmax of row t / 2, columns (t % 2) * BN/2 ..
  * Tiles run heaviest first; key tiles past the diagonal are skipped.
  */
@@ -54,7 +53,7 @@ export interface F16MatrixConfig {
   /**
    * Matrix loads from arrays of vec4<f16> (offset and stride in vec4s): the K/V tiles in workgroup
    * memory (vecKV) and Q straight from storage (vecQ). Else K/V tiles are f16 arrays and Q is
-   * staged through workgroup memory (scalar array<f16> storage bindings read zeros on NVIDIA).
+   * staged through the subgroup's P region.
    */
   vecKV?: boolean;
   vecQ?: boolean;
@@ -129,7 +128,9 @@ export function attendF16MatrixWgsl(c: F16MatrixConfig): string {
     workgroupBarrier();
     for (var e = 0u; e < ${(fs.length * 16) / 2}u; e = e + 1u) { let at = sBase + r * SST + hc * ${(fs.length * 16) / 2}u + e; sw[at] = sw[at] * aw[sg * 16u + r]; }
     workgroupBarrier();
-${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}`,
+${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}
+    // Lanes of a subgroup run independently: every lane has loaded before any stores the next chunk.
+    workgroupBarrier();`,
     )
     .join('\n');
   const epilogue = chunks
@@ -220,14 +221,15 @@ var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, $
 var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 
 @compute @workgroup_size(${32 * c.sg})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_size) sgSize: u32) {
 ${gatePrologue()}
   let nTiles = (n + BM - 1u) / BM;
   if (wg.x >= nTiles) { return; }
   let q0 = (nTiles - 1u - wg.x) * BM;
   let head = p.h0 + wg.y;
   let sg = lid / 32u;
-  let lane = lid % 32u;
+  // The shuffle partner is by subgroup lane (32 wide on the matrix adapters; the emulation's are narrower).
+  let lane = select(lid % 32u, sgLane, sgSize == 32u);
   let r = lane / 2u;
   let hc = lane % 2u;
   let row = q0 + sg * 16u + r;
