@@ -21,8 +21,8 @@ interface BrowserWorker {
 const web = globalThis as unknown as {
   crossOriginIsolated?: boolean;
   navigator?: { hardwareConcurrency?: number };
-  Worker?: new (url: URL, options: { type: 'module' }) => BrowserWorker;
 };
+declare const Worker: (new (url: URL, options: { type: 'module' }) => BrowserWorker) | undefined;
 
 // Literal new URL(..., import.meta.url) forms, so bundlers can find and copy these files.
 const WASM_URLS: Record<SimdVariant, URL> = {
@@ -42,8 +42,11 @@ export const browserHost: WasmHost = {
     return new Uint8Array(await response.arrayBuffer());
   },
   spawnWorker() {
-    if (!web.Worker) throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
-    const worker = new web.Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
+    if (typeof Worker === 'undefined') throw unavailable('this page has no Web Workers (threads: 1 runs without them)');
+    // Exactly this form (the global Worker, a literal relative path, import.meta.url, type module):
+    // it is the only one bundlers (Vite, webpack 5) recognise as a worker entry and bundle with its
+    // imports; any other form is copied as a plain asset and the worker's own imports break.
+    const worker = new Worker(new URL('./worker-browser.js', import.meta.url), { type: 'module' });
     return {
       post: (message) => worker.postMessage(message),
       listen(onReply, onFailure) {

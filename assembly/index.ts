@@ -13,6 +13,8 @@
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
 import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import { calibrated } from '../harness/core/calibrate.js';
+import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
 import { chooseVariant, HEADER_BYTES, MAX_PAGES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
@@ -26,6 +28,8 @@ export interface WasmBackendOptions extends BackendCreateOptions {
    * copies, outputs); default 1 GiB. Smaller values stream fewer heads at a time.
    */
   chunkBytes?: number;
+  /** The cost rule's rates (core/cost.ts), pinned; default: fitted on first use (calibrate.ts), once per process and build/thread count. */
+  costModel?: CostModel;
 }
 
 const DEFAULT_CHUNK_BYTES = 1 << 30;
@@ -332,6 +336,8 @@ export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOp
   if (!(chunkBytes > 0)) {
     throw new TsaInputError(`option chunkBytes must be a positive number of bytes, got ${String(options.chunkBytes)}`, 'OPTION');
   }
+  checkCostOptions(options);
+  const pinned = options.costModel;
   const { variant, bytes, why } = await chooseVariant(host, options.simd);
   const rt = await WasmRuntime.create(host, variant, bytes, threads);
   const stages = new WasmStages(rt, chunkBytes);
@@ -341,6 +347,10 @@ export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOp
     threads: rt.threads,
     stages,
     run: (call) => stages.exclusive(call),
+    costRule: {
+      enabled: options.costRule ?? true,
+      model: (ran) => (pinned ? Promise.resolve(pinned) : calibrated(`wasm ${variant} ${threads}`, ran)),
+    },
     dispose: () => stages.dispose(),
   });
 }

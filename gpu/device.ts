@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * WebGPU adapter and device acquisition through the `webgpu` npm package
  * (Dawn's dawn.node). Order: a core adapter on Vulkan, then a compatibility
@@ -18,6 +18,20 @@ export const DEFAULT_ATTEMPTS: readonly AdapterAttempt[] = [
   { backend: 'vulkan', featureLevel: 'core' },
   { backend: 'opengl', featureLevel: 'compatibility' },
 ];
+
+/** A Dawn backend to ask for by name (createWebGpuBackend's `adapter`). */
+export type AdapterChoice = AdapterAttempt['backend'];
+export const ADAPTER_CHOICES: readonly AdapterChoice[] = ['vulkan', 'opengl'];
+
+/** The attempts for `adapter`: only that Dawn backend, or every default one in order. */
+export function attemptsFor(adapter: AdapterChoice | undefined): readonly AdapterAttempt[] {
+  if (adapter === undefined) return DEFAULT_ATTEMPTS;
+  const only = DEFAULT_ATTEMPTS.filter((a) => a.backend === adapter);
+  if (only.length === 0) {
+    throw new BackendUnavailableError(`unknown WebGPU adapter '${String(adapter)}'; expected one of ${ADAPTER_CHOICES.join(', ')}`);
+  }
+  return only;
+}
 
 export interface GpuContext {
   device: GPUDevice;
@@ -50,8 +64,11 @@ async function loadDawn(): Promise<DawnModule> {
     const name = 'webgpu'; // a variable: the optional package is resolved at run time only
     dawn = (await import(name)) as DawnModule;
   } catch (e) {
+    const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes("'webgpu'");
     throw new BackendUnavailableError(
-      `the optional package 'webgpu' (Dawn for node) is not installed or failed to load: ${e instanceof Error ? e.message : String(e)}`,
+      missing
+        ? "the optional peer dependency 'webgpu' (Dawn for Node) is not installed: install webgpu to enable this backend (npm install webgpu)"
+        : `the optional peer dependency 'webgpu' (Dawn for Node) failed to load: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
   // GPUBufferUsage, GPUMapMode, ... as globals, like in a browser.

@@ -1,18 +1,26 @@
 /**
  * Public entry of the WebGPU backend: `createWebGpuBackend(options)`.
  * Needs the optional `webgpu` package (Dawn for node). On a software
- * adapter (llvmpipe) the backend works but is not auto-selected.
+ * adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
  */
 import { BackendUnavailableError } from '../harness/core/errors.js';
 import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
-import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
-import { DEFAULT_ATTEMPTS, openGpu, wrapDevice, type AdapterAttempt } from './device.js';
+import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoice } from './device.js';
 
-export { WebGpuBackend, type GpuAttentionInput, type GpuTsaResult, type WebGpuBackendOptions } from './backend.js';
+export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
+export { generateInputOnGpu } from './generate.js';
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreateOptions {
-  /** Adapters to try, in order (default: Vulkan core, then OpenGL compatibility). */
+  /**
+   * Which of Dawn's backends to open: 'vulkan' (a core adapter, e.g. Mesa's
+   * lavapipe or a GPU's Vulkan driver) or 'opengl' (a compatibility adapter
+   * over EGL, e.g. Mesa's llvmpipe). Default: Vulkan, else OpenGL.
+   */
+  adapter?: AdapterChoice;
+  /** Adapters to try, in order (overrides `adapter`; default: Vulkan core, then OpenGL compatibility). */
   attempts?: readonly AdapterAttempt[];
   /**
    * Run on this existing device instead of opening one (its limits apply; it
@@ -40,7 +48,9 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(
   options: CreateWebGpuOptions = {},
 ): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
-  const gpu = options.device ? wrapDevice(options.device) : await openGpu(options.attempts ?? DEFAULT_ATTEMPTS, options.dawnToggles, options.zeroInit);
+  const gpu = options.device
+    ? wrapDevice(options.device)
+    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
     if (gpu.owned) gpu.device.destroy();
@@ -48,7 +58,7 @@ export async function createWebGpuBackend(
       `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
     );
   }
-  const backend = new WebGpuBackend(gpu, options) as WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
+  const backend = webGpuBackendOn(gpu, options) as WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
   backend.autoSelect = !gpu.software;
   if (gpu.software) backend.whyNotAuto = SOFTWARE_NOT_AUTO;
   return backend;
@@ -56,5 +66,5 @@ export async function createWebGpuBackend(
 
 /** Type guard: is this Backend the WebGPU one (with the GPU-buffer API)? */
 export function isWebGpuBackend(b: Backend): b is WebGpuBackend {
-  return b instanceof WebGpuBackend;
+  return madeHere(b);
 }

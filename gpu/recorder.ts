@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * Records one call's GPU work (dispatches and buffer commands) and submits
  * it as a single command buffer. Consecutive dispatches share a compute
@@ -6,15 +6,21 @@
  * uniform parameters get a 256-byte slot of one uniform buffer. Device time
  * comes from timestamp queries around the passes where the adapter has
  * them, else from the host clock around submit .. onSubmittedWorkDone.
+ *
+ * Kernels are dispatched by their contract (kernels/kernel.ts): parameters
+ * and bindings by name, both checked against it. A grid wider than
+ * maxComputeWorkgroupsPerDimension is folded here (rowBlocks).
  */
-import { packParams, type ParamFields } from './kernels/params.js';
+import type { StageName } from '../harness/core/stages.js';
+import type { BindingsOf, Kernel, Pipelines } from './kernels/kernel.js';
+import { packParams } from './kernels/params.js';
 import type { Window } from './resources.js';
 
 interface Dispatch {
   kind: 'dispatch';
   label: string;
   pipeline: GPUComputePipeline;
-  /** Storage/uniform bindings 1..n in order (binding 0 is the parameters). */
+  /** Storage bindings 1..n in the contract's order (binding 0 is the parameters). */
   bindings: Window[];
   params: ArrayBuffer;
   groups: [number, number, number];
@@ -27,7 +33,7 @@ interface Command {
 
 interface Mark {
   kind: 'mark';
-  name: string;
+  name: StageName;
 }
 
 type Step = Dispatch | Command;
@@ -51,15 +57,43 @@ const SLOT = 256;
 export class Recorder {
   private steps: (Step | Mark)[] = [];
 
-  constructor(private device: GPUDevice, private maxGroups: number, private timestamps: boolean) {}
+  constructor(
+    private device: GPUDevice,
+    private pipelines: Pipelines,
+    private maxGroups: number,
+    private timestamps: boolean,
+  ) {}
 
-  dispatch(label: string, pipeline: GPUComputePipeline, fields: ParamFields, params: Record<string, number>, bindings: Window[], groups: [number, number?, number?]): void {
+  /** Records `kernel` over `groups` workgroups with its parameters and bindings by name. */
+  dispatch<K extends Kernel>(
+    kernel: K,
+    params: Record<string, number>,
+    bindings: Record<BindingsOf<K>, Window>,
+    groups: [number, number?, number?],
+    label = kernel.name,
+  ): void {
     const g: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     if (g.some((n) => n > this.maxGroups)) {
       throw new Error(`${label}: ${g.join('x')} workgroups exceed maxComputeWorkgroupsPerDimension ${this.maxGroups}`);
     }
+    const given = bindings as Record<string, Window>;
+    const names = kernel.bindings.map((b) => b.name);
+    const extra = Object.keys(given).filter((n) => !names.includes(n));
+    if (extra.length > 0 || names.some((n) => !given[n])) {
+      throw new Error(`${label}: bindings {${Object.keys(given).join(', ')}} do not match the kernel's (${names.join(', ')})`);
+    }
     if (g.some((n) => n === 0)) return;
-    this.steps.push({ kind: 'dispatch', label, pipeline, bindings, params: packParams(fields, params), groups: g });
+    const windows = names.map((n) => given[n]!);
+    this.steps.push({ kind: 'dispatch', label, pipeline: this.pipelines.get(kernel), bindings: windows, params: packParams(kernel.params, params), groups: g });
+  }
+
+  /**
+   * Folds `rows` rows into workgroups of at least `minRowsPerGroup` rows each,
+   * more where one grid dimension would exceed maxComputeWorkgroupsPerDimension.
+   */
+  rowBlocks(rows: number, minRowsPerGroup: number): { rowsPerGroup: number; groups: number } {
+    const rowsPerGroup = Math.max(1, minRowsPerGroup, Math.ceil(rows / this.maxGroups));
+    return { rowsPerGroup, groups: Math.ceil(rows / rowsPerGroup) };
   }
 
   command(encode: (encoder: GPUCommandEncoder) => void): void {
@@ -67,7 +101,7 @@ export class Recorder {
   }
 
   /** Starts a new named segment: the work recorded from here on is timed under `name`. */
-  mark(name: string): void {
+  mark(name: StageName): void {
     this.steps.push({ kind: 'mark', name });
   }
 
@@ -196,6 +230,10 @@ export class Recorder {
       const sum = Object.values(m).reduce((a, b) => a + b, 0);
       return Number.isNaN(sum) ? hostTotal : sum;
     });
-    return { deviceMs, segmentMs, submitted: submitted.then(() => undefined) };
+    const done = submitted.then(() => undefined);
+    // A caller that fails first (a readback on a lost device) never awaits the others: each
+    // rejection is marked handled here, and still rejects for whoever awaits it.
+    for (const p of [deviceMs, segmentMs, done]) p.catch(() => {});
+    return { deviceMs, segmentMs, submitted: done };
   }
 }

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * GPU buffers of the backend and the binding windows kernels see.
  *
@@ -142,15 +142,24 @@ export function destroyHeadTensor(t: HeadTensor | undefined): void {
   for (const p of t?.parts ?? []) p.buffer.destroy();
 }
 
-/** Uploads a [heads][headElems] Float32Array into a tensor's parts (in slices the queue accepts). */
+/** Floats per writeBuffer call (256 MiB). */
+const UPLOAD_SLICE = 1 << 26;
+
+/**
+ * Uploads a [heads][headElems] Float32Array into a tensor's parts, in slices
+ * the queue accepts. Data in a SharedArrayBuffer is copied slice by slice
+ * first: Dawn's writeBuffer does not take shared memory (on Vulkan it crashed
+ * the process).
+ */
 export function uploadHeadTensor(queue: GPUQueue, t: HeadTensor, data: Float32Array): void {
-  const SLICE = 1 << 26; // floats per writeBuffer call (256 MiB)
+  const shared = typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer;
   for (const p of t.parts) {
     const first = p.firstHead * t.headElems;
     const count = p.heads * t.headElems;
-    for (let i = 0; i < count; i += SLICE) {
-      const n = Math.min(SLICE, count - i);
-      queue.writeBuffer(p.buffer, p.offset + i * 4, data, first + i, n);
+    for (let i = 0; i < count; i += UPLOAD_SLICE) {
+      const n = Math.min(UPLOAD_SLICE, count - i);
+      if (shared) queue.writeBuffer(p.buffer, p.offset + i * 4, data.slice(first + i, first + i + n));
+      else queue.writeBuffer(p.buffer, p.offset + i * 4, data, first + i, n);
     }
   }
 }

@@ -34,6 +34,9 @@ export interface TileConfig {
 export const bm = (c: TileConfig): number => c.ny * c.tm;
 export const bn = (c: TileConfig): number => c.nx * c.tn;
 export const threads = (c: TileConfig): number => c.nx * c.ny;
+/** A tile configuration as a pipeline cache key. */
+export const tileKey = (c: TileConfig): string =>
+  `${c.nx}.${c.ny}.${c.tm}.${c.tn}.${c.bv}.${c.dk}.${c.dp}${c.prefetch ? '.pf' : ''}${c.vec4 ? '.v4' : ''}`;
 
 /** vec4 slots of the shared union: max(Q.K^T phase: Q and K chunks, P.V phase: a V chunk). */
 export function unionVec4(c: TileConfig): number {

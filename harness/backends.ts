@@ -1,6 +1,6 @@
 /** Registers the built-in backends with the registry (imported once by the public entry). */
 import { createWasmBackend } from '../assembly/node.js';
-import { createWebGpuBackend } from '../gpu/index.js';
+import { createWebGpuBackend, type AdapterChoice } from '../gpu/index.js';
 import { registerCpuBackends } from './cpu-backends.js';
 import { registerBackend } from './registry.js';
 
@@ -11,5 +11,11 @@ registerBackend({
   priority: 200,
   summary: 'WebGPU (Dawn: Vulkan, else OpenGL/GLES compatibility): every stage on the GPU, FlashAttention-style kernels',
   // TSA_WEBGPU_PROFILE=1: per-stage times in TsaResult.timings where the adapter has no timestamp queries.
-  create: (options) => createWebGpuBackend({ ...options, profileStages: process.env.TSA_WEBGPU_PROFILE === '1' }),
+  // TSA_WEBGPU_ADAPTER=vulkan|opengl: which of Dawn's backends to open (default: Vulkan, else OpenGL).
+  create: (options) =>
+    createWebGpuBackend({
+      ...options,
+      profileStages: process.env.TSA_WEBGPU_PROFILE === '1',
+      ...(process.env.TSA_WEBGPU_ADAPTER ? { adapter: process.env.TSA_WEBGPU_ADAPTER as AdapterChoice } : {}),
+    }),
 });

@@ -12,7 +12,7 @@ export function registerCpuBackends(createWasmBackend: (options: WasmBackendOpti
     name: 'reference',
     priority: 0,
     summary: 'pure TypeScript, float64: the executable spec, always available, slow',
-    create: async () => createReferenceBackend(),
+    create: async (options) => createReferenceBackend({ costRule: options.costRule }),
   });
 
   registerBackend({

@@ -8,7 +8,7 @@ export { createWasmBackend, type WasmBackendOptions } from '../assembly/node.js'
 export {
   createWebGpuBackend,
   isWebGpuBackend,
-  WebGpuBackend,
+  type WebGpuBackend,
   type CreateWebGpuOptions,
   type GpuAttentionInput,
   type GpuTsaResult,

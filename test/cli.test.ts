@@ -103,25 +103,24 @@ describe('tsa CLI', () => {
     expect(r.stderr).toContain(`${out.file}: sha256`);
   });
 
-  it('conformance --backend nosuch exits non-zero and names the registered backends', () => {
+  it('conformance --backend nosuch is a usage error (exit 2) naming the registered backends', () => {
     const { dir } = goldenSubset([CASE_E]);
     const r = tsa('conformance', dir, '--backend', 'nosuch');
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/tsa: unknown backend 'nosuch'; registered: .*reference/);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^tsa conformance: unknown backend 'nosuch'; registered: .*reference/);
   });
 
-  it('conformance on a directory without a manifest exits non-zero saying what is missing', () => {
+  it('conformance on a directory without a manifest is a usage error (exit 2) saying what is missing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsa-empty-'));
     tempDirs.push(dir);
     const r = tsa('conformance', dir, '--backend', 'reference');
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain(`cannot read ${join(dir, 'manifest.json')}`);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`'${dir}' is not a golden directory: it has no manifest.json`);
   });
 
-  it('an unknown command exits 2 with the usage', () => {
+  it('an unknown command exits 2 with one line pointing to the list', () => {
     const r = tsa('nosuch');
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("tsa: unknown command 'nosuch'");
-    expect(r.stderr).toMatch(/commands:\n\s+backends/);
+    expect(r.stderr).toBe("tsa: unknown command 'nosuch'; run 'tsa --help' for the list\n");
   });
 });

@@ -28,7 +28,7 @@ import { inputOf, pooledArb, randomIndices, stageCaseArb } from './wasm-cases.js
 
 describeBackendSuite({
   name: 'wasm (simd, 2 threads)',
-  create: () => createWasmBackend({ threads: 2, simd: 'plain' }),
+  create: () => createWasmBackend({ threads: 2, simd: 'plain', costRule: false }),
   skip: {},
 });
 
@@ -38,8 +38,8 @@ describe('wasm backend (plain SIMD)', () => {
   let one: Backend;
   let two: Backend;
   beforeAll(async () => {
-    one = await createWasmBackend({ threads: 1, simd: 'plain' });
-    two = await createWasmBackend({ threads: 2, simd: 'plain' });
+    one = await createWasmBackend({ threads: 1, simd: 'plain', costRule: false });
+    two = await createWasmBackend({ threads: 2, simd: 'plain', costRule: false });
   });
   afterAll(async () => {
     await one?.dispose();
@@ -119,7 +119,7 @@ describe('wasm backend (plain SIMD)', () => {
     // head. 2.4e5 streams single heads through every stage, 1.5e6 pairs of heads (part of a KV
     // group) through the sparse stages, 3e6 whole groups.
     for (const chunkBytes of [2.4e5, 1.5e6, 3e6]) {
-      const chunked = await createWasmBackend({ threads: 2, simd: 'plain', chunkBytes });
+      const chunked = await createWasmBackend({ threads: 2, simd: 'plain', chunkBytes, costRule: false });
       try {
         const res = await chunked.tokenSparseAttention(input, o);
         expect(res.indices).toEqual(whole.indices);

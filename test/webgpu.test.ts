@@ -1,7 +1,9 @@
 /**
- * The WebGPU backend on whatever adapter Dawn finds here: in CI that is Mesa
- * llvmpipe through Dawn's OpenGL backend (compatibility mode), slow, so the
- * shapes are small.
+ * The WebGPU backend on the adapter TSA_WEBGPU_ADAPTER names (else whatever
+ * Dawn finds first): in CI, all of it on Mesa llvmpipe through Dawn's OpenGL
+ * backend (compatibility mode) and the golden conformance again on lavapipe
+ * through Dawn's Vulkan backend (core mode); both are slow, so the shapes are
+ * small. Concurrency, faults and odd inputs: webgpu-reliability.test.ts.
  *
  * - the shared property suite and golden conformance (cost rule off: the spec's pipeline);
  * - pool, budget and select equal the reference exactly, also on adversarial pooled scores
@@ -22,10 +24,11 @@ import '../harness/backends.js';
 import { createWebGpuBackend, SOFTWARE_NOT_AUTO, type WebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
+import { ADAPTER } from './shared/webgpu-adapter.js';
 
 describeBackendSuite({
   name: 'webgpu',
-  create: () => createWebGpuBackend({ costRule: false }),
+  create: () => createWebGpuBackend({ ...ADAPTER, costRule: false }),
   skip: {},
   maxSeqLen: 600,
   numRuns: 4,
@@ -112,7 +115,7 @@ function toGpu(b: WebGpuBackend, data: Float32Array): GPUBuffer {
 describe('webgpu backend', () => {
   let gpu: Awaited<ReturnType<typeof createWebGpuBackend>>;
   beforeAll(async () => {
-    gpu = await createWebGpuBackend({ costRule: false });
+    gpu = await createWebGpuBackend({ ...ADAPTER, costRule: false });
   });
   afterAll(async () => {
     await gpu?.dispose();
@@ -175,7 +178,7 @@ describe('webgpu backend', () => {
 
   it('never reads memory it did not write: new buffers filled with 0x01 bytes give identical results', async () => {
     // Dawn fills every new buffer of this device with 0x01 bytes and skips the zero-fill (as on OpenGL by default).
-    const dirty = await createWebGpuBackend({ costRule: false, zeroInit: false, dawnToggles: ['nonzero_clear_resources_on_creation_for_testing'] });
+    const dirty = await createWebGpuBackend({ ...ADAPTER, costRule: false, zeroInit: false, dawnToggles: ['nonzero_clear_resources_on_creation_for_testing'] });
     try {
       expect(dirty.description).toContain('new buffers not zero-filled');
       await fc.assert(
@@ -207,7 +210,7 @@ describe('webgpu backend', () => {
   it('splits tensors over several bindings and buffers (forced small limits) with identical results', async () => {
     // 64 KiB bindings force one or two heads per binding and several output row windows;
     // 64 KiB tensor parts put the heads of Q, K, V and their compact copies in separate GPUBuffers.
-    const split = await createWebGpuBackend({ costRule: false, maxBindingBytes: 64 * 1024, maxTensorPartBytes: 64 * 1024 });
+    const split = await createWebGpuBackend({ ...ADAPTER, costRule: false, maxBindingBytes: 64 * 1024, maxTensorPartBytes: 64 * 1024 });
     try {
       // 400 x 32 floats per head (51 KiB): one head per binding and per buffer, 8 output row windows.
       const fixed = generateInput('structured', { heads: 6, kvHeads: 2, headDim: 32, seqLen: 400 }, 9);
@@ -230,7 +233,7 @@ describe('webgpu backend', () => {
   });
 
   it('a destroyed device makes the next call fail with BackendLostError (no hang, no output)', async () => {
-    const b = await createWebGpuBackend({ costRule: false });
+    const b = await createWebGpuBackend({ ...ADAPTER, costRule: false });
     const x = generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 8, seqLen: 64 }, 1);
     expect((await b.dense(x)).length).toBe(64 * 2 * 8);
     b.device.destroy();
@@ -251,7 +254,7 @@ describe('webgpu cost rule', () => {
   const o = { window: 32, minTokens: 64, coverage: 0.2, poolKernel: 3 };
 
   it('runs dense without scoring where even the best case cannot pay (fixed selection cost)', async () => {
-    const b = await createWebGpuBackend({ costModel: { fixedMs: 1 } });
+    const b = await createWebGpuBackend({ ...ADAPTER, costModel: { fixedMs: 1 } });
     try {
       const x = generateInput('structured', { ...shape, seqLen: 300 }, 5);
       const res = await b.tokenSparseAttention(x, o);
@@ -268,8 +271,8 @@ describe('webgpu cost rule', () => {
 
   it('decides on the GPU after the budget: near-uniform attention runs dense, heavy-tailed runs sparse', async () => {
     // No fixed cost, any overhead accepted: scoring always runs and the GPU compares L' with the bound.
-    const b = await createWebGpuBackend({ costModel: { fixedMs: 0, maxOverhead: 1, minGain: 0.2 } });
-    const off = await createWebGpuBackend({ costRule: false });
+    const b = await createWebGpuBackend({ ...ADAPTER, costModel: { fixedMs: 0, maxOverhead: 1, minGain: 0.2 } });
+    const off = await createWebGpuBackend({ ...ADAPTER, costRule: false });
     try {
       const uniform = generateInput('gaussian', { ...shape, seqLen: 400 }, 6);
       const lowTau = { ...o, coverage: 0.01 };

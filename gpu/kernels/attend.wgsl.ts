@@ -22,37 +22,45 @@
  * current one is used. Key tiles above the diagonal are skipped; tiles run
  * heaviest first. Tile sizes come from the adapter's limits (tiles.ts).
  *
- * `gate` makes one recorded dispatch serve both outcomes of the GPU-side
- * budget: 1 runs only if state.mode is sparse (rows n = state L'), 2 only if
- * the layer went dense.
+ * `gate` (GATE) makes one recorded dispatch serve both outcomes of the
+ * GPU-side budget: ifSparse runs only if state.mode is sparse (rows n =
+ * state L'), ifDense only if the layer went dense, always runs on n rows.
  */
-import { bm, bn, threads, unionVec4, type TileConfig } from '../tiles.js';
-import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
-import { paramsStruct, unroll, type ParamFields } from './params.js';
+import { bm, bn, threads, tileKey, unionVec4, type TileConfig } from '../tiles.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
+import { read, variants, write, type Kernel } from './kernel.js';
+import { unroll } from './params.js';
 import { STATE } from './state.js';
+import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './tile.wgsl.js';
 
-export const ATTEND_PARAMS: ParamFields = [
-  ['n', 'u32'],
-  ['dim', 'u32'],
-  ['qBase', 'u32'],
-  ['kBase', 'u32'],
-  ['vBase', 'u32'],
-  ['oBase', 'u32'],
-  ['qHeadStride', 'u32'],
-  ['kvHeadStride', 'u32'],
-  ['oHeadStride', 'u32'],
-  ['h0', 'u32'],
-  ['kvDiv', 'u32'],
-  ['kv0', 'u32'],
-  ['gate', 'u32'],
-  ['scale', 'f32'],
-];
-
-/** Gate values of ATTEND_PARAMS.gate (and of gather/scatter). */
+/** Values of the attend kernel's `gate` parameter. */
 export const GATE = { always: 0, ifSparse: 1, ifDense: 2 } as const;
 
-export function attendWgsl(c: TileConfig): string {
+export const attendKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state'> => ({
+  name: 'attend',
+  key: `attend:${key}`,
+  params: [
+    ['n', 'u32'],
+    ['dim', 'u32'],
+    ['qBase', 'u32'],
+    ['kBase', 'u32'],
+    ['vBase', 'u32'],
+    ['oBase', 'u32'],
+    ['qHeadStride', 'u32'],
+    ['kvHeadStride', 'u32'],
+    ['oHeadStride', 'u32'],
+    ['h0', 'u32'],
+    ['kvDiv', 'u32'],
+    ['kv0', 'u32'],
+    ['gate', 'u32'],
+    ['scale', 'f32'],
+  ],
+  bindings: [read('qIn', ioType(c)), read('kIn', ioType(c)), read('vIn', ioType(c)), write('oOut', ioType(c)), read('state', 'u32')],
+  workgroupSize: threads(c),
+  source: () => attendSource(c),
+}));
+
+function attendSource(c: TileConfig): string {
   const dk4 = c.dk / 4;
   const nch = c.dp / c.dk;
   const qu = Math.ceil((bm(c) * dk4) / threads(c));
@@ -81,13 +89,7 @@ export function attendWgsl(c: TileConfig): string {
   const vStore = () => unroll(vu, (u) => `      { let e = tid + ${u}u * THREADS; if (e < BV * DP4) { sm[VS + e] = vp${u}; } }`);
   const stageQ = (ch: number) =>
     unroll(qu, (u) => `    if (qe${u} < BM * DK4) { sm[QS + (qe${u} / DK4) * DPAD + qe${u} % DK4] = qr${ch}_${u}; }`);
-  return `${paramsStruct(ATTEND_PARAMS)}
-@group(0) @binding(1) var<storage, read> qIn: array<${ioType(c)}>;
-@group(0) @binding(2) var<storage, read> kIn: array<${ioType(c)}>;
-@group(0) @binding(3) var<storage, read> vIn: array<${ioType(c)}>;
-@group(0) @binding(4) var<storage, read_write> oOut: array<${ioType(c)}>;
-@group(0) @binding(5) var<storage, read> state: array<u32>;
-${tileConsts(c)}
+  return `${tileConsts(c)}
 const BV: u32 = ${c.bv}u;
 const PPAD: u32 = BN + 1u;
 const VS: u32 = 0u;
@@ -106,12 +108,12 @@ fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
   return vec4<f32>(0.0);
 }
 
-@compute @workgroup_size(${threads(c)})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   var n = p.n;
-  if (p.gate != 0u) {
+  if (p.gate != ${GATE.always}u) {
     let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
-    if ((p.gate == 1u) != sparse) { return; }
+    if ((p.gate == ${GATE.ifSparse}u) != sparse) { return; }
     if (sparse) { n = state[${STATE.keptLength}]; }
   }
   let nTiles = (n + BM - 1u) / BM;

@@ -22,94 +22,78 @@
  * keep = max(minTokens, P - pruned), L' = keep + W, and the cost rule
  * (dense when L' > maxKeptLength), writing the state buffer (state.ts).
  *
- * Layouts: pooled [H][P] f32; keys [P] vec4<u32>; hist [256][5] u32
+ * Layouts: pooled [H][P] f32; keys [P] vec4<u32>; hist [BUDGET_BUCKETS][5] u32
  * (count, 128-bit sum); state u32 words per STATE.
  */
-import { paramsStruct, type ParamFields } from './params.js';
+import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 import { U128_WGSL } from './u128.wgsl.js';
 
 const S = STATE;
 
-/** Elements a thread folds sequentially (runs of one bucket cost one atomic). */
-const ITEMS = 16;
+/** Threads of the budget kernels but budgetDecide; also the radix bucket count (one thread per bucket). */
+const WG = 256;
+/** Radix buckets per byte; hist is [BUDGET_BUCKETS][5] u32 (count, 128-bit sum). */
+export const BUDGET_BUCKETS = WG;
+/** Keys a thread of budgetHist folds sequentially (runs of one bucket cost one atomic); a workgroup covers WG * HIST_ITEMS. */
+export const HIST_ITEMS = 16;
 
-export const BUDGET_INIT_PARAMS: ParamFields = [['P', 'u32']];
-export const BUDGET_MAX_PARAMS: ParamFields = [['count', 'u32']];
-export const BUDGET_FIX_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['H', 'u32'],
-  ['kBits', 'u32'],
-  ['sCap', 'u32'],
-];
-export const BUDGET_HIST_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['word', 'u32'],
-  ['shift', 'u32'],
-];
-export const BUDGET_CHOOSE_PARAMS: ParamFields = [
-  ['word', 'u32'],
-  ['shift', 'u32'],
-  ['first', 'u32'],
-  ['last', 'u32'],
-  ['tauLo', 'u32'],
-  ['tauHi', 'u32'],
-  ['cHi', 'f32'],
-  ['cLo', 'f32'],
-];
-export const BUDGET_DECIDE_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['W', 'u32'],
-  ['L', 'u32'],
-  ['minTokens', 'u32'],
-  ['maxKeptLength', 'u32'],
-];
 
-/** Zeroes the histogram and the radix state; one workgroup of 256. */
-export function budgetInitWgsl(): string {
-  return `${paramsStruct(BUDGET_INIT_PARAMS)}
-@group(0) @binding(1) var<storage, read_write> state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
-
-@compute @workgroup_size(256)
+/** Zeroes the histogram and the radix state; one workgroup. */
+export const BUDGET_INIT: Kernel<'state' | 'hist'> = {
+  name: 'budgetInit',
+  key: 'budgetInit',
+  params: [['P', 'u32']],
+  bindings: [write('state', 'u32'), write('hist', 'u32')],
+  workgroupSize: WG,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32) {
   for (var w = 0u; w < 5u; w = w + 1u) { hist[tid * 5u + w] = 0u; }
   if (tid < ${S.words}u) { state[tid] = 0u; }
   if (tid == 0u) { state[${S.groupCount}] = p.P; }
 }
-`;
-}
+`,
+};
 
 /** state.maxBits = max over all pooled values of their bits (non-negative floats order as u32). */
-export function budgetMaxWgsl(): string {
-  return `${paramsStruct(BUDGET_MAX_PARAMS)}
-@group(0) @binding(1) var<storage, read> pooled: array<f32>;
-@group(0) @binding(2) var<storage, read_write> state: array<atomic<u32>>;
-var<workgroup> wmax: atomic<u32>;
+export const BUDGET_MAX: Kernel<'pooled' | 'state'> = {
+  name: 'budgetMax',
+  key: 'budgetMax',
+  params: [['count', 'u32']],
+  bindings: [read('pooled'), write('state', 'atomic<u32>')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> wmax: atomic<u32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) tid: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   var m = 0u;
-  for (var e = gid.x; e < p.count; e = e + nwg.x * 256u) {
+  for (var e = gid.x; e < p.count; e = e + nwg.x * WG) {
     m = max(m, bitcast<u32>(pooled[e]) & 0x7fffffffu);
   }
   atomicMax(&wmax, m);
   workgroupBarrier();
   if (tid == 0u) { atomicMax(&state[${S.maxBits}], atomicLoad(&wmax)); }
 }
-`;
-}
+`,
+};
 
 /** keys[t] = sum_h fix128(pooled[h][t], s); s = min(kBits - (emax + 1), sCap). */
-export function budgetFixWgsl(): string {
-  return `${paramsStruct(BUDGET_FIX_PARAMS)}
-@group(0) @binding(1) var<storage, read> pooled: array<f32>;
-@group(0) @binding(2) var<storage, read_write> keys: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> state: array<u32>;
-${U128_WGSL}
+export const BUDGET_FIX: Kernel<'pooled' | 'keys' | 'state'> = {
+  name: 'budgetFix',
+  key: 'budgetFix',
+  params: [
+    ['P', 'u32'],
+    ['H', 'u32'],
+    ['kBits', 'u32'],
+    ['sCap', 'u32'],
+  ],
+  bindings: [read('pooled'), write('keys', 'vec4<u32>'), write('state', 'u32')],
+  workgroupSize: WG,
+  source: () => `${U128_WGSL}
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let maxBits = state[${S.maxBits}];
   let e = i32(maxBits >> 23u);
@@ -118,14 +102,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (e == 0) { emax = -127; }
   let s = min(i32(p.kBits) - (emax + 1), i32(p.sCap));
   if (gid.x == 0u) { state[${S.shift}] = bitcast<u32>(s); }
-  for (var t = gid.x; t < p.P; t = t + nwg.x * 256u) {
+  for (var t = gid.x; t < p.P; t = t + nwg.x * WG) {
     var acc = vec4<u32>(0u);
     for (var h = 0u; h < p.H; h = h + 1u) { acc = add128(acc, fix128(pooled[h * p.P + t], s)); }
     keys[t] = acc;
   }
 }
-`;
-}
+`,
+};
 
 /** Shared by the radix passes: is key in the group fixed by the prefix bytes above (word, shift)? */
 const IN_GROUP = `
@@ -156,12 +140,17 @@ function atomicAdd128Fn(name: string, arr: string): string {
 }
 
 /** Histogram (count, 128-bit sum) of the current byte over the keys still in the group. */
-export function budgetHistWgsl(): string {
-  return `${paramsStruct(BUDGET_HIST_PARAMS)}
-@group(0) @binding(1) var<storage, read> keys: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> state: array<u32>;
-@group(0) @binding(3) var<storage, read_write> hist: array<atomic<u32>>;
-var<workgroup> local: array<atomic<u32>, 1280>;
+export const BUDGET_HIST: Kernel<'keys' | 'state' | 'hist'> = {
+  name: 'budgetHist',
+  key: 'budgetHist',
+  params: [
+    ['P', 'u32'],
+    ['word', 'u32'],
+    ['shift', 'u32'],
+  ],
+  bindings: [read('keys', 'vec4<u32>'), read('state', 'u32'), write('hist', 'atomic<u32>')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> local: array<atomic<u32>, WG * 5u>;
 ${U128_WGSL}
 ${IN_GROUP}
 
@@ -173,17 +162,17 @@ fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
   atomicAdd128Local(bucket * 5u + 1u, sum);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   if (state[${S.done}] != 0u) { return; }
-  for (var i = tid; i < 1280u; i = i + 256u) { atomicStore(&local[i], 0u); }
+  for (var i = tid; i < (WG * 5u); i = i + WG) { atomicStore(&local[i], 0u); }
   workgroupBarrier();
   let prefix = vec4<u32>(state[${S.prefix}], state[${S.prefix + 1}], state[${S.prefix + 2}], state[${S.prefix + 3}]);
-  let t0 = (wg.x * 256u + tid) * ${ITEMS}u;
+  let t0 = (wg.x * WG + tid) * ${HIST_ITEMS}u;
   var bucket = 0u;
   var n = 0u;
   var sum = vec4<u32>(0u);
-  for (var t = t0; t < min(t0 + ${ITEMS}u, p.P); t = t + 1u) {
+  for (var t = t0; t < min(t0 + ${HIST_ITEMS}u, p.P); t = t + 1u) {
     let key = keys[t];
     if (!inGroup(key, prefix)) { continue; }
     let b = (key[p.word] >> p.shift) & 255u;
@@ -200,16 +189,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
                                                atomicLoad(&local[tid * 5u + 3u]), atomicLoad(&local[tid * 5u + 4u])));
   }
 }
-`;
-}
+`,
+};
 
-/** Picks this byte's bucket (see the file comment); one workgroup of 256, thread = bucket. */
-export function budgetChooseWgsl(): string {
-  return `${paramsStruct(BUDGET_CHOOSE_PARAMS)}
-@group(0) @binding(1) var<storage, read_write> state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
-var<workgroup> sums: array<vec4<u32>, 256>;
-var<workgroup> counts: array<u32, 256>;
+/** Picks this byte's bucket (see the file comment); one workgroup, thread = bucket. */
+export const BUDGET_CHOOSE: Kernel<'state' | 'hist'> = {
+  name: 'budgetChoose',
+  key: 'budgetChoose',
+  params: [
+    ['word', 'u32'],
+    ['shift', 'u32'],
+    ['first', 'u32'],
+    ['last', 'u32'],
+    ['tauLo', 'u32'],
+    ['tauHi', 'u32'],
+    ['cHi', 'f32'],
+    ['cLo', 'f32'],
+  ],
+  bindings: [write('state', 'u32'), write('hist', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> sums: array<vec4<u32>, WG>;
+var<workgroup> counts: array<u32, WG>;
 var<workgroup> chosen: atomic<u32>;
 var<workgroup> flag: u32;
 ${U128_WGSL}
@@ -218,18 +218,18 @@ fn load4(at: u32) -> vec4<u32> { return vec4<u32>(state[at], state[at + 1u], sta
 fn store4(at: u32, v: vec4<u32>) { state[at] = v.x; state[at + 1u] = v.y; state[at + 2u] = v.z; state[at + 3u] = v.w; }
 fn finish(count: u32) { state[${S.count}] = count; state[${S.done}] = 1u; }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) b: u32) {
   let cnt = hist[b * 5u];
   let own = vec4<u32>(hist[b * 5u + 1u], hist[b * 5u + 2u], hist[b * 5u + 3u], hist[b * 5u + 4u]);
   for (var w = 0u; w < 5u; w = w + 1u) { hist[b * 5u + w] = 0u; }
-  if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, 256u); }
+  if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, WG); }
   if (workgroupUniformLoad(&flag) != 0u) { return; }
 
   // Inclusive scans of counts and sums over buckets (Hillis-Steele; integers, exact).
   sums[b] = own;
   counts[b] = cnt;
-  for (var off = 1u; off < 256u; off = off * 2u) {
+  for (var off = 1u; off < WG; off = off * 2u) {
     workgroupBarrier();
     var s = vec4<u32>(0u);
     var c = 0u;
@@ -243,7 +243,7 @@ fn main(@builtin(local_invocation_index) b: u32) {
   if (p.first != 0u && b == 0u) {
     // Theta = floor((T + C) * tau_64 / 2^64), T = every key (all are in the first pass).
     let s = bitcast<i32>(state[${S.shift}]);
-    let total = add128(sums[255], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
+    let total = add128(sums[WG - 1u], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
     store4(${S.theta}u, mulShr64(total, p.tauLo, p.tauHi));
   }
   storageBarrier();
@@ -257,7 +257,7 @@ fn main(@builtin(local_invocation_index) b: u32) {
   let baseCount = state[${S.baseCount}];
   let bs = atomicLoad(&chosen);
   if (!ge128(theta, add128(base, vec4<u32>(1u, 0u, 0u, 0u)))) { finish(0u); return; }    // Theta <= base: c = 0
-  if (bs == 256u) { finish(baseCount + counts[255]); return; }                          // the whole group is below Theta
+  if (bs == WG) { finish(baseCount + counts[WG - 1u]); return; }                          // the whole group is below Theta
   var belowSum = vec4<u32>(0u);
   var belowCount = 0u;
   if (bs > 0u) { belowSum = sums[bs - 1u]; belowCount = counts[bs - 1u]; }
@@ -282,15 +282,24 @@ fn main(@builtin(local_invocation_index) b: u32) {
     finish(newCount + lo);
   }
 }
-`;
-}
+`,
+};
 
 /** c -> mode, keep, pruned, L' (spec step 2 plus the cost rule's maxKeptLength); one thread. */
-export function budgetDecideWgsl(): string {
-  return `${paramsStruct(BUDGET_DECIDE_PARAMS)}
-@group(0) @binding(1) var<storage, read_write> state: array<u32>;
-
-@compute @workgroup_size(1)
+export const BUDGET_DECIDE: Kernel<'state'> = {
+  name: 'budgetDecide',
+  key: 'budgetDecide',
+  params: [
+    ['P', 'u32'],
+    ['W', 'u32'],
+    ['L', 'u32'],
+    ['minTokens', 'u32'],
+    ['maxKeptLength', 'u32'],
+  ],
+  bindings: [write('state', 'u32')],
+  workgroupSize: 1,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main() {
   let c = state[${S.count}];
   state[${S.keptLength}] = p.L;
@@ -304,5 +313,5 @@ fn main() {
   state[${S.mode}] = ${S.modeSparse}u;
   state[${S.keptLength}] = keep + p.W;
 }
-`;
-}
+`,
+};

@@ -9,32 +9,29 @@
  * sparse; one workgroup per (block of rowsPerGroup rows, head).
  */
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { paramsStruct, type ParamFields } from './params.js';
+import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 
-export const GATHER_PARAMS: ParamFields = [
-  ['dim', 'u32'],
-  ['rowsPerGroup', 'u32'],
-  ['h0', 'u32'],
-  ['kvDiv', 'u32'],
-  ['src0', 'u32'],
-  ['srcBase', 'u32'],
-  ['srcHeadStride', 'u32'],
-  ['dstBase', 'u32'],
-  ['dstHeadStride', 'u32'],
-  ['idxBase', 'u32'],
-  ['idxHeadStride', 'u32'],
-];
-
-export function gatherWgsl(): string {
-  return `${paramsStruct(GATHER_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read> indices: array<u32>;
-@group(0) @binding(3) var<storage, read> src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-${DIVU_WGSL}
-
-@compute @workgroup_size(256)
+export const GATHER: Kernel<'state' | 'indices' | 'src' | 'dst'> = {
+  name: 'gather',
+  key: 'gather',
+  params: [
+    ['dim', 'u32'],
+    ['rowsPerGroup', 'u32'],
+    ['h0', 'u32'],
+    ['kvDiv', 'u32'],
+    ['src0', 'u32'],
+    ['srcBase', 'u32'],
+    ['srcHeadStride', 'u32'],
+    ['dstBase', 'u32'],
+    ['dstHeadStride', 'u32'],
+    ['idxBase', 'u32'],
+    ['idxHeadStride', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), read('indices', 'u32'), read('src'), write('dst')],
+  workgroupSize: 256,
+  source: () => `${DIVU_WGSL}
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }
   let n = state[${STATE.keptLength}];
@@ -45,12 +42,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let dstBase = p.dstBase + wg.y * p.dstHeadStride;
   let idxBase = p.idxBase + wg.y * p.idxHeadStride;
   let count = min(p.rowsPerGroup, n - r0) * p.dim;
-  for (var e = tid; e < count; e = e + 256u) {
+  for (var e = tid; e < count; e = e + WG) {
     let er = divu(e, p.dim);
     let r = r0 + er;
     let d = e - er * p.dim;
     dst[dstBase + r * p.dim + d] = src[srcBase + indices[idxBase + r] * p.dim + d];
   }
 }
-`;
-}
+`,
+};

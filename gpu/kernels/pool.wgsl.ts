@@ -4,23 +4,23 @@
  * (count_include_pad): out[h][t] = (1/K) sum_{u=max(0,t-r)}^{min(P-1,t+r)} in[h][u].
  * Layout: [head][P] f32 in and out; one thread per (t, head).
  */
-import { paramsStruct, type ParamFields } from './params.js';
+import { read, write, type Kernel } from './kernel.js';
 
-export const POOL_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['radius', 'u32'],
-  ['inBase', 'u32'],
-  ['outBase', 'u32'],
-  ['headStride', 'u32'],
-  ['kernel', 'f32'],
-];
-
-export function poolWgsl(): string {
-  return `${paramsStruct(POOL_PARAMS)}
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> pooled: array<f32>;
-
-@compute @workgroup_size(256)
+export const POOL: Kernel<'scores' | 'pooled'> = {
+  name: 'pool',
+  key: 'pool',
+  params: [
+    ['P', 'u32'],
+    ['radius', 'u32'],
+    ['inBase', 'u32'],
+    ['outBase', 'u32'],
+    ['headStride', 'u32'],
+    ['kernel', 'f32'],
+  ],
+  bindings: [read('scores'), write('pooled')],
+  workgroupSize: 256,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
   if (t >= p.P) { return; }
@@ -32,5 +32,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var u = lo; u <= hi; u = u + 1u) { s = s + scores[p.inBase + row + u]; }
   pooled[p.outBase + row + t] = s / p.kernel;
 }
-`;
-}
+`,
+};

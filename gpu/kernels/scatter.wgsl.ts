@@ -8,44 +8,41 @@
  * heads); a workgroup writes rowsPerGroup whole rows of the chunk's columns,
  * so consecutive threads write consecutive floats.
  *
- * scatterInverse builds `inverse` from given indices (for attendSelected on
+ * INVERT_INDICES builds `inverse` from given indices (for attendSelected on
  * host-provided indices; the pipeline's select writes it directly):
  *   inverse[h][indices[h][r]] = r + 1 for r < L', on a zeroed buffer.
  */
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { paramsStruct, type ParamFields } from './params.js';
+import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 
-export const SCATTER_PARAMS: ParamFields = [
-  ['t0', 'u32'],
-  ['rows', 'u32'],
-  ['H', 'u32'],
-  ['dim', 'u32'],
-  ['h0', 'u32'],
-  ['heads', 'u32'],
-  ['rowsPerGroup', 'u32'],
-  ['oBase', 'u32'],
-  ['oHeadStride', 'u32'],
-  ['invBase', 'u32'],
-  ['invHeadStride', 'u32'],
-  ['outBase', 'u32'],
-];
-
-export function scatterWgsl(): string {
-  return `${paramsStruct(SCATTER_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read> inverse: array<u32>;
-@group(0) @binding(3) var<storage, read> o: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-${DIVU_WGSL}
-
-@compute @workgroup_size(256)
+export const SCATTER: Kernel<'state' | 'inverse' | 'o' | 'out'> = {
+  name: 'scatter',
+  key: 'scatter',
+  params: [
+    ['t0', 'u32'],
+    ['rows', 'u32'],
+    ['H', 'u32'],
+    ['dim', 'u32'],
+    ['h0', 'u32'],
+    ['heads', 'u32'],
+    ['rowsPerGroup', 'u32'],
+    ['oBase', 'u32'],
+    ['oHeadStride', 'u32'],
+    ['invBase', 'u32'],
+    ['invHeadStride', 'u32'],
+    ['outBase', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), read('inverse', 'u32'), read('o'), write('out')],
+  workgroupSize: 256,
+  source: () => `${DIVU_WGSL}
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
   let r0 = wg.x * p.rowsPerGroup;
   let width = p.heads * p.dim;
   let count = min(p.rowsPerGroup, p.rows - r0) * width;
-  for (var e = tid; e < count; e = e + 256u) {
+  for (var e = tid; e < count; e = e + WG) {
     let er = divu(e, width);
     let r = r0 + er;
     let inRow = e - er * width;
@@ -64,25 +61,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     out[p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d] = x;
   }
 }
-`;
-}
+`,
+};
 
-export const SCATTER_INVERSE_PARAMS: ParamFields = [
-  ['L', 'u32'],
-  ['keptLength', 'u32'],
-];
-
-export function scatterInverseWgsl(): string {
-  return `${paramsStruct(SCATTER_INVERSE_PARAMS)}
-@group(0) @binding(1) var<storage, read> indices: array<u32>;
-@group(0) @binding(2) var<storage, read_write> inverse: array<u32>;
-
-@compute @workgroup_size(256)
+export const INVERT_INDICES: Kernel<'indices' | 'inverse'> = {
+  name: 'invertIndices',
+  key: 'invertIndices',
+  params: [
+    ['L', 'u32'],
+    ['keptLength', 'u32'],
+  ],
+  bindings: [read('indices', 'u32'), write('inverse', 'u32')],
+  workgroupSize: 256,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = gid.x;
   if (r >= p.keptLength) { return; }
   let h = gid.y;
   inverse[h * p.L + indices[h * p.L + r]] = r + 1u;
 }
-`;
-}
+`,
+};

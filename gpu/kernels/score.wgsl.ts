@@ -4,22 +4,25 @@
  *   a[h][t] = (1/W) sum_{i=P}^{L-1} exp(s_it - m_i) / l_i,   t < P = L - W,
  *   s_ij = q_i . k_j / sqrt(D),  m_i = max_{j<=i} s_ij,  l_i = sum_{j<=i} exp(s_ij - m_i).
  *
- * Three kernels, two passes over the logits (recomputed, never stored):
- *   scoreStats   per (key block of BN keys, head): partial (m, l) of every window
- *                query over the block's visible keys -> part [head][block][W][2]
- *   scoreCombine per (window query, head): folds the partials in block order
- *                (deterministic) -> stats [head][W][2] = (m_i, l_i)
- *   scoreProbs   per (prefix key block, head): sum over window queries of
- *                exp(s - m_i) / l_i -> scores [head][P]
+ * Three kernels, two passes over the logits (recomputed, never stored), named as
+ * in assembly/kernels/score.ts where they compute the same thing:
+ *   scorePartials per (key block of BN keys, head): partial (m, l) of every window
+ *                 query over the block's visible keys -> partials [head][block][W][2]
+ *   scoreStats    per (window query, head): folds the partials in block order
+ *                 (deterministic) -> stats [head][W][2] = (m_i, l_i)
+ *   scoreMean     per (prefix key block, head): (1/W) sum over window queries of
+ *                 exp(s - m_i) / l_i -> scores [head][P]
  * Layouts: Q [head][L][dim], K [kvHead][L][dim] with kvHead = head / kvDiv,
  * f32; bindings are windows starting at the chunk's first head (`*Base`).
  */
-import { bm, bn, threads, type TileConfig } from '../tiles.js';
-import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './logits.js';
+import { bm, bn, threads, tileKey, type TileConfig } from '../tiles.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { paramsStruct, unroll, type ParamFields } from './params.js';
+import { read, variants, write, type BindingDecl, type Kernel } from './kernel.js';
+import { unroll, type ParamFields } from './params.js';
+import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './tile.wgsl.js';
 
-const COMMON: ParamFields = [
+/** Parameters of the two logits kernels: shape and the Q/K windows (see qkParams in stages/). */
+const QK_PARAMS: ParamFields = [
   ['L', 'u32'],
   ['P', 'u32'],
   ['W', 'u32'],
@@ -34,23 +37,7 @@ const COMMON: ParamFields = [
   ['scale', 'f32'],
 ];
 
-export const SCORE_STATS_PARAMS: ParamFields = [...COMMON, ['partBase', 'u32'], ['partHeadStride', 'u32']];
-export const SCORE_COMBINE_PARAMS: ParamFields = [
-  ['W', 'u32'],
-  ['nKeyBlocks', 'u32'],
-  ['partBase', 'u32'],
-  ['partHeadStride', 'u32'],
-  ['statBase', 'u32'],
-  ['statHeadStride', 'u32'],
-];
-export const SCORE_PROBS_PARAMS: ParamFields = [
-  ...COMMON,
-  ['statBase', 'u32'],
-  ['statHeadStride', 'u32'],
-  ['outBase', 'u32'],
-  ['outHeadStride', 'u32'],
-  ['invW', 'f32'],
-];
+const qkBindings = (c: TileConfig): [BindingDecl<'qIn'>, BindingDecl<'kIn'>] => [read('qIn', ioType(c)), read('kIn', ioType(c))];
 
 /** Head-relative bases and the S = Q_window K_block^T tile for query chunk qc, key block k0. */
 function logitsOfChunk(c: TileConfig): string {
@@ -64,10 +51,7 @@ ${accumulateChunk(c)}
     workgroupBarrier();`)}`;
 }
 
-const HEADER = (c: TileConfig, fields: ParamFields) => `${paramsStruct(fields)}
-@group(0) @binding(1) var<storage, read> qIn: array<${ioType(c)}>;
-@group(0) @binding(2) var<storage, read> kIn: array<${ioType(c)}>;
-${tileConsts(c)}
+const HEADER = (c: TileConfig) => `${tileConsts(c)}
 var<workgroup> sm: array<vec4<f32>, ${(bm(c) + bn(c)) * (c.dk / 4 + 1)}>;
 ${DIVU_WGSL}
 ${load4Fn('qIn', c)}
@@ -81,14 +65,20 @@ const BASES = `
   let tx = tid % NX;
   let ty = tid / NX;`;
 
-export function scoreStatsWgsl(c: TileConfig): string {
-  const row = (i: number) => `(ty + ${i}u * NY)`;
-  return `${HEADER(c, SCORE_STATS_PARAMS)}
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+/** scorePartials: per (key block, head), partial (m, l) of each window query over the block. */
+export const scorePartialsKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'partials'> => ({
+  name: 'scorePartials',
+  key: `scorePartials:${key}`,
+  params: [...QK_PARAMS, ['partBase', 'u32'], ['partHeadStride', 'u32']],
+  bindings: [...qkBindings(c), write('partials')],
+  workgroupSize: threads(c),
+  source: () => {
+    const row = (i: number) => `(ty + ${i}u * NY)`;
+    return `${HEADER(c)}
 var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
 var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
 
-@compute @workgroup_size(${threads(c)})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${BASES}
   let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
@@ -108,25 +98,37 @@ ${unroll(c.tm, (i) => `      {
         var ls = 0.0;
         for (var x = 0u; x < NX; x = x + 1u) { ls = ls + redL[${row(i)} * NX + x]; }
         if (qw < p.W) {
-          part[partBase + 2u * qw] = tmax${i};
-          part[partBase + 2u * qw + 1u] = ls;
+          partials[partBase + 2u * qw] = tmax${i};
+          partials[partBase + 2u * qw + 1u] = ls;
         }
       }`)}
     }
   }
 }
 `;
-}
+  },
+}));
 
-export function scoreCombineWgsl(): string {
-  return `${paramsStruct(SCORE_COMBINE_PARAMS)}
-@group(0) @binding(1) var<storage, read> part: array<f32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+/** scoreStats: per (window query, head), (m_i, l_i) folded from the partials in key-block order. */
+export const SCORE_STATS: Kernel<'partials' | 'stats'> = {
+  name: 'scoreStats',
+  key: 'scoreStats',
+  params: [
+    ['W', 'u32'],
+    ['nKeyBlocks', 'u32'],
+    ['partBase', 'u32'],
+    ['partHeadStride', 'u32'],
+    ['statBase', 'u32'],
+    ['statHeadStride', 'u32'],
+  ],
+  bindings: [read('partials'), write('stats')],
+  workgroupSize: 64,
+  source: () => `
 const NEG: f32 = -1.0e30;
 
 // Online fold of (m_b, l_b) over key blocks b in ascending order:
 // m = max(m, m_b), l = l * exp(m_old - m) + l_b * exp(m_b - m).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i >= p.W) { return; }
@@ -134,8 +136,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var m = NEG;
   var l = 0.0;
   for (var b = 0u; b < p.nKeyBlocks; b = b + 1u) {
-    let mb = part[base + b * p.W * 2u];
-    let lb = part[base + b * p.W * 2u + 1u];
+    let mb = partials[base + b * p.W * 2u];
+    let lb = partials[base + b * p.W * 2u + 1u];
     if (lb > 0.0) {
       let mn = max(m, mb);
       l = l * exp(m - mn) + lb * exp(mb - mn);
@@ -146,17 +148,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   stats[o] = m;
   stats[o + 1u] = l;
 }
-`;
-}
+`,
+};
 
-export function scoreProbsWgsl(c: TileConfig): string {
-  const row = (i: number) => `(ty + ${i}u * NY)`;
-  return `${HEADER(c, SCORE_PROBS_PARAMS)}
-@group(0) @binding(3) var<storage, read> stats: array<f32>;
-@group(0) @binding(4) var<storage, read_write> scores: array<f32>;
+/** scoreMean: per (prefix key block, head), the window's mean probability of each key. */
+export const scoreMeanKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'stats' | 'scores'> => ({
+  name: 'scoreMean',
+  key: `scoreMean:${key}`,
+  params: [...QK_PARAMS, ['statBase', 'u32'], ['statHeadStride', 'u32'], ['outBase', 'u32'], ['outHeadStride', 'u32'], ['invW', 'f32']],
+  bindings: [...qkBindings(c), read('stats'), write('scores')],
+  workgroupSize: threads(c),
+  source: () => {
+    const row = (i: number) => `(ty + ${i}u * NY)`;
+    return `${HEADER(c)}
 var<workgroup> redC: array<f32, ${bn(c) * c.ny}>;
 
-@compute @workgroup_size(${threads(c)})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${BASES}
   let statBase = p.statBase + wg.y * p.statHeadStride;
@@ -182,4 +189,5 @@ ${unroll(c.tn, (j) => `  redC[(tx + ${j}u * NX) * NY + ty] = col${j};`)}
   }
 }
 `;
-}
+  },
+}));

@@ -11,78 +11,72 @@
  * count: slot(t) = #{u < t : x_u > v} + min(#{u < t : x_u == v}, need)
  * (selectCount per block, selectScan over blocks, selectWrite).
  *
- * Layouts: pooled [H][P] f32; selHist [H][256] u32; selState [H][4] u32 =
+ * Layouts: pooled [H][P] f32; selHist [H][256] u32 (256 buckets: WG, a thread per bucket); selState [H][4] u32 =
  * (prefix v, need, _, _); blocks [H][nBlocks][2] u32 (greater, ties);
  * indices [H][L] u32 (row h holds L' = keep + W entries, stride L);
  * inverse [H][L] u32: compact row + 1 of each kept position, 0 if pruned
  * (used by scatter). keep comes from the state buffer.
  */
-import { paramsStruct, type ParamFields } from './params.js';
+import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 
-/** Positions per block of the compaction (256 threads x 4). */
-export const SELECT_BLOCK = 1024;
-const ITEMS = 16;
+/** Threads of every select kernel but the scan; also the histogram's bucket count (one thread per bucket). */
+const WG = 256;
+/** Positions per thread of the compaction (selectCount, selectWrite); a block is WG * PER_THREAD positions. */
+const PER_THREAD = 4;
+/** Positions per block of the compaction. */
+export const SELECT_BLOCK = WG * PER_THREAD;
+/** Radix buckets of selectHist and selectChoose (one thread per bucket): selHist is [H][SELECT_BUCKETS]. */
+export const SELECT_BUCKETS = WG;
+/** Positions a thread of selectHist folds sequentially; a workgroup covers WG * HIST_ITEMS. */
+export const HIST_ITEMS = 16;
 
-export const SELECT_INIT_PARAMS: ParamFields = [['H', 'u32']];
-export const SELECT_HIST_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['shift', 'u32'],
-];
-export const SELECT_CHOOSE_PARAMS: ParamFields = [['shift', 'u32']];
-export const SELECT_COUNT_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['nBlocks', 'u32'],
-];
-export const SELECT_SCAN_PARAMS: ParamFields = [['nBlocks', 'u32']];
-export const SELECT_WRITE_PARAMS: ParamFields = [
-  ['P', 'u32'],
-  ['L', 'u32'],
-  ['nBlocks', 'u32'],
-];
-
-const GATE = `  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }`;
+const IF_SPARSE = `  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }`;
 
 const KEY = `fn key(x: f32) -> u32 { return bitcast<u32>(x) & 0x7fffffffu; }`;
 
 /** selHist = 0, selState[h] = (0, keep, 0, 0). */
-export function selectInitWgsl(): string {
-  return `${paramsStruct(SELECT_INIT_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> selHist: array<u32>;
-@group(0) @binding(3) var<storage, read_write> selState: array<u32>;
-
-@compute @workgroup_size(256)
+export const SELECT_INIT: Kernel<'state' | 'selHist' | 'selState'> = {
+  name: 'selectInit',
+  key: 'selectInit',
+  params: [['H', 'u32']],
+  bindings: [read('state', 'u32'), write('selHist', 'u32'), write('selState', 'u32')],
+  workgroupSize: WG,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-${GATE}
+${IF_SPARSE}
   let h = wg.x;
   if (h >= p.H) { return; }
-  selHist[h * 256u + tid] = 0u;
+  selHist[h * WG + tid] = 0u;
   if (tid < 4u) { selState[h * 4u + tid] = 0u; }
   if (tid == 1u) { selState[h * 4u + 1u] = state[${STATE.keep}]; }
 }
-`;
-}
+`,
+};
 
 /** Histogram of the current byte over the positions whose higher bytes equal the prefix. */
-export function selectHistWgsl(): string {
-  return `${paramsStruct(SELECT_HIST_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read> pooled: array<f32>;
-@group(0) @binding(3) var<storage, read> selState: array<u32>;
-@group(0) @binding(4) var<storage, read_write> selHist: array<atomic<u32>>;
-var<workgroup> local: array<atomic<u32>, 256>;
+export const SELECT_HIST: Kernel<'state' | 'pooled' | 'selState' | 'selHist'> = {
+  name: 'selectHist',
+  key: 'selectHist',
+  params: [
+    ['P', 'u32'],
+    ['shift', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), read('pooled'), read('selState', 'u32'), write('selHist', 'atomic<u32>')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> local: array<atomic<u32>, WG>;
 ${KEY}
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-${GATE}
+${IF_SPARSE}
   let h = wg.y;
   let prefix = selState[h * 4u];
-  let t0 = (wg.x * 256u + tid) * ${ITEMS}u;
+  let t0 = (wg.x * WG + tid) * ${HIST_ITEMS}u;
   var bucket = 0u;
   var n = 0u;
-  for (var t = t0; t < min(t0 + ${ITEMS}u, p.P); t = t + 1u) {
+  for (var t = t0; t < min(t0 + ${HIST_ITEMS}u, p.P); t = t + 1u) {
     let k = key(pooled[h * p.P + t]);
     if (p.shift < 24u && (k >> (p.shift + 8u)) != (prefix >> (p.shift + 8u))) { continue; }
     let b = (k >> p.shift) & 255u;
@@ -96,33 +90,34 @@ ${GATE}
   if (n != 0u) { atomicAdd(&local[bucket], n); }
   workgroupBarrier();
   let c = atomicLoad(&local[tid]);
-  if (c != 0u) { atomicAdd(&selHist[h * 256u + tid], c); }
+  if (c != 0u) { atomicAdd(&selHist[h * WG + tid], c); }
 }
-`;
-}
+`,
+};
 
 /** Per head (workgroup = head, thread = bucket): the bucket where the count from the top reaches need. */
-export function selectChooseWgsl(): string {
-  return `${paramsStruct(SELECT_CHOOSE_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> selHist: array<u32>;
-@group(0) @binding(3) var<storage, read_write> selState: array<u32>;
-var<workgroup> above: array<u32, 256>;
+export const SELECT_CHOOSE: Kernel<'state' | 'selHist' | 'selState'> = {
+  name: 'selectChoose',
+  key: 'selectChoose',
+  params: [['shift', 'u32']],
+  bindings: [read('state', 'u32'), write('selHist', 'u32'), write('selState', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> above: array<u32, WG>;
 var<workgroup> need: u32;
 var<workgroup> chosen: atomic<u32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) b: u32) {
-${GATE}
+${IF_SPARSE}
   let h = wg.x;
-  let cnt = selHist[h * 256u + b];
-  selHist[h * 256u + b] = 0u;
+  let cnt = selHist[h * WG + b];
+  selHist[h * WG + b] = 0u;
   // Inclusive suffix sums: above[b] = count of buckets >= b.
   above[b] = cnt;
-  for (var off = 1u; off < 256u; off = off * 2u) {
+  for (var off = 1u; off < WG; off = off * 2u) {
     workgroupBarrier();
     var c = 0u;
-    if (b + off < 256u) { c = above[b + off]; }
+    if (b + off < WG) { c = above[b + off]; }
     workgroupBarrier();
     above[b] = above[b] + c;
   }
@@ -138,29 +133,32 @@ ${GATE}
     selState[h * 4u + 1u] = need - strictlyAbove;
   }
 }
-`;
-}
+`,
+};
 
 /** Per block of SELECT_BLOCK prefix positions: (#greater, #ties) with respect to v_h. */
-export function selectCountWgsl(): string {
-  return `${paramsStruct(SELECT_COUNT_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read> pooled: array<f32>;
-@group(0) @binding(3) var<storage, read> selState: array<u32>;
-@group(0) @binding(4) var<storage, read_write> blocks: array<u32>;
-var<workgroup> greater: atomic<u32>;
+export const SELECT_COUNT: Kernel<'state' | 'pooled' | 'selState' | 'blocks'> = {
+  name: 'selectCount',
+  key: 'selectCount',
+  params: [
+    ['P', 'u32'],
+    ['nBlocks', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), read('pooled'), read('selState', 'u32'), write('blocks', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> greater: atomic<u32>;
 var<workgroup> ties: atomic<u32>;
 ${KEY}
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-${GATE}
+${IF_SPARSE}
   let h = wg.y;
   let v = selState[h * 4u];
   var g = 0u;
   var e = 0u;
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let t = wg.x * ${SELECT_BLOCK}u + tid * 4u + i;
+  for (var i = 0u; i < ${PER_THREAD}u; i = i + 1u) {
+    let t = wg.x * ${SELECT_BLOCK}u + tid * ${PER_THREAD}u + i;
     if (t < p.P) {
       let k = key(pooled[h * p.P + t]);
       g = g + u32(k > v);
@@ -176,18 +174,20 @@ ${GATE}
     blocks[o + 1u] = atomicLoad(&ties);
   }
 }
-`;
-}
+`,
+};
 
 /** Per head: exclusive prefix sums of the block counts, in place (one thread, blocks in order). */
-export function selectScanWgsl(): string {
-  return `${paramsStruct(SELECT_SCAN_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read_write> blocks: array<u32>;
-
-@compute @workgroup_size(1)
+export const SELECT_SCAN: Kernel<'state' | 'blocks'> = {
+  name: 'selectScan',
+  key: 'selectScan',
+  params: [['nBlocks', 'u32']],
+  bindings: [read('state', 'u32'), write('blocks', 'u32')],
+  workgroupSize: 1,
+  source: () => `
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>) {
-${GATE}
+${IF_SPARSE}
   var g = 0u;
   var e = 0u;
   for (var i = 0u; i < p.nBlocks; i = i + 1u) {
@@ -200,35 +200,37 @@ ${GATE}
     e = e + be;
   }
 }
-`;
-}
+`,
+};
 
 /** Writes indices and inverse for one block of positions in [0, L). */
-export function selectWriteWgsl(): string {
-  return `${paramsStruct(SELECT_WRITE_PARAMS)}
-@group(0) @binding(1) var<storage, read> state: array<u32>;
-@group(0) @binding(2) var<storage, read> pooled: array<f32>;
-@group(0) @binding(3) var<storage, read> selState: array<u32>;
-@group(0) @binding(4) var<storage, read> blocks: array<u32>;
-@group(0) @binding(5) var<storage, read_write> indices: array<u32>;
-@group(0) @binding(6) var<storage, read_write> inverse: array<u32>;
-var<workgroup> scanG: array<u32, 256>;
-var<workgroup> scanE: array<u32, 256>;
+export const SELECT_WRITE: Kernel<'state' | 'pooled' | 'selState' | 'blocks' | 'indices' | 'inverse'> = {
+  name: 'selectWrite',
+  key: 'selectWrite',
+  params: [
+    ['P', 'u32'],
+    ['L', 'u32'],
+    ['nBlocks', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), read('pooled'), read('selState', 'u32'), read('blocks', 'u32'), write('indices', 'u32'), write('inverse', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> scanG: array<u32, WG>;
+var<workgroup> scanE: array<u32, WG>;
 ${KEY}
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-${GATE}
+${IF_SPARSE}
   let h = wg.y;
   let keep = state[${STATE.keep}];
   let v = selState[h * 4u];
   let need = selState[h * 4u + 1u];
-  var gf: array<bool, 4>;
-  var ef: array<bool, 4>;
+  var gf: array<bool, ${PER_THREAD}>;
+  var ef: array<bool, ${PER_THREAD}>;
   var g = 0u;
   var e = 0u;
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let t = wg.x * ${SELECT_BLOCK}u + tid * 4u + i;
+  for (var i = 0u; i < ${PER_THREAD}u; i = i + 1u) {
+    let t = wg.x * ${SELECT_BLOCK}u + tid * ${PER_THREAD}u + i;
     gf[i] = false;
     ef[i] = false;
     if (t < p.P) {
@@ -242,7 +244,7 @@ ${GATE}
   // Exclusive scan over the block's threads (Hillis-Steele on inclusive sums).
   scanG[tid] = g;
   scanE[tid] = e;
-  for (var off = 1u; off < 256u; off = off * 2u) {
+  for (var off = 1u; off < WG; off = off * 2u) {
     workgroupBarrier();
     var a = 0u;
     var c = 0u;
@@ -258,8 +260,8 @@ ${GATE}
     gBefore = gBefore + blocks[o];
     eBefore = eBefore + blocks[o + 1u];
   }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let t = wg.x * ${SELECT_BLOCK}u + tid * 4u + i;
+  for (var i = 0u; i < ${PER_THREAD}u; i = i + 1u) {
+    let t = wg.x * ${SELECT_BLOCK}u + tid * ${PER_THREAD}u + i;
     if (t >= p.L) { break; }
     var slot = 0xffffffffu;
     if (t >= p.P) {
@@ -273,5 +275,5 @@ ${GATE}
     eBefore = eBefore + u32(ef[i]);
   }
 }
-`;
-}
+`,
+};

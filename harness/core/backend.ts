@@ -8,7 +8,8 @@
  *
  * tokenSparseAttention is the same for every backend: the dense-before-scoring
  * rule (rules.ts) first, then the backend's fused `layer` where it has one
- * (webgpu), else runPipeline over its stages (reference, wasm).
+ * (webgpu), else the cost rule's probe where it is on (wasm) and the
+ * pipeline over its stages (reference, wasm).
  */
 import { throwIfAborted } from './errors.js';
 import type {
@@ -20,7 +21,9 @@ import type {
   TsaOptions,
   TsaResult,
 } from './interface.js';
+import { beforeProbe, type CostModel } from './cost.js';
 import { denseLayer, pipelineLayer, type PipelineStages } from './pipeline.js';
+import { probeVerdict } from './probe.js';
 import { denseBeforeScoring } from './rules.js';
 import {
   resolveOptions,
@@ -49,8 +52,31 @@ export interface BackendDefinition {
    * coverage > 0). Default: runPipeline over `stages`, each stage through `run`.
    */
   layer?: (input: AttentionInput, o: ResolvedTsaOptions) => Promise<TsaResult>;
+  /**
+   * The host-side cost rule (cost.ts, probe.ts) for backends without a fused
+   * layer: `enabled` is the backend's default (a call's `costRule` overrides
+   * it), `model` its rates (fitted on first use by timing `stages`, the
+   * backend's own run through `run`, or pinned). A fused layer
+   * applies its own rule on the device and reports its model here too.
+   */
+  costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
+}
+
+/** `stages`, each call through `run` (given the call's options). */
+export function serialised(
+  s: PipelineStages,
+  run: <T>(call: () => Promise<T>, o: ResolvedTsaOptions) => Promise<T>,
+): PipelineStages {
+  return {
+    scores: (input, o) => run(() => s.scores(input, o), o),
+    pool: (scores, shape, o) => run(() => s.pool(scores, shape, o), o),
+    budget: (pooled, shape, o) => run(() => s.budget(pooled, shape, o), o),
+    select: (pooled, shape, keep, o) => run(() => s.select(pooled, shape, keep, o), o),
+    attendSelected: (input, indices, n, o) => run(() => s.attendSelected(input, indices, n, o), o),
+    dense: (input, o) => run(() => s.dense(input, o), o),
+  };
 }
 
 /** The public Backend of a definition; `extra` adds backend-specific members (e.g. GPU-resident calls). */
@@ -62,16 +88,8 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       throwIfAborted(o.signal);
       return call();
     });
-  const s = def.stages;
   // Each stage through `run`: what runPipeline composes, and what the public stage methods call.
-  const ran: PipelineStages = {
-    scores: (input, o) => run(o, () => s.scores(input, o)),
-    pool: (scores, shape, o) => run(o, () => s.pool(scores, shape, o)),
-    budget: (pooled, shape, o) => run(o, () => s.budget(pooled, shape, o)),
-    select: (pooled, shape, keep, o) => run(o, () => s.select(pooled, shape, keep, o)),
-    attendSelected: (input, indices, n, o) => run(o, () => s.attendSelected(input, indices, n, o)),
-    dense: (input, o) => run(o, () => s.dense(input, o)),
-  };
+  const ran = serialised(def.stages, (call, o) => run(o, call));
   const layer = def.layer;
   const backend: Backend = {
     name: def.name,
@@ -113,10 +131,23 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       validateInput(input);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);
-      return layer ? run(o, () => layer(input, o)) : pipelineLayer(ran, input, o);
+      if (layer) return run(o, () => layer(input, o));
+      const rule = def.costRule;
+      if (!rule || !(o.costRule ?? rule.enabled)) return pipelineLayer(ran, input, o);
+      const model = await rule.model(ran);
+      const pre = beforeProbe(input, o, model);
+      if (pre) return denseLayer(ran, input, o, pre);
+      const start = performance.now();
+      const verdict = await probeVerdict(ran, input, o, model);
+      const probeMs = performance.now() - start;
+      const result = verdict ? await denseLayer(ran, input, o, verdict) : await pipelineLayer(ran, input, o);
+      result.timings.scores += probeMs;
+      result.timings.total += probeMs;
+      return result;
     },
     dispose: () => def.dispose(),
     ...(def.lastDeviceTimeMs ? { lastDeviceTimeMs: () => def.lastDeviceTimeMs!() } : {}),
+    ...(def.costRule ? { costRates: () => def.costRule!.model(ran) } : {}),
   };
   return Object.assign(backend, extra);
 }

@@ -42,6 +42,25 @@ export class BackendLostError extends TsaError {
   }
 }
 
+/** What a BackendResourceError is about. */
+export type BackendResourceKind =
+  /** The device ran out of memory for the call's buffers. */
+  | 'OUT_OF_MEMORY'
+  /** The device rejected the call's work (a WebGPU validation error). */
+  | 'VALIDATION'
+  /** The device finished without leaving the result the backend expected. */
+  | 'INTERNAL';
+
+/**
+ * The device could not run the call (out of memory, a validation error); the
+ * backend stays usable for calls that fit. `code` is TSA_BACKEND_<kind>.
+ */
+export class BackendResourceError extends TsaError {
+  constructor(message: string, readonly kind: BackendResourceKind) {
+    super(message, `TSA_BACKEND_${kind}`);
+  }
+}
+
 /** The call's AbortSignal fired: the call stopped, its resources are freed, the backend stays usable. */
 export class TsaAbortError extends TsaError {
   constructor(message: string, readonly reason?: unknown) {

@@ -13,6 +13,8 @@
  *   TSA keeps about 0.45-0.57 of the tokens from L = 2K to 128K, depending on
  *   the seed and head counts (0.50-0.57 at H 32, Hkv 8, D 128: the regime
  *   the H200 benchmarks of the WebGPU backend are specified for).
+ * gpu/generate.ts writes the same distribution on the device (its kernel is
+ * built from STRUCTURED and the formulas of heavyLift and queryAlignment).
  */
 import type { AttentionInput, AttentionShape } from './interface.js';
 
@@ -108,6 +110,26 @@ export function generateInput(kind: InputKind, shape: AttentionShape, seed = 1):
   return { ...shape, q, k, v };
 }
 
+/** A random unit vector of dimension D: a KV head's direction u_g. */
+export function unitVector(rng: Rng, D: number): Float32Array {
+  const u = rng.fillNormal(new Float32Array(D));
+  let norm = 0;
+  for (let d = 0; d < D; d++) norm += u[d]! * u[d]!;
+  norm = Math.sqrt(norm);
+  for (let d = 0; d < D; d++) u[d]! /= norm;
+  return u;
+}
+
+/** A heavy key's lift from a uniform draw in (0, 1): Pareto(heavyMin, heavyAlpha) capped at heavyMax. */
+export function heavyLift(uniform: number): number {
+  return Math.min(STRUCTURED.heavyMax, STRUCTURED.heavyMin * uniform ** (-1 / STRUCTURED.heavyAlpha));
+}
+
+/** Query alignment beta_h of head j of a GQA group of `group` heads: 1 down to betaMin. */
+export function queryAlignment(j: number, group: number): number {
+  return group === 1 ? 1 : 1 - ((1 - STRUCTURED.betaMin) * j) / (group - 1);
+}
+
 function addStructure(rng: Rng, x: AttentionInput): void {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L, q, k } = x;
   const S = STRUCTURED;
@@ -115,16 +137,12 @@ function addStructure(rng: Rng, x: AttentionInput): void {
   const heavy = new Uint8Array(L);
   for (let t = 1; t < L; t++) heavy[t] = rng.uniform() < S.heavyShare ? 1 : 0;
   for (let g = 0; g < Hkv; g++) {
-    const u = rng.fillNormal(new Float32Array(D));
-    let norm = 0;
-    for (let d = 0; d < D; d++) norm += u[d]! * u[d]!;
-    norm = Math.sqrt(norm);
-    for (let d = 0; d < D; d++) u[d]! /= norm;
+    const u = unitVector(rng, D);
     // Keys: sink at token 0, this KV head's heavy-tailed lift at the shared heavy positions.
     for (let t = 0; t < L; t++) {
       let a = 0;
       if (t === 0) a = S.sink;
-      else if (heavy[t]) a = Math.min(S.heavyMax, S.heavyMin * rng.uniform() ** (-1 / S.heavyAlpha));
+      else if (heavy[t]) a = heavyLift(rng.uniform());
       if (a === 0) continue;
       const o = (g * L + t) * D;
       for (let d = 0; d < D; d++) k[o + d]! += a * u[d]!;
@@ -132,8 +150,7 @@ function addStructure(rng: Rng, x: AttentionInput): void {
     // Queries of the group: aligned with u_g, strength beta_h * sqrt(D).
     for (let j = 0; j < group; j++) {
       const h = g * group + j;
-      const beta = group === 1 ? 1 : 1 - ((1 - S.betaMin) * j) / (group - 1);
-      const lift = beta * Math.sqrt(D);
+      const lift = queryAlignment(j, group) * Math.sqrt(D);
       for (let t = 0; t < L; t++) {
         const o = (h * L + t) * D;
         for (let d = 0; d < D; d++) q[o + d]! += lift * u[d]!;

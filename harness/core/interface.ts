@@ -16,6 +16,8 @@
  * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
  */
 
+import type { CostModel } from './cost.js';
+
 /** Shape of one attention call: one sequence (batch 1), prefill. */
 export interface AttentionShape {
   /** Query heads H. */
@@ -54,6 +56,12 @@ export interface TsaOptions {
    * a long stage), frees what the call held, and the backend stays usable.
    */
   signal?: AbortSignal;
+  /**
+   * Overrides the backend's cost rule for this call (backend option
+   * `costRule`): true may run dense where selection would not pay
+   * ('not-worth-it'); false runs the spec's pipeline unchanged.
+   */
+  costRule?: boolean;
 }
 
 /** The numeric options of the method (spec section 2), with their defaults. */
@@ -62,6 +70,8 @@ export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'p
 /** TsaOptions after validation: every default filled in (a resolved object is valid TsaOptions again). */
 export interface ResolvedTsaOptions extends MethodOptions {
   signal?: AbortSignal;
+  /** Absent: the backend's own setting. */
+  costRule?: boolean;
 }
 
 export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
@@ -160,6 +170,12 @@ export interface Backend {
    * where the backend can measure them; undefined on CPU backends.
    */
   lastDeviceTimeMs?(): number | null;
+  /**
+   * The rates of this backend's cost rule (core/cost.ts): fitted on first use
+   * on this device, or pinned by the `costModel` option; absent where the
+   * backend has no cost rule.
+   */
+  costRates?(): Promise<CostModel>;
 }
 
 /** Options a backend factory accepts (each backend ignores what it has no use for). */
@@ -167,7 +183,7 @@ export interface BackendCreateOptions {
   /** Worker threads for CPU backends (default: the number of cores). */
   threads?: number;
   /**
-   * Backends with a cost rule (webgpu) may run dense where token-sparse
+   * Backends with a cost rule (wasm, webgpu) may run dense where token-sparse
    * attention would not pay (Budget reason 'not-worth-it'); false turns it
    * off so tokenSparseAttention follows the spec exactly (conformance).
    */

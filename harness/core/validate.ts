@@ -76,9 +76,10 @@ export function validateInput(input: AttentionInput): void {
 }
 
 function optionInt(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TsaInputError(`option ${name} must be an integer in [${min}, ${max}], got ${String(value)}`, 'OPTION');
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TsaInputError(`option ${name} must be an integer >= ${min}, got ${String(value)}`, 'OPTION');
   }
+  if (value > max) throw new TsaInputError(`option ${name} must be an integer <= ${max} (kernels index tokens in 32 bits), got ${value}`, 'OPTION');
   return value;
 }
 
@@ -102,6 +103,10 @@ const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsa
     return p;
   },
   minTokens: (v) => optionInt('minTokens', v, 1, MAX_TOKENS),
+  costRule: (v) => {
+    if (typeof v !== 'boolean') throw new TsaInputError(`option costRule must be a boolean, got ${describe(v)}`, 'OPTION');
+    return v;
+  },
   signal: (v) => {
     if (typeof AbortSignal === 'undefined' || !(v instanceof AbortSignal)) {
       throw new TsaInputError(`option signal must be an AbortSignal, got ${describe(v)}`, 'OPTION');
@@ -126,7 +131,7 @@ export function resolveOptions(options: TsaOptions | undefined): ResolvedTsaOpti
   if (options === undefined) return o;
   const proto = options === null || typeof options !== 'object' ? undefined : Object.getPrototypeOf(options);
   if (proto !== Object.prototype && proto !== null) {
-    throw new TsaInputError(`options must be a plain object, got ${describe(options)}`, 'OPTION');
+    throw new TsaInputError(`options must be an object (a plain {name: value} record), got ${describe(options)}`, 'OPTION');
   }
   for (const key of Object.keys(options)) {
     if (!Object.prototype.hasOwnProperty.call(OPTION_RULES, key)) {

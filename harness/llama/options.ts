@@ -33,13 +33,13 @@ export const TSA_HELP = `  --window 32             W: scoring window, always kep
   --sparse-layers 2,3     explicit sparse layers (overrides --delta)
   --delta 0.5             share of layers made sparse, lowest drift first (rounded half down)`;
 
-export function requireFiles(command: string, model: string | undefined, tokenizer: string | undefined): { model: string; tokenizer: string } {
+export function requireFiles(model: string | undefined, tokenizer: string | undefined): { model: string; tokenizer: string } {
   if (model === undefined || tokenizer === undefined) {
     const missing = [model === undefined ? '--model' : '', tokenizer === undefined ? '--tokenizer' : ''].filter(Boolean);
     throw new TsaInputError(
-      `${command} needs ${missing.join(' and ')}: --model is a llama2.c checkpoint (e.g. stories260K.bin) and --tokenizer ` +
-        `its sentencepiece vocabulary (e.g. tok512.bin); in this workspace both are in shared/models/ ` +
-        `(try --model ../shared/models/stories260K.bin --tokenizer ../shared/models/tok512.bin)`,
+      `needs ${missing.join(' and ')}: --model is a llama2.c checkpoint (e.g. stories260K.bin) and --tokenizer ` +
+        `its sentencepiece vocabulary (e.g. tok512.bin), both from https://github.com/karpathy/llama2.c ` +
+        `(e.g. --model stories260K.bin --tokenizer tok512.bin)`,
       'OPTION',
     );
   }

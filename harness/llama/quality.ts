@@ -255,7 +255,8 @@ export async function runQualityEval(
   }
   log(`${texts.length} texts of ${texts.map((t) => t.tokens.length).join('/')} tokens; prefill ${P}`);
 
-  const tsaOptions = (tau: number): TsaOptions => ({ coverage: tau, window: s.window, minTokens: s.minTokens, poolKernel: s.poolKernel });
+  // The method's quality, not the backend's speed rule: costRule off, so no layer is routed to dense for speed.
+  const tsaOptions = (tau: number): TsaOptions => ({ coverage: tau, window: s.window, minTokens: s.minTokens, poolKernel: s.poolKernel, costRule: false });
   const onset = new Map(sparseLayers.map((l) => [l, [] as number[]]));
   const dense: Continuation[] = [];
   for (const t of texts) dense.push(await teacherForce(llama, t.tokens, P, onsetProbe(backend, sparseLayers, tsaOptions(0.005), onset)));

@@ -1,17 +1,24 @@
 /**
  * The benchmark: for each backend, context length and input kind, dense vs
- * token-sparse attention timed with tinybench (median of several calls after
- * a warmup), plus peers (other runtimes) on the same shapes.
+ * token-sparse attention (median of several calls after a warmup), plus
+ * peers (other runtimes) on the same shapes; or, with `stage`, one stage of
+ * the pipeline timed alone (bench-stages.ts). On webgpu it times the
+ * GPU-resident path on inputs generated on the device (bench-cases.ts).
  */
-import { Bench } from 'tinybench';
-import { maxAbsErr } from '../core/compare.js';
-import { generateInput, type InputKind } from '../core/generators.js';
-import type { AttentionInput, AttentionShape, Backend } from '../core/interface.js';
-import { PEERS, type Peer } from './peers/index.js';
+import type { InputKind } from '../core/generators.js';
+import type { AttentionShape, Backend } from '../core/interface.js';
+import type { StageMethod } from '../core/stages.js';
+import { openCase } from './bench-cases.js';
+import { runHostPeers, runSelfTimedPeers, type PeerChoice } from './bench-peers.js';
+import { runStage } from './bench-stages.js';
+import { causalFlops } from '../core/cost.js';
+import { median } from '../core/stats.js';
+import { measure, type Measurement } from './measure.js';
 
 export interface BenchRecord {
   backend: string;
-  mode: 'dense' | 'tsa';
+  /** dense, tsa, or the stage timed alone (stage mode). */
+  mode: 'dense' | 'tsa' | StageMethod;
   seqLen: number;
   heads: number;
   kvHeads: number;
@@ -19,23 +26,23 @@ export interface BenchRecord {
   inputs: InputKind;
   threads: number;
   coverage: number;
-  /** Median wall time of one call, ms (uploads and readback included on GPU). */
+  /** Median wall time of one call, ms (on webgpu: GPU-resident inputs, submit to completion). */
   medianMs: number;
-  /** Median accelerator-side time, where the backend measures it. */
+  /** Median accelerator-side time (timestamp queries, else the host clock around the GPU work), where measured. */
   deviceMedianMs: number | null;
   samples: number;
-  /** Attention FLOPs actually executed (causal half: 4 H D n(n+1)/2, n = L or L') / median time. */
+  /** Attention FLOPs executed (causal half: 4 H D n(n+1)/2, n = L or L') / median time (device time where measured); NaN for other stages. */
   gflops: number;
   /** L' / L (1 for dense). */
   keptFraction: number;
-  /** This backend's dense median / this record's median (1 for dense; peers: dense of the compared backend / peer). */
+  /** This backend's dense time / this record's (device times where both have them; 1 for dense; peers: dense of the compared backend / peer). */
   speedup: number;
   /** Ideal speedup (L / L')^2 for tsa records, 1 for dense. */
   idealSpeedup: number;
-  /** Median of scores + pool + budget + select, ms (0 for dense). */
+  /** Median of scores + pool + budget + select, ms (0 for dense; NaN where not measured). */
   selectionMs: number;
   /** Set when the record is a peer runtime timed beside `comparedWith`. */
-  peer?: { comparedWith: string; maxAbsErrVsBackend: number };
+  peer?: { comparedWith: string; maxAbsErr: number; checkedAgainst: string };
   /** Why a measurement could not be made (e.g. a peer failing at this length). */
   error?: string;
 }
@@ -49,170 +56,90 @@ export interface BenchConfig {
   inputs: InputKind[];
   coverage: number;
   threads: number;
-  /** Time peers beside the backends they compare with. */
-  peers: boolean;
+  /** Peers to time beside the backends they compare with: none, every installed one, or these groups. */
+  peers: PeerChoice;
   seed: number;
+  /** Time this stage alone instead of dense vs token-sparse attention. */
+  stage?: StageMethod;
 }
 
 export type Progress = (msg: string) => void;
 
-/** Causal attention FLOPs: QK^T and PV over the lower triangle, n rows. */
-export function causalFlops(heads: number, headDim: number, n: number): number {
-  return 4 * heads * headDim * ((n * (n + 1)) / 2);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/**
- * Times `fn`: one warmup call, then enough calls for a stable median within
- * a small budget (long calls get 3 samples, short ones run for ~1.5 s).
- */
-async function measure(fn: () => Promise<void>): Promise<{ medianMs: number; samples: number }> {
-  const t0 = performance.now();
-  await fn();
-  const warm = performance.now() - t0;
-  const iterations = warm > 4000 ? 2 : warm > 300 ? 3 : 5;
-  const bench = new Bench({ iterations, time: warm > 300 ? 0 : 1500, warmup: false, throws: true });
-  bench.add('call', fn);
-  await bench.run();
-  const result = bench.tasks[0]!.result;
-  if (result.state !== 'completed') throw new Error(`benchmark did not complete: ${result.state}`);
-  return { medianMs: result.latency.p50, samples: result.latency.samplesCount };
-}
-
-/** `measure` of a backend call, plus the median accelerator time where the backend reports one. */
-async function measureBackend(
-  backend: Backend,
-  fn: () => Promise<void>,
-): Promise<{ medianMs: number; samples: number; deviceMedianMs: number | null }> {
-  const device: number[] = [];
-  const m = await measure(async () => {
-    await fn();
-    const dev = backend.lastDeviceTimeMs?.();
-    if (dev != null) device.push(dev);
-  });
-  return { ...m, deviceMedianMs: device.length ? median(device) : null };
-}
+/** The time a ratio uses: device time where measured, else wall. */
+export const timeOf = (m: Pick<Measurement, 'medianMs' | 'deviceMedianMs'>): number => m.deviceMedianMs ?? m.medianMs;
 
 export async function runBench(config: BenchConfig, progress: Progress = () => {}): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   const total = config.lengths.length * config.inputs.length * config.backends.length;
   let step = 0;
-  for (const seqLen of config.lengths) {
-    for (const kind of config.inputs) {
-      const shape: AttentionShape = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, seqLen };
-      progress(`generating ${kind} inputs L=${seqLen} H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
-      const input = generateInput(kind, shape, config.seed + seqLen);
-      for (const backend of config.backends) {
-        step++;
-        const tag = `[${step}/${total}] ${backend.name} L=${seqLen} ${kind}`;
-        const base = {
-          backend: backend.name,
-          ...shape,
-          inputs: kind,
-          threads: backend.threads ?? 1,
-          coverage: config.coverage,
-        };
-        progress(`${tag}: dense`);
-        let denseOut: Float32Array | null = null;
-        const dense = await measureBackend(backend, async () => {
-          denseOut = await backend.dense(input);
-        });
-        const denseRec: BenchRecord = {
-          ...base,
-          mode: 'dense',
-          ...dense,
-          gflops: causalFlops(shape.heads, shape.headDim, seqLen) / dense.medianMs / 1e6,
-          keptFraction: 1,
-          speedup: 1,
-          idealSpeedup: 1,
-          selectionMs: 0,
-        };
-        records.push(denseRec);
-        progress(`${tag}: dense ${dense.medianMs.toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s; tsa`);
+  for (const backend of config.backends) {
+    const ours: BenchRecord[] = [];
+    for (const seqLen of config.lengths) {
+      for (const kind of config.inputs) {
+        const shape: AttentionShape = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, seqLen };
+        const tag = `[${++step}/${total}] ${backend.name} L=${seqLen} ${kind}`;
+        const base = { backend: backend.name, ...shape, inputs: kind, threads: backend.threads ?? 1, coverage: config.coverage };
+        if (config.stage) {
+          ours.push(await runStage(backend, config.stage, base, config.seed + seqLen, `${tag}:`, progress));
+          continue;
+        }
+        progress(`${tag}: generating inputs H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
+        const c = await openCase(backend, kind, shape, config.seed + seqLen, config.coverage);
+        try {
+          progress(`${tag}: dense`);
+          let denseOut: Float32Array | null = null;
+          const dense = await measure(async () => {
+            denseOut = await c.dense();
+          }, backend);
+          const denseRec: BenchRecord = {
+            ...base,
+            mode: 'dense',
+            ...dense,
+            gflops: causalFlops(shape, seqLen) / timeOf(dense) / 1e6,
+            keptFraction: 1,
+            speedup: 1,
+            idealSpeedup: 1,
+            selectionMs: 0,
+          };
+          ours.push(denseRec);
+          progress(`${tag}: dense ${timeOf(dense).toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s; tsa`);
 
-        const selection: number[] = [];
-        let keptLength = seqLen;
-        const tsa = await measureBackend(backend, async () => {
-          const r = await backend.tokenSparseAttention(input, { coverage: config.coverage });
-          selection.push(r.timings.scores + r.timings.pool + r.timings.budget + r.timings.select);
-          keptLength = r.keptLength;
-        });
-        const ratio = seqLen / keptLength;
-        const tsaRec: BenchRecord = {
-          ...base,
-          mode: 'tsa',
-          ...tsa,
-          gflops: causalFlops(shape.heads, shape.headDim, keptLength) / tsa.medianMs / 1e6,
-          keptFraction: keptLength / seqLen,
-          speedup: dense.medianMs / tsa.medianMs,
-          idealSpeedup: ratio * ratio,
-          selectionMs: median(selection),
-        };
-        records.push(tsaRec);
-        progress(
-          `${tag}: tsa ${tsa.medianMs.toFixed(1)} ms, kept ${(tsaRec.keptFraction * 100).toFixed(1)}%, ` +
-            `speedup ${tsaRec.speedup.toFixed(2)}x (ideal ${tsaRec.idealSpeedup.toFixed(2)}x)`,
-        );
-        if (config.peers) {
-          for (const rec of await runPeers(backend, input, denseOut!, denseRec, config, `${tag}:`, progress)) records.push(rec);
+          const selection: number[] = [];
+          let keptLength = seqLen;
+          const tsa = await measure(async () => {
+            const r = await c.tsa();
+            selection.push(r.selectionMs);
+            keptLength = r.keptLength;
+          }, backend);
+          const ratio = seqLen / keptLength;
+          const tsaRec: BenchRecord = {
+            ...base,
+            mode: 'tsa',
+            ...tsa,
+            gflops: causalFlops(shape, keptLength) / timeOf(tsa) / 1e6,
+            keptFraction: keptLength / seqLen,
+            speedup: timeOf(dense) / timeOf(tsa),
+            idealSpeedup: ratio * ratio,
+            selectionMs: median(selection),
+          };
+          ours.push(tsaRec);
+          progress(
+            `${tag}: tsa ${timeOf(tsa).toFixed(1)} ms, kept ${(tsaRec.keptFraction * 100).toFixed(1)}%, ` +
+              `speedup ${tsaRec.speedup.toFixed(2)}x (ideal ${tsaRec.idealSpeedup.toFixed(2)}x)`,
+          );
+          if (c.hostInput && denseOut) ours.push(...(await runHostPeers(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));
+        } finally {
+          c.dispose();
         }
       }
     }
+    const peers = config.stage ? [] : await runSelfTimedPeers(backend, ours, config, progress);
+    // Each self-timed peer record after the last of our records of its length.
+    const lastOfLength = new Map(ours.map((r) => [r.seqLen, r]));
+    for (const r of ours) {
+      records.push(r);
+      if (lastOfLength.get(r.seqLen) === r) records.push(...peers.filter((p) => p.seqLen === r.seqLen));
+    }
   }
   return records;
-}
-
-async function runPeers(
-  backend: Backend,
-  input: AttentionInput,
-  reference: Float32Array,
-  denseRec: BenchRecord,
-  config: BenchConfig,
-  tag: string,
-  progress: Progress,
-): Promise<BenchRecord[]> {
-  const out: BenchRecord[] = [];
-  for (const factory of PEERS.filter((p) => p.comparesWith.includes(backend.name))) {
-    const rec: BenchRecord = {
-      ...denseRec,
-      backend: factory.name,
-      threads: config.threads,
-      medianMs: NaN,
-      deviceMedianMs: null,
-      samples: 0,
-      gflops: NaN,
-      speedup: NaN,
-      peer: { comparedWith: backend.name, maxAbsErrVsBackend: NaN },
-    };
-    progress(`${tag} peer ${factory.name}`);
-    let peer: Peer | null = null;
-    try {
-      peer = await factory.create(input, config.threads);
-      const check = await peer.dense(input);
-      const err = maxAbsErr(check, reference);
-      rec.peer!.maxAbsErrVsBackend = err;
-      // Both compute the same f32 softmax attention; 1e-3 absolute on O(1) outputs catches wrong graphs, not rounding.
-      if (!(err <= 1e-3)) throw new Error(`output differs from ${backend.name} dense by ${err} (> 1e-3): not timed`);
-      const m = await measure(async () => {
-        await peer!.dense(input);
-      });
-      rec.medianMs = m.medianMs;
-      rec.samples = m.samples;
-      rec.gflops = causalFlops(input.heads, input.headDim, input.seqLen) / m.medianMs / 1e6;
-      rec.speedup = denseRec.medianMs / m.medianMs;
-      progress(`${tag} peer ${factory.name} ${m.medianMs.toFixed(1)} ms: ${(m.medianMs / denseRec.medianMs).toFixed(2)}x the time of ${backend.name} dense`);
-    } catch (e) {
-      rec.error = e instanceof Error ? e.message : String(e);
-      progress(`${tag} peer ${factory.name} failed: ${rec.error}`);
-    } finally {
-      await peer?.dispose();
-    }
-    out.push(rec);
-  }
-  return out;
 }

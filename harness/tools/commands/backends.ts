@@ -1,11 +1,11 @@
 /** `tsa backends [--threads N] [--json]`: every backend, whether it works here, and which one is selected. */
-import { parseArgs } from 'node:util';
 import '../../backends.js';
 import { probeBackends } from '../../registry.js';
+import { parseCommandArgs, threadsOption } from '../args.js';
 import { formatTable } from '../format.js';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: { threads: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
@@ -13,7 +13,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log('usage: tsa backends [--threads N] [--json]\n\nProbes every registered backend (highest priority first), says why each is or is not usable, and which one selectBackend() picks.');
     return 0;
   }
-  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  const threads = threadsOption(values.threads);
   const rows = await probeBackends({ threads });
   const chosen = rows.find((r) => r.autoSelect);
   if (values.json) {

@@ -1,17 +1,22 @@
 /**
  * `tsa bench`: dense vs token-sparse attention across context lengths on the
- * best available backend (or --backend), with peers, a table, JSON and an SVG plot.
+ * best available backend (or --backend), with peers, a table, JSON and an SVG
+ * plot; or one stage timed alone (--stage). Every flag is checked before any
+ * backend is probed.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import '../../backends.js';
+import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
 import { runBench, type BenchRecord } from '../bench.js';
-import { TsaInputError } from '../../core/errors.js';
-import { formatTable } from '../format.js';
+import { benchTable, runMeta } from '../bench-report.js';
+import type { PeerChoice } from '../bench-peers.js';
+import { BackendUnavailableError } from '../../core/errors.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
-import type { Backend } from '../../core/interface.js';
+import type { Backend, BackendCreateOptions } from '../../core/interface.js';
+import { STAGE_METHODS, type StageMethod } from '../../core/stages.js';
+import { PEER_GROUPS, type PeerGroup } from '../peers/index.js';
 import { benchSvg } from '../plot.js';
 import { createBackend, probeBackends, selectBackend } from '../../registry.js';
 
@@ -22,79 +27,70 @@ const DEFAULT_LENGTHS: Record<string, number[]> = {
   webgpu: [4096, 8192, 16384, 32768],
 };
 
+const ADAPTERS = ['vulkan', 'opengl'] as const;
+
 const HELP = `usage: tsa bench [options]
 
 Times dense and token-sparse attention (median of several calls after a warmup)
 for each context length and input kind, on the best available backend unless
---backend says otherwise, with peer runtimes on the same shapes.
+--backend says otherwise, with peer runtimes on the same shapes. On webgpu it
+times the GPU-resident path on inputs generated on the device.
 
   --backend NAME[,NAME]   backends to run ('all' = every available one)
+  --adapter vulkan|opengl Dawn backend of the webgpu backend (implies --backend webgpu)
+  --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
   --inputs structured     gaussian | structured | gaussian,structured
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
+  --peers onnx,torch      peers to time (${PEER_GROUPS.join(', ')}; default: every installed one)
   --no-peers              skip peer runtimes
+  --stage NAME            time one stage alone instead: ${STAGE_METHODS.join(' | ')}
   --seed 1
   --json FILE             (default bench-results/latest.json)
   --svg FILE              (default bench-results/latest.svg)`;
 
+const usage = (message: string) => new UsageError(message);
+
 function intList(name: string, s: string): number[] {
   const xs = s.split(',').map((x) => Number(x.trim()));
-  if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new TsaInputError(`--${name} must be positive integers separated by commas, got '${s}'`, 'OPTION');
+  if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw usage(`--${name} must be positive integers separated by commas, got '${s}'`);
   return xs;
 }
 
-function positive(name: string, s: string): number {
-  const x = Number(s);
-  if (!Number.isInteger(x) || x <= 0) throw new TsaInputError(`--${name} must be a positive integer, got '${s}'`, 'OPTION');
-  return x;
+const positive = positiveInt;
+
+/** Each comma-separated value of --name, which must be one of `allowed`. */
+function oneOf<T extends string>(name: string, s: string, allowed: readonly T[]): T[] {
+  const xs = s.split(',').map((x) => x.trim());
+  for (const x of xs) if (!allowed.includes(x as T)) throw usage(`--${name} must be ${allowed.join(' | ')}${allowed.length > 2 ? ' (comma-separated)' : ''}, got '${x}'`);
+  return xs as T[];
 }
 
-async function chooseBackends(spec: string | undefined, threads: number): Promise<Backend[]> {
+async function chooseBackends(spec: string | undefined, options: BackendCreateOptions): Promise<Backend[]> {
   if (spec === undefined) {
-    const s = await selectBackend({ threads });
+    const s = await selectBackend(options);
     console.error(`backend: ${s.why}`);
     return [s.backend];
   }
   if (spec === 'all') {
-    const rows = await probeBackends({ threads });
+    const rows = await probeBackends(options);
     for (const r of rows.filter((r) => !r.available)) console.error(`skipping ${r.name}: ${r.reason}`);
-    return Promise.all(rows.filter((r) => r.available).map((r) => createBackend(r.name, { threads })));
+    return Promise.all(rows.filter((r) => r.available).map((r) => createBackend(r.name, options)));
   }
   const out: Backend[] = [];
-  for (const name of spec.split(',')) out.push(await createBackend(name.trim(), { threads }));
+  for (const name of spec.split(',')) out.push(await createBackend(name.trim(), options));
   return out;
 }
 
-function table(records: BenchRecord[]): string {
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  const denseOf = (r: BenchRecord) =>
-    records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
-  return formatTable(
-    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
-    records.map((r) => [
-      r.backend,
-      r.peer ? `dense (peer)` : r.mode,
-      r.inputs,
-      String(r.seqLen),
-      r.error ? `error: …${r.error.trim().slice(-50)}` : f(r.medianMs),
-      r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
-      f(r.gflops),
-      r.mode === 'tsa' ? r.keptFraction.toFixed(3) : '-',
-      r.peer ? (r.error ? "-" : `peer time ${f(1 / r.speedup, 2)}x ours`) : `${f(r.speedup, 2)}x`,
-      r.mode === 'tsa' && !r.peer ? `${f(r.idealSpeedup, 2)}x` : '-',
-      r.mode === 'tsa' && !r.peer ? f(r.selectionMs, 2) : '-',
-      r.mode === 'tsa' && !r.peer ? `${f((100 * r.selectionMs) / (denseOf(r)?.medianMs ?? NaN), 1)}%` : '-',
-    ]),
-  );
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       backend: { type: 'string' },
+      adapter: { type: 'string' },
+      'no-cost-rule': { type: 'boolean', default: false },
       lengths: { type: 'string' },
       heads: { type: 'string', default: '8' },
       'kv-heads': { type: 'string', default: '2' },
@@ -102,7 +98,9 @@ export async function run(argv: string[]): Promise<number> {
       inputs: { type: 'string', default: 'structured' },
       threads: { type: 'string' },
       coverage: { type: 'string', default: '0.005' },
+      peers: { type: 'string' },
       'no-peers': { type: 'boolean', default: false },
+      stage: { type: 'string' },
       seed: { type: 'string', default: '1' },
       json: { type: 'string', default: 'bench-results/latest.json' },
       svg: { type: 'string', default: 'bench-results/latest.svg' },
@@ -113,48 +111,50 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const inputs = values.inputs.split(',').map((s) => s.trim()) as InputKind[];
-  for (const k of inputs) {
-    if (!INPUT_KINDS.includes(k)) throw new TsaInputError(`--inputs must be ${INPUT_KINDS.join(' | ')} (comma-separated), got '${k}'`, 'OPTION');
-  }
+  // Every flag first: nothing is probed before the command line is known to be good.
+  const inputs = oneOf<InputKind>('inputs', values.inputs, INPUT_KINDS);
   const coverage = Number(values.coverage);
-  if (!(coverage >= 0 && coverage < 1)) throw new TsaInputError(`--coverage must be in [0, 1), got '${values.coverage}'`, 'OPTION');
+  if (!(coverage >= 0 && coverage < 1)) throw usage(`--coverage must be in [0, 1), got '${values.coverage}'`);
   const threads = values.threads === undefined ? availableParallelism() : positive('threads', values.threads);
   const heads = positive('heads', values.heads);
   const kvHeads = positive('kv-heads', values['kv-heads']);
-  if (heads % kvHeads !== 0) throw new TsaInputError(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`, 'HEADS');
+  const headDim = positive('head-dim', values['head-dim']);
+  const seed = positive('seed', values.seed);
+  if (heads % kvHeads !== 0) throw usage(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads})`);
+  const lengths = values.lengths === undefined ? null : intList('lengths', values.lengths);
+  if (values.peers !== undefined && values['no-peers']) throw usage('--peers and --no-peers contradict each other');
+  const peers: PeerChoice = values['no-peers'] ? false : values.peers === undefined ? 'installed' : oneOf<PeerGroup>('peers', values.peers, PEER_GROUPS);
+  const stage = values.stage === undefined ? undefined : oneOf<StageMethod>('stage', values.stage, STAGE_METHODS)[0];
+  const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
+  const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
+  const names = backendSpec === undefined || backendSpec === 'all' ? [] : backendSpec.split(',').map((s) => s.trim());
+  checkBackendNames(backendSpec, true);
+  if (adapter && backendSpec !== 'all' && !names.includes('webgpu')) throw usage('--adapter names a Dawn backend for webgpu: use it with --backend webgpu (or all)');
 
-  const backends = await chooseBackends(values.backend, threads);
+  // `adapter`: the webgpu factory's option naming Dawn's backend (other backends ignore it).
+  const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number] } = { threads, ...(adapter && { adapter }), ...(values['no-cost-rule'] && { costRule: false }) };
+  const backends = await chooseBackends(backendSpec, createOptions);
   const records: BenchRecord[] = [];
   try {
+    const gpu = backends.find((b) => b.name === 'webgpu');
+    if (adapter && gpu && !gpu.description.includes(`Dawn ${adapter}`)) {
+      throw new BackendUnavailableError(`--adapter ${adapter}: the webgpu backend opened another Dawn backend (${gpu.description})`);
+    }
     for (const backend of backends) {
-      const lengths = values.lengths ? intList('lengths', values.lengths) : DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
-      console.error(`${backend.name}: ${backend.description}; lengths ${lengths.join(', ')}`);
+      const sweep = lengths ?? DEFAULT_LENGTHS[backend.name] ?? [1024, 2048, 4096];
+      console.error(`${backend.name}: ${backend.description}; lengths ${sweep.join(', ')}`);
       const t0 = performance.now();
-      const recs = await runBench(
-        {
-          backends: [backend],
-          lengths,
-          heads,
-          kvHeads,
-          headDim: positive('head-dim', values['head-dim']),
-          inputs,
-          coverage,
-          threads,
-          peers: !values['no-peers'],
-          seed: positive('seed', values.seed),
-        },
-        (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`),
-      );
-      records.push(...recs);
+      const config = { backends: [backend], lengths: sweep, heads, kvHeads, headDim, inputs, coverage, threads, peers, seed, ...(stage && { stage }) };
+      records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
     }
   } finally {
     for (const b of backends) await b.dispose();
   }
-  console.log(table(records));
+  console.log(benchTable(records));
+  const meta = runMeta(backends, ['tsa', 'bench', ...argv]);
   for (const [file, text] of [
-    [values.json, JSON.stringify(records, null, 2)],
-    [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${values['head-dim']}`)],
+    [values.json, JSON.stringify({ meta, records }, null, 2)],
+    [values.svg, benchSvg(records, `H=${heads} Hkv=${kvHeads} D=${headDim}`)],
   ] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, text);

@@ -1,25 +1,34 @@
 /** `tsa conformance <dir> [--backend NAME] [--threads N]`: golden conformance, one row per case x backend x stage. */
-import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import '../../backends.js';
+import { checkBackendNames, parseCommandArgs, threadsOption, UsageError } from '../args.js';
 import { runConformance } from '../conformance.js';
 import { createBackend, probeBackends } from '../../registry.js';
 import type { Backend } from '../../core/interface.js';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: { backend: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
-  if (values.help || positionals.length !== 1) {
+  if (values.help) {
     console.log(
       'usage: tsa conformance <golden-dir> [--backend NAME] [--threads N]\n\n' +
         'Runs every stage of every available backend (or only --backend NAME; an unavailable one is an error)\n' +
         'on every case of a directory in the format of shared/golden, and exits 1 on any mismatch.',
     );
-    return values.help ? 0 : 2;
+    return 0;
   }
-  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length === 0 ? 'needs one golden directory (tsa conformance <golden-dir>)' : `takes one golden directory, got ${positionals.length}: ${positionals.join(' ')}`);
+  }
+  if (!existsSync(join(positionals[0]!, 'manifest.json'))) {
+    throw new UsageError(`'${positionals[0]}' is not a golden directory: it has no manifest.json`);
+  }
+  const threads = threadsOption(values.threads);
+  checkBackendNames(values.backend);
   const backends: Backend[] = [];
   if (values.backend) {
     backends.push(await createBackend(values.backend, { threads, costRule: false }));

@@ -5,8 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseLayerList } from '../../llama/drift.js';
+import { checkBackendNames, parseCommandArgs } from '../args.js';
 import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
 import { DEFAULT_QUALITY_SETTINGS as D, NEAR_TIE, qualityTable, runQualityEval, type QualityReport, type QualitySettings } from '../../llama/quality.js';
 
@@ -29,7 +29,7 @@ ${MODEL_HELP}
 ${TSA_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       ...MODEL_FLAGS,
@@ -47,7 +47,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('eval', values.model, values.tokenizer));
+  checkBackendNames(values.backend);
+  const { llama, tokenizer } = loadModel(requireFiles(values.model, values.tokenizer));
   const seqLen = llama.config.seqLen;
   const settings: QualitySettings = {
     ...D,

@@ -2,9 +2,9 @@
  * `tsa generate`: a story from a llama2.c model, the prompt prefilled with token-sparse
  * attention in the sparse layers and the rest decoded densely (TSA's sparse prefill, dense decode).
  */
-import { parseArgs } from 'node:util';
 import { Rng } from '../../core/generators.js';
 import { tsaAttention } from '../../llama/attention.js';
+import { checkBackendNames, parseCommandArgs } from '../args.js';
 import { chooseBackend, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, requireFiles, sparseLayersFrom, TSA_FLAGS, TSA_HELP } from '../../llama/options.js';
 import { generate } from '../../llama/sampling.js';
 
@@ -23,7 +23,7 @@ ${MODEL_HELP}
 ${TSA_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       ...MODEL_FLAGS,
@@ -40,7 +40,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { llama, tokenizer } = loadModel(requireFiles('generate', values.model, values.tokenizer));
+  checkBackendNames(values.backend);
+  const { llama, tokenizer } = loadModel(requireFiles(values.model, values.tokenizer));
   const options = {
     coverage: num('coverage', values.coverage, 0, 0.999),
     window: int('window', values.window, 1),

@@ -1,25 +1,18 @@
 /**
  * Peers: other attention runtimes timed beside ours in `tsa bench` on the
- * same shapes (each checks its output against the reference before timing).
+ * same shapes. Two kinds:
+ *   - host peers (ONNX Runtime) take our Float32Array inputs; the bench checks
+ *     their output against the compared backend's dense output, then times them;
+ *   - self-timed peers (PyTorch on a CUDA GPU) make their own inputs of the
+ *     shape on their own device and time themselves; they check their output
+ *     against the reference backend on a small shape first.
  */
-import type { AttentionInput, AttentionShape } from '../../core/interface.js';
 import { ONNX_PEERS } from './onnx.js';
+import type { PeerFactory, SelfTimedPeerFactory } from './peer.js';
+import { TORCH_PEER } from './torch.js';
 
-export interface Peer {
-  /** e.g. 'onnxruntime-web (wasm)'. */
-  readonly name: string;
-  /** Dense causal attention, output [L][H*D]. */
-  dense(input: AttentionInput): Promise<Float32Array>;
-  dispose(): Promise<void>;
-}
-
-export interface PeerFactory {
-  name: string;
-  /** Backends this peer is compared with (e.g. CPU peers beside 'wasm'). */
-  comparesWith: string[];
-  /** Creates the peer for one shape, or throws saying why it cannot run here. */
-  create(shape: AttentionShape, threads: number): Promise<Peer>;
-}
+export * from './peer.js';
 
 /** Peers known to the bench; backends' issues add theirs here. */
 export const PEERS: PeerFactory[] = [...ONNX_PEERS];
+export const SELF_TIMED_PEERS: SelfTimedPeerFactory[] = [TORCH_PEER];

@@ -14,7 +14,7 @@ import { createReferenceBackend } from '../../../reference/index.js';
 import { generateInput } from '../../core/generators.js';
 import { maxAbsErr } from '../../core/compare.js';
 import type { AttentionInput, AttentionShape } from '../../core/interface.js';
-import type { Peer, PeerFactory } from './index.js';
+import { PeerUnavailableError, type Peer, type PeerFactory } from './peer.js';
 
 // ---------------------------------------------------------------- protobuf writing
 
@@ -205,7 +205,8 @@ async function load(pkg: 'onnxruntime-node' | 'onnxruntime-web'): Promise<Ort> {
   try {
     return (await import(pkg)) as unknown as Ort;
   } catch (e) {
-    throw new Error(`${pkg} is not installed (npm install ${pkg}): ${(e as Error).message}`);
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes(`'${pkg}'`)) throw new PeerUnavailableError(`${pkg} is not installed (npm install ${pkg} to compare with it)`);
+    throw new PeerUnavailableError(`${pkg} failed to load: ${(e as Error).message}`);
   }
 }
 
@@ -215,6 +216,7 @@ let webThreads: number | null = null;
 export const ONNX_PEERS: PeerFactory[] = [
   {
     name: 'onnxruntime-node (cpu)',
+    group: 'onnx',
     comparesWith: ['wasm'],
     async create(shape, threads) {
       if (shape.headDim % 8 !== 0) throw new Error(`GroupQueryAttention needs a head dimension that is a multiple of 8, got ${shape.headDim}`);
@@ -225,6 +227,7 @@ export const ONNX_PEERS: PeerFactory[] = [
   },
   {
     name: 'onnxruntime-web (wasm)',
+    group: 'onnx',
     comparesWith: ['wasm'],
     async create(shape, threads) {
       const ort = await load('onnxruntime-web');

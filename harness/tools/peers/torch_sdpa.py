@@ -1,74 +1,125 @@
 #!/usr/bin/env python3
-"""Peer timings for the WebGPU backend's benchmark: PyTorch scaled_dot_product_attention
-on the same GPU and shapes (causal, GQA with K/V repeated to H heads before timing).
+"""The PyTorch peer of `tsa bench` (harness/tools/peers/torch.ts runs it; not meant to be run alone):
+torch.nn.functional.scaled_dot_product_attention, causal, GQA with K/V repeated to H heads before
+timing, on the CUDA GPU, in three variants:
+  f32_efficient  float32 through the memory-efficient kernel (float32 has no FlashAttention kernel)
+  bf16_flash     bfloat16 through FlashAttention
+  f32_default    float32 with the backend PyTorch picks itself
 
-  python3 harness/peers/torch_sdpa.py --lengths 8192,16384 --heads 32 --kv-heads 8 --head-dim 128 --out FILE
+  python3 torch_sdpa.py --heads 32 --kv-heads 8 --head-dim 128 --lengths 8192,16384 --reps 3 --check FILE
 
-Times, per length, float32 SDPA through the memory-efficient kernel (float32 has no
-FlashAttention kernel) and bfloat16 through FlashAttention, with CUDA events: one warmup,
-then `--reps` calls, median. TFLOP/s counts causal FLOPs 4 H D L(L+1)/2, as the bench does.
-Inputs: standard normal (the attention kernels' speed does not depend on the values).
+Writes one JSON object per line on stdout:
+  {"unavailable": reason}                       torch is missing or finds no CUDA GPU (then exits 0)
+  {"device": name, "torch": version}
+  {"check": {variant: output file | {"error": msg}}} the check input FILE (q, k, v f32 in our layouts,
+                                                 shape [H][Lc][D], [Hkv][Lc][D] x2, Lc = --check-length)
+                                                 run by each variant; outputs [Lc][H*D] f32 in FILE.<variant>
+  {"L": L, "variants": {variant: {"samplesMs": [...]} | {"error": msg}}}  per length: one warmup call,
+                                                 then --reps calls (2 when the warmup took over 4 s),
+                                                 each timed with CUDA events
+Inputs of the timed calls are standard normal: the kernels' speed does not depend on the values.
+The median and the FLOP count are the bench's (harness/core/stats.ts, harness/core/cost.ts).
 """
 import argparse
+import array
 import json
-import statistics
-
-import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-import torch.nn.functional as F
+import sys
 
 
-def time_sdpa(q, k, v, backend, reps):
-    with sdpa_kernel([backend]):
-        F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(reps):
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def emit(obj):
+    print(json.dumps(obj), flush=True)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--lengths", default="8192,16384,32768,65536,131072")
-    p.add_argument("--heads", type=int, default=32)
-    p.add_argument("--kv-heads", type=int, default=8)
-    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--lengths", required=True)
+    p.add_argument("--heads", type=int, required=True)
+    p.add_argument("--kv-heads", type=int, required=True)
+    p.add_argument("--head-dim", type=int, required=True)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--out", default="torch_sdpa.json")
+    p.add_argument("--check", required=True)
+    p.add_argument("--check-length", type=int, required=True)
     a = p.parse_args()
-    H, Hkv, D = a.heads, a.kv_heads, a.head_dim
-    rows = []
+    try:
+        import torch
+        import torch.nn.functional as F
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError as e:
+        emit({"unavailable": f"{sys.executable} has no usable torch ({e})"})
+        return
+    if not torch.cuda.is_available():
+        emit({"unavailable": f"torch {torch.__version__} finds no CUDA GPU"})
+        return
     dev = torch.device("cuda")
-    for L in [int(x) for x in a.lengths.split(",") if x]:
-        flops = 4 * H * D * L * (L + 1) / 2
+    emit({"device": torch.cuda.get_device_name(0), "torch": torch.__version__})
+    H, Hkv, D = a.heads, a.kv_heads, a.head_dim
+    variants = {
+        "f32_efficient": (torch.float32, [SDPBackend.EFFICIENT_ATTENTION]),
+        "bf16_flash": (torch.bfloat16, [SDPBackend.FLASH_ATTENTION]),
+        "f32_default": (torch.float32, None),
+    }
+
+    def sdpa(q, k, v, backends):
+        if backends is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        with sdpa_kernel(backends):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def gqa(x):
+        return x.repeat_interleave(H // Hkv, dim=1)
+
+    # The check: our layouts in, our output layout out.
+    Lc = a.check_length
+    raw = torch.frombuffer(bytearray(open(a.check, "rb").read()), dtype=torch.float32)
+    nq, nk = H * Lc * D, Hkv * Lc * D
+    q = raw[:nq].view(1, H, Lc, D).to(dev)
+    k = gqa(raw[nq:nq + nk].view(1, Hkv, Lc, D).to(dev))
+    v = gqa(raw[nq + nk:].view(1, Hkv, Lc, D).to(dev))
+    checks = {}
+    for name, (dtype, backends) in variants.items():
+        try:
+            out = sdpa(q.to(dtype), k.to(dtype), v.to(dtype), backends)
+            flat = out.float().permute(0, 2, 1, 3).reshape(-1).cpu()
+            path = f"{a.check}.{name}"
+            with open(path, "wb") as f:
+                f.write(array.array("f", flat.tolist()).tobytes())
+            checks[name] = path
+        except Exception as e:  # noqa: BLE001 - reported per variant
+            checks[name] = {"error": str(e).strip().splitlines()[0][:300]}
+    emit({"check": checks})
+
+    for L in [int(x) for x in a.lengths.split(",")]:
         g = torch.Generator(device=dev).manual_seed(L)
         q = torch.randn(1, H, L, D, device=dev, generator=g)
-        k = torch.randn(1, Hkv, L, D, device=dev, generator=g).repeat_interleave(H // Hkv, dim=1)
-        v = torch.randn(1, Hkv, L, D, device=dev, generator=g).repeat_interleave(H // Hkv, dim=1)
-        row = {"L": L, "H": H, "Hkv": Hkv, "D": D}
-        for name, dtype, backend in [
-            ("f32_efficient", torch.float32, SDPBackend.EFFICIENT_ATTENTION),
-            ("bf16_flash", torch.bfloat16, SDPBackend.FLASH_ATTENTION),
-        ]:
+        k = gqa(torch.randn(1, Hkv, L, D, device=dev, generator=g))
+        v = gqa(torch.randn(1, Hkv, L, D, device=dev, generator=g))
+        row = {}
+        for name, (dtype, backends) in variants.items():
+            if isinstance(checks[name], dict):
+                row[name] = checks[name]
+                continue
             try:
-                ms = time_sdpa(q.to(dtype), k.to(dtype), v.to(dtype), backend, a.reps)
-                row[name] = {"ms": ms, "tflops": flops / ms / 1e9}
-            except Exception as e:  # noqa: BLE001 - report and go on
-                row[name] = {"error": str(e)[:200]}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+                qq, kk, vv = q.to(dtype), k.to(dtype), v.to(dtype)
+
+                def timed():
+                    start = torch.cuda.Event(enable_timing=True)
+                    end = torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    sdpa(qq, kk, vv, backends)
+                    end.record()
+                    torch.cuda.synchronize()
+                    return start.elapsed_time(end)
+
+                warm = timed()
+                times = [timed() for _ in range(2 if warm > 4000 else a.reps)]
+                row[name] = {"samplesMs": times}
+                del qq, kk, vv
+            except Exception as e:  # noqa: BLE001 - reported per variant and length
+                row[name] = {"error": str(e).strip().splitlines()[0][:300]}
+            torch.cuda.empty_cache()
+        emit({"L": L, "variants": row})
         del q, k, v
         torch.cuda.empty_cache()
-    meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "rows": rows}
-    with open(a.out, "w") as f:
-        json.dump(meta, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 /**
- * WGSL pieces shared by the two kernels that compute logit tiles
- * S = Q K^T (score and attend), generated for one TileConfig.
+ * The register-tiled WGSL building blocks of the two kernels that compute
+ * logit tiles S = Q K^T (score and attend), generated for one TileConfig
+ * (the same role as assembly/kernels/tile.ts). The kernels' contracts set
+ * their workgroup size to threads(c), so THREADS is the generated WG.
  *
  * Workgroup memory `sm` (vec4) holds, during the Q.K^T phase, a Q chunk
  * [BM][DK4 + 1] at QS and a K chunk [BN][DK4 + 1] at KS: DK floats of the
@@ -8,7 +10,7 @@
  * read by neighbouring threads fall in different banks. Thread (ty, tx)
  * accumulates s{i}{j} = logit of row ty + i*NY and key tx + j*NX.
  */
-import { bm, bn, threads, type TileConfig } from '../tiles.js';
+import { bm, bn, type TileConfig } from '../tiles.js';
 import { unroll } from './params.js';
 
 /** Constants of the tile shape, shared by every logits kernel. */
@@ -20,7 +22,7 @@ const TM: u32 = ${c.tm}u;
 const TN: u32 = ${c.tn}u;
 const BM: u32 = ${bm(c)}u;
 const BN: u32 = ${bn(c)}u;
-const THREADS: u32 = ${threads(c)}u;
+const THREADS: u32 = WG;
 const DP: u32 = ${c.dp}u;
 const DP4: u32 = ${c.dp / 4}u;
 const DK: u32 = ${c.dk}u;
@@ -33,7 +35,7 @@ const NEG: f32 = -1.0e30;
 }
 
 /** Element type of the Q/K/V/O bindings: vec4 (16-byte accesses) or f32. */
-export function ioType(c: TileConfig): string {
+export function ioType(c: TileConfig): 'vec4<f32>' | 'f32' {
   return c.vec4 ? 'vec4<f32>' : 'f32';
 }
 

@@ -1,0 +1,152 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/**
+ * One WebGPU backend instance's working parts, shared by its stage calls
+ * (backend.ts) and its GPU-resident entry (resident.ts): the plumbing, the
+ * stage context (buffers, limits, tiles, pipelines), recorders, uploads and
+ * `execute` (submit, read back, device time).
+ */
+import { throwIfAborted } from '../harness/core/errors.js';
+import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
+import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+import type { GpuContext } from './device.js';
+import { Pipelines } from './kernels/kernel.js';
+import type { CostRule, LayerTensors } from './layer.js';
+import { DevicePlumbing } from './plumbing.js';
+import { Recorder } from './recorder.js';
+import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
+import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
+import { chooseTiles, type TileConfig } from './tiles.js';
+
+/** Options of the backend itself (the device and adapter choice are CreateWebGpuOptions, index.ts). */
+export interface WebGpuBackendOptions {
+  /**
+   * Run dense where token-sparse attention would not pay on this device
+   * (cost.ts): Budget {mode: 'dense', reason: 'not-worth-it'}. Only
+   * tokenSparseAttention applies it; `budget()` is always the spec's rule.
+   * Default true.
+   */
+  costRule?: boolean;
+  /** Rates of the cost rule (defaults measured on an H200). */
+  costModel?: Partial<CostModel>;
+  /** Caps the bytes of one storage binding below the adapter's limit (forces head/row splitting; for tests). */
+  maxBindingBytes?: number;
+  /** Caps the bytes of one GPUBuffer of a head-major tensor (forces tensors over several buffers; for tests). */
+  maxTensorPartBytes?: number;
+  /** Overrides the attend/score tile choice (tuning). */
+  tiles?: Partial<TileConfig>;
+  /**
+   * Per-stage device times in TsaResult.timings where the adapter has no
+   * timestamp queries: the host waits for each stage before submitting the
+   * next (one round trip per stage). Off: those stages read NaN there.
+   */
+  profileStages?: boolean;
+}
+
+export class GpuCore {
+  readonly plumbing: DevicePlumbing;
+  readonly device: GPUDevice;
+  readonly ctx: GpuCtx;
+  readonly buffers: BufferPool;
+  /** The cost rule's rates, and whether it applies where a call does not say (TsaOptions.costRule). */
+  readonly costModel: CostModel;
+  readonly costDefault: boolean;
+  readonly profileStages: boolean;
+  private readonly pipelines: Pipelines;
+  deviceMs: number | null = null;
+
+  constructor(readonly gpu: GpuContext, options: WebGpuBackendOptions) {
+    const { device } = gpu;
+    this.device = device;
+    this.plumbing = new DevicePlumbing(gpu);
+    const limits = device.limits;
+    const lim: BindingLimits = {
+      maxBinding: Math.min(limits.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity),
+      maxBufferSize: limits.maxBufferSize,
+      maxTensorPart: Math.min(limits.maxBufferSize, options.maxTensorPartBytes ?? Infinity),
+      align: limits.minStorageBufferOffsetAlignment,
+    };
+    this.buffers = new BufferPool(device, lim);
+    this.pipelines = new Pipelines(device);
+    const tileLimits = {
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+    };
+    const tileCache = new Map<number, TileConfig>();
+    this.ctx = {
+      device,
+      pool: this.buffers,
+      lim,
+      tiles: (headDim) => {
+        let t = tileCache.get(headDim);
+        if (!t) {
+          t = chooseTiles(headDim, tileLimits, options.tiles);
+          tileCache.set(headDim, t);
+        }
+        return t;
+      },
+    };
+    this.costModel = { ...DEFAULT_COST_MODEL, ...options.costModel };
+    this.costDefault = options.costRule ?? true;
+    this.profileStages = options.profileStages ?? false;
+  }
+
+  /** The cost rule of one call: the rates where it applies, else null. */
+  costFor(o: Pick<ResolvedTsaOptions, 'costRule'>): CostRule {
+    return (o.costRule ?? this.costDefault) ? this.costModel : null;
+  }
+
+  /** A stage context with a fresh recorder for one call. */
+  stageCtx(): StageCtx {
+    const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps);
+    return { ...this.ctx, rec };
+  }
+
+  /** Uploads head-major Float32Array data into a pooled tensor. */
+  upload(name: string, data: Float32Array, heads: number, headElems: number): HeadTensor {
+    const t = this.buffers.heads(name, heads, headElems, STORAGE_USAGE);
+    this.plumbing.upload(t, data);
+    return t;
+  }
+
+  inputTensors(input: AttentionInput): LayerTensors {
+    const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
+    return {
+      q: this.upload('in.q', input.q, H, L * D),
+      k: this.upload('in.k', input.k, Hkv, L * D),
+      v: this.upload('in.v', input.v, Hkv, L * D),
+    };
+  }
+
+  outputBuffer(shape: AttentionShape): GPUBuffer {
+    return this.buffers.get('out', shape.seqLen * shape.heads * shape.headDim * 4, STORAGE_USAGE);
+  }
+
+  /**
+   * Submits the recorded work after the uploads have landed (so device time
+   * excludes them), copies `outputs` back and returns their bytes. The call's
+   * signal is checked before the submission and before the readback.
+   */
+  async execute(
+    ctx: StageCtx,
+    outputs: { src: GPUBuffer; bytes: number }[],
+    o: Pick<ResolvedTsaOptions, 'signal'>,
+    syncSegments = false,
+  ): Promise<{ data: ArrayBuffer[]; segments: Record<string, number> }> {
+    await this.device.queue.onSubmittedWorkDone();
+    throwIfAborted(o.signal);
+    let copies: ReturnType<DevicePlumbing['copyOut']>[] = [];
+    const { segmentMs, deviceMs, submitted } = ctx.rec.submit((enc) => {
+      copies = outputs.map((out) => this.plumbing.copyOut(enc, out.src, out.bytes));
+    }, syncSegments);
+    try {
+      await submitted;
+      throwIfAborted(o.signal);
+      const data = await this.plumbing.readAll(copies);
+      this.deviceMs = await deviceMs;
+      return { data, segments: await segmentMs };
+    } finally {
+      for (const c of copies) c.staging.destroy();
+    }
+  }
+}

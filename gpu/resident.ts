@@ -1,0 +1,134 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/**
+ * The GPU-resident entry of the WebGPU backend: the whole layer on Q, K, V
+ * already on the backend's device, output into a GPUBuffer, no readback
+ * (inputs are not scanned for NaN/Inf, which would need one). The same
+ * dense-before-scoring rule as every backend (core's rules.ts), the same
+ * fused layer and plan as tokenSparseAttention (layer.ts).
+ */
+import { BackendResourceError, throwIfAborted, TsaInputError } from '../harness/core/errors.js';
+import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
+import { denseBeforeScoring } from '../harness/core/rules.js';
+import { resolveOptions, validateShape } from '../harness/core/validate.js';
+import type { GpuCore } from './core.js';
+import { PROBE } from './kernels/probe.wgsl.js';
+import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
+import { bufferAsHeadTensor } from './resources.js';
+import { STORAGE_USAGE } from './stages/common.js';
+import { selectionBuffers } from './stages/select.js';
+
+/** Q, K, V already on this backend's device, layouts as AttentionInput. */
+export interface GpuAttentionInput extends AttentionShape {
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  /**
+   * Where to write the output [L][H*D] f32 (at least L*H*D*4 bytes, STORAGE
+   * usage); every element is overwritten. Default: a new buffer per call.
+   * Reuse one across calls where a fresh buffer is costly: Dawn zero-fills
+   * a new buffer at its first use, and on its OpenGL backend that fill is a
+   * host upload (BENCHMARKS.md has the H200 numbers).
+   */
+  output?: GPUBuffer;
+}
+
+export interface GpuTsaResult {
+  /** [L][H*D] f32: `input.output`, or a new buffer; owned by the caller (destroy it when done). */
+  output: GPUBuffer;
+  /** Resolves when the GPU has finished this call (lastDeviceTimeMs is then valid). */
+  done: Promise<void>;
+  /** Device ms per stage (scores, pool, budget, select, attend); NaN unless measurable (see profileStages). */
+  stageMs: Promise<Record<string, number>>;
+  /** Reads back the budget, L' and kept indices of this call (a small transfer). */
+  info(): Promise<{ budget: Budget; keptLength: number; indices: Int32Array | null }>;
+}
+
+type Named = [name: 'q' | 'k' | 'v' | 'output', buffer: GPUBuffer, heads: number];
+
+/** The checks that need no device: buffer type, size, usage, map state, aliasing. */
+function checkBuffers(input: GpuAttentionInput): Named[] {
+  const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
+  const named: Named[] = [['q', input.q, H], ['k', input.k, Hkv], ['v', input.v, Hkv]];
+  if (input.output !== undefined) named.push(['output', input.output, H]);
+  for (const [name, buf, heads] of named) {
+    const isBuffer = typeof GPUBuffer === 'function' ? buf instanceof GPUBuffer : typeof (buf as GPUBuffer | null)?.mapAsync === 'function';
+    if (!isBuffer) throw new TsaInputError(`${name} must be a GPUBuffer of this backend's device`, 'TYPE');
+    if (buf.size < heads * L * D * 4) {
+      const layout = name === 'output' ? `[${L}][${heads * D}]` : `[${heads}][${L}][${D}]`;
+      throw new TsaInputError(`${name} has ${buf.size} bytes, expected at least ${heads * L * D * 4} = ${layout} f32`, 'SHAPE');
+    }
+    if ((buf.usage & GPUBufferUsage.STORAGE) === 0) throw new TsaInputError(`${name} needs GPUBufferUsage.STORAGE`, 'TYPE');
+    if (buf.mapState !== 'unmapped') throw new TsaInputError(`${name} is ${buf.mapState}; unmap it before the call`, 'TYPE');
+  }
+  if (input.output !== undefined && [input.q, input.k, input.v].includes(input.output)) {
+    throw new TsaInputError('output must be a buffer other than q, k and v (it is written while they are read)', 'TYPE');
+  }
+  return named;
+}
+
+/** Whether `buf` can be used on the core's device: the probe kernel alone in an error scope. */
+async function probe(core: GpuCore, buf: GPUBuffer): Promise<string | null> {
+  const { device } = core;
+  device.pushErrorScope('validation');
+  let thrown: string | null = null;
+  try {
+    const { rec } = core.stageCtx();
+    rec.dispatch(PROBE, { at: 0 }, { x: { binding: { buffer: buf, offset: 0, size: 4 }, base: 0 } }, [1]);
+    await rec.submit().submitted;
+  } catch (e) {
+    thrown = e instanceof Error ? e.message : String(e);
+  }
+  const error = await device.popErrorScope().catch(() => null);
+  return thrown ?? error?.message ?? null;
+}
+
+/** A validation failure of a resident call caused by one of the caller's buffers, as TsaInputError. */
+async function blameInput(core: GpuCore, named: Named[], e: unknown): Promise<unknown> {
+  if (!(e instanceof BackendResourceError) || e.kind !== 'VALIDATION') return e;
+  for (const [name, buf] of named) {
+    const problem = await core.plumbing.run(() => probe(core, buf)).catch(() => null);
+    if (problem) {
+      return new TsaInputError(`${name} cannot be used on this backend's device (destroyed, or made on another device): ${problem}`, 'TYPE');
+    }
+  }
+  return e;
+}
+
+/** tokenSparseAttentionGpu of a backend. */
+export function residentEntry(core: GpuCore) {
+  return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
+    validateShape(input);
+    const o = resolveOptions(options);
+    const named = checkBuffers(input);
+    const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
+    const plan = planLayer(input, o, core.costFor(o), denseBeforeScoring(L, o));
+    const call = async (): Promise<GpuTsaResult> => {
+      throwIfAborted(o.signal);
+      const ctx = core.stageCtx();
+      const t = { q: bufferAsHeadTensor(input.q, H, L * D), k: bufferAsHeadTensor(input.k, Hkv, L * D), v: bufferAsHeadTensor(input.v, Hkv, L * D) };
+      const output = input.output ?? core.device.createBuffer({ label: 'tsa output', size: L * H * D * 4, usage: STORAGE_USAGE });
+      const sel = selectionBuffers(ctx, plan.d);
+      recordLayer(ctx, plan, t, sel, output);
+      let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
+      const { deviceMs, submitted, segmentMs } = ctx.rec.submit((enc) => {
+        copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));
+      }, core.profileStages);
+      const done = deviceMs.then((ms) => {
+        core.deviceMs = ms;
+      });
+      done.catch(() => {});
+      let info: Promise<LayerInfo> | null = null;
+      return {
+        output,
+        done,
+        stageMs: segmentMs,
+        info: () => (info ??= submitted.then(() => core.plumbing.readAll(copies)).then((data) => decodeLayer(plan, data))),
+      };
+    };
+    try {
+      return await core.plumbing.run(call);
+    } catch (e) {
+      throw await blameInput(core, named, e);
+    }
+  };
+}

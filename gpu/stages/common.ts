@@ -1,0 +1,97 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/**
+ * What every GPU stage (gpu/stages/*.ts) shares: the per-backend context,
+ * the shape of one call, the layer-state buffer and the Q/K binding windows
+ * of the two logits kernels (score, attend).
+ */
+import { TsaInputError } from '../../harness/core/errors.js';
+import { STATE } from '../kernels/state.js';
+import type { Recorder } from '../recorder.js';
+import { headWindow, sharedWindow, wholeWindow, type BindingLimits, type BufferPool, type HeadTensor, type Window } from '../resources.js';
+import type { TileConfig } from '../tiles.js';
+
+export const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
+
+/** One backend's device, pooled buffers, binding limits and tile choice. */
+export interface GpuCtx {
+  device: GPUDevice;
+  pool: BufferPool;
+  lim: BindingLimits;
+  tiles(headDim: number): TileConfig;
+}
+
+/** A stage's view of one call: the context and the recorder its kernels go to. */
+export interface StageCtx extends GpuCtx {
+  rec: Recorder;
+}
+
+/** Shape of one call: H, Hkv, D, L, window W, prefix P = L - W, group G = H / Hkv. */
+export interface Dims {
+  H: number;
+  Hkv: number;
+  D: number;
+  L: number;
+  W: number;
+  P: number;
+  G: number;
+}
+
+export function dimsOf(shape: { heads: number; kvHeads: number; headDim: number; seqLen: number }, window: number): Dims {
+  return {
+    H: shape.heads,
+    Hkv: shape.kvHeads,
+    D: shape.headDim,
+    L: shape.seqLen,
+    W: window,
+    P: shape.seqLen - window,
+    G: shape.heads / shape.kvHeads,
+  };
+}
+
+export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** The layer-state buffer (kernels/state.ts). */
+export function stateBuffer(ctx: GpuCtx): GPUBuffer {
+  return ctx.pool.get('state', STATE.words * 4, STORAGE_USAGE);
+}
+
+export function stateWindow(ctx: GpuCtx): Window {
+  return wholeWindow(stateBuffer(ctx));
+}
+
+/**
+ * A whole head-major tensor in one binding (budget and select read across
+ * heads). Larger than one binding: TsaInputError, as for one head too large
+ * (resources.ts headChunks); budget and select are not split by head.
+ */
+export function wholeHeads(ctx: GpuCtx, t: HeadTensor, what: string): Window {
+  const bytes = t.heads * t.headElems * 4;
+  if (t.parts.length !== 1 || bytes > ctx.lim.maxBinding) {
+    throw new TsaInputError(
+      `${what} (${t.heads} heads x ${t.headElems} values, ${bytes} bytes) must fit one storage binding and buffer ` +
+        `(${Math.min(ctx.lim.maxBinding, ctx.lim.maxTensorPart)} bytes on this adapter); use a shorter sequence or fewer heads per call`,
+      'SHAPE',
+    );
+  }
+  return wholeWindow(t.parts[0]!.buffer, bytes);
+}
+
+/** Per-head-chunk bindings of a logits kernel: Q (query heads) and K (kvDiv query heads per K head). */
+export function qkParams(d: Dims, q: HeadTensor, k: HeadTensor, kvDiv: number, h0: number, h1: number, align: number) {
+  const qw = headWindow(q, h0, h1, align);
+  const kw = sharedWindow(k, h0, h1, kvDiv, align);
+  return {
+    windows: { qIn: qw, kIn: kw },
+    params: {
+      dim: d.D,
+      qBase: qw.base,
+      kBase: kw.base,
+      qHeadStride: q.headElems,
+      kvHeadStride: k.headElems,
+      h0,
+      kvDiv,
+      kv0: kw.first,
+      scale: 1 / Math.sqrt(d.D),
+    },
+  };
+}

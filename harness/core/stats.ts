@@ -1,0 +1,8 @@
+/** Small statistics shared by the benchmark and the cost model's calibration. */
+
+/** The median of a non-empty list (mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
