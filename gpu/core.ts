@@ -6,7 +6,7 @@
  * `execute` (submit, read back, device time).
  */
 import { throwIfAborted } from '../harness/core/errors.js';
-import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
+import type { AttentionInput, AttentionShape, Precision, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 import type { GpuContext } from './device.js';
 import { Pipelines } from './kernels/kernel.js';
@@ -40,6 +40,12 @@ export interface WebGpuBackendOptions {
    * next (one round trip per stage). Off: those stages read NaN there.
    */
   profileStages?: boolean;
+  /**
+   * The attention's default precision (a call's `precision` overrides it):
+   * 'f32' (default) or 'f16' (needs shader-f16; subgroup matrices where the
+   * adapter has them, else the plain f16 kernel). See README "Precision".
+   */
+  precision?: Precision;
 }
 
 export class GpuCore {
@@ -51,6 +57,7 @@ export class GpuCore {
   readonly costModel: CostModel;
   readonly costDefault: boolean;
   readonly profileStages: boolean;
+  readonly precision: Precision;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
 
@@ -77,6 +84,7 @@ export class GpuCore {
       device,
       pool: this.buffers,
       lim,
+      features: gpu.features,
       tiles: (headDim) => {
         let t = tileCache.get(headDim);
         if (!t) {
@@ -89,6 +97,12 @@ export class GpuCore {
     this.costModel = { ...DEFAULT_COST_MODEL, ...options.costModel };
     this.costDefault = options.costRule ?? true;
     this.profileStages = options.profileStages ?? false;
+    this.precision = options.precision ?? 'f32';
+  }
+
+  /** The precision of one call. */
+  precisionFor(o: Pick<ResolvedTsaOptions, 'precision'>): Precision {
+    return o.precision ?? this.precision;
   }
 
   /** The cost rule of one call: the rates where it applies, else null. */
@@ -96,10 +110,10 @@ export class GpuCore {
     return (o.costRule ?? this.costDefault) ? this.costModel : null;
   }
 
-  /** A stage context with a fresh recorder for one call. */
-  stageCtx(): StageCtx {
+  /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
+  stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
     const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps);
-    return { ...this.ctx, rec };
+    return { ...this.ctx, rec, precision: this.precisionFor(o) };
   }
 
   /** Uploads head-major Float32Array data into a pooled tensor. */

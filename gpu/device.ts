@@ -7,6 +7,7 @@
  * backend says what was tried.
  */
 import { BackendUnavailableError } from '../harness/core/errors.js';
+import { describeFeatures, EXPERIMENTAL_TOGGLES, shaderFeatures, wantedFeatures, type ShaderFeatures } from './features.js';
 
 /** One attempt at an adapter: Dawn backend toggle and feature level. */
 export interface AdapterAttempt {
@@ -46,6 +47,8 @@ export interface GpuContext {
   timestamps: boolean;
   /** Whether Dawn zero-fills new buffers on this device (null: a caller's device, unknown). */
   zeroInit: boolean | null;
+  /** shader-f16 and subgroup matrices (features.ts). */
+  features: ShaderFeatures;
 }
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -137,6 +140,7 @@ export async function openGpu(
   attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS,
   toggles: readonly string[] = [],
   zeroInit?: boolean,
+  experimental = true,
 ): Promise<GpuContext> {
   const d = await loadDawn();
   const tried: string[] = [];
@@ -145,7 +149,8 @@ export async function openGpu(
     let adapter: GPUAdapter | null = null;
     const zero = zeroInit ?? attempt.backend !== 'opengl';
     try {
-      adapter = await instanceFor(d, attempt.backend, toggles, zero).requestAdapter({
+      const extra = experimental && attempt.backend === 'vulkan' ? [...toggles, ...EXPERIMENTAL_TOGGLES] : toggles;
+      adapter = await instanceFor(d, attempt.backend, extra, zero).requestAdapter({
         featureLevel: attempt.featureLevel,
         powerPreference: 'high-performance',
       });
@@ -161,9 +166,10 @@ export async function openGpu(
     try {
       const device = await adapter.requestDevice({
         requiredLimits: allLimits(adapter),
-        requiredFeatures: timestamps ? ['timestamp-query'] : [],
+        requiredFeatures: [...(timestamps ? (['timestamp-query'] as GPUFeatureName[]) : []), ...wantedFeatures(adapter)],
       });
       const info = adapter.info;
+      const features = shaderFeatures(device, info);
       const name = describeAdapter(info);
       const software = info.isFallbackAdapter || SOFTWARE.test(name);
       return {
@@ -173,7 +179,11 @@ export async function openGpu(
         software,
         timestamps,
         zeroInit: zero,
-        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}${zero ? '' : ', new buffers not zero-filled'}`,
+        features,
+        summary:
+          `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}` +
+          `${zero ? '' : ', new buffers not zero-filled'}; ${describeFeatures(features)}` +
+          `${experimental && attempt.backend === 'vulkan' ? ' (Dawn experimental toggles on)' : ''}`,
       };
     } catch (e) {
       tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -193,6 +203,7 @@ export function wrapDevice(device: GPUDevice): GpuContext {
     software: info ? info.isFallbackAdapter || SOFTWARE.test(name) : false,
     timestamps: device.features.has('timestamp-query'),
     zeroInit: null,
+    features: shaderFeatures(device, info),
     summary: `the caller's device on ${name}`,
   };
 }

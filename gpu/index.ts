@@ -3,7 +3,7 @@
  * Needs the optional `webgpu` package (Dawn for node). On a software
  * adapter (llvmpipe, lavapipe) the backend works but is not auto-selected.
  */
-import { BackendUnavailableError } from '../harness/core/errors.js';
+import { BackendUnavailableError, TsaInputError } from '../harness/core/errors.js';
 import type { Backend, BackendCreateOptions } from '../harness/core/interface.js';
 import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoice } from './device.js';
@@ -38,6 +38,13 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
    * backend's own kernels never read memory they did not write.
    */
   zeroInit?: boolean;
+  /**
+   * Dawn's experimental toggles on Vulkan (allow_unsafe_apis,
+   * vulkan_enable_f16_on_nvidia, use_vulkan_memory_model: features.ts), which
+   * give shader-f16 on NVIDIA and subgroup matrices (the matrix units of
+   * precision 'f16'). Default true; false opens the device without them.
+   */
+  experimentalFeatures?: boolean;
 }
 
 /** Storage buffers one kernel binds at most (select's write pass). */
@@ -48,15 +55,22 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(
   options: CreateWebGpuOptions = {},
 ): Promise<WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string }> {
+  if (options.precision !== undefined && options.precision !== 'f32' && options.precision !== 'f16') {
+    throw new TsaInputError(`option precision must be 'f32' or 'f16', got ${String(options.precision)}`, 'OPTION');
+  }
   const gpu = options.device
     ? wrapDevice(options.device)
-    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);
+    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit, options.experimentalFeatures ?? true);
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
     if (gpu.owned) gpu.device.destroy();
     throw new BackendUnavailableError(
       `adapter ${gpu.summary} allows ${have} storage buffers per shader stage; the webgpu backend needs ${STORAGE_BUFFERS_NEEDED}`,
     );
+  }
+  if (options.precision === 'f16' && !gpu.features.f16) {
+    if (gpu.owned) gpu.device.destroy();
+    throw new BackendUnavailableError(`precision 'f16' needs shader-f16, which adapter ${gpu.summary} lacks`);
   }
   const backend = webGpuBackendOn(gpu, options) as WebGpuBackend & { autoSelect: boolean; whyNotAuto?: string };
   backend.autoSelect = !gpu.software;

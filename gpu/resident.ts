@@ -104,7 +104,7 @@ export function residentEntry(core: GpuCore) {
     const plan = planLayer(input, o, core.costFor(o), denseBeforeScoring(L, o));
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);
-      const ctx = core.stageCtx();
+      const ctx = core.stageCtx(o);
       const t = { q: bufferAsHeadTensor(input.q, H, L * D), k: bufferAsHeadTensor(input.k, Hkv, L * D), v: bufferAsHeadTensor(input.v, Hkv, L * D) };
       const output = input.output ?? core.device.createBuffer({ label: 'tsa output', size: L * H * D * 4, usage: STORAGE_USAGE });
       const sel = selectionBuffers(ctx, plan.d);

@@ -14,23 +14,31 @@
  * row: its Q' row and O accumulator (DP/4 vec4s each, unrolled) live in registers; K and
  * V tiles of KEYS keys are staged in workgroup memory as vec4<f16>.
  */
-import { ATTEND_F16_PARAMS, gatePrologue } from './attend-f16.wgsl.js';
-import { paramsStruct, unroll } from './params.js';
+import { ATTEND_F16_BINDINGS, ATTEND_F16_PARAMS, gatePrologue } from './attend-f16.wgsl.js';
+import { variants, type Kernel } from './kernel.js';
+import { unroll } from './params.js';
 
 /** Query rows per workgroup (one invocation each) and keys per staged K/V tile. */
 export const PLAIN_ROWS = 64;
 const KEYS = 32;
 
-export function attendF16PlainWgsl(dp: number): string {
+/** The plain f16 attend kernel for padded head dimension `dp` (contract). */
+export const attendF16PlainKernel = variants(
+  (dp: number) => `attend-f16-plain:${dp}`,
+  (dp: number, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name']> => ({
+    name: 'attend-f16-plain',
+    key,
+    params: ATTEND_F16_PARAMS,
+    bindings: ATTEND_F16_BINDINGS,
+    workgroupSize: PLAIN_ROWS,
+    enable: ['f16'],
+    source: () => plainSource(dp),
+  }),
+);
+
+function plainSource(dp: number): string {
   const dp4 = dp / 4;
-  return `enable f16;
-${paramsStruct(ATTEND_F16_PARAMS)}
-@group(0) @binding(1) var<storage, read> qIn: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> kIn: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> vIn: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read_write> oOut: array<f32>;
-@group(0) @binding(5) var<storage, read> state: array<u32>;
-const ROWS: u32 = ${PLAIN_ROWS}u;
+  return `const ROWS: u32 = ${PLAIN_ROWS}u;
 const KEYS: u32 = ${KEYS}u;
 const DP4: u32 = ${dp4}u;
 var<workgroup> ks: array<vec4<f16>, ${KEYS * dp4}>;
@@ -46,7 +54,7 @@ fn roundF16(x: f32) -> f32 {
   return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u);
 }
 
-@compute @workgroup_size(${PLAIN_ROWS})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${gatePrologue()}
   let nTiles = (n + ROWS - 1u) / ROWS;

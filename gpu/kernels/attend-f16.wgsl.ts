@@ -35,7 +35,8 @@
  * Lane t of a subgroup does the softmax of row t / 2, columns (t % 2) * BN/2 ..
  * Tiles run heaviest first; key tiles past the diagonal are skipped.
  */
-import { paramsStruct, unroll, type ParamFields } from './params.js';
+import { read, variants, write, type Kernel } from './kernel.js';
+import { unroll, type ParamFields } from './params.js';
 import { STATE } from './state.js';
 
 /** Rows of every f16-layout tensor are padded (with zeros) to a multiple of this. */
@@ -107,7 +108,31 @@ const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
 const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
 const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
-export function attendF16MatrixWgsl(c: F16MatrixConfig): string {
+/** The bindings of both f16 attend kernels (f16 layout in, f32 out, layer state). */
+export const ATTEND_F16_BINDINGS = [
+  read('qIn', 'vec4<f16>'),
+  read('kIn', 'vec4<f16>'),
+  read('vIn', 'vec4<f16>'),
+  write('oOut', 'f32'),
+  read('state', 'u32'),
+] as const;
+
+const configKey = (c: F16MatrixConfig) =>
+  `attend-f16:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}`;
+
+/** The subgroup-matrix attend kernel of a config (contract; WGSL generated once per key). */
+export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name']> => ({
+  name: 'attend-f16',
+  key,
+  params: ATTEND_F16_PARAMS,
+  bindings: ATTEND_F16_BINDINGS,
+  workgroupSize: 32 * c.sg,
+  enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+  directives: ['diagnostic(off, chromium.subgroup_matrix_uniformity)'],
+  source: () => attendF16Source(c),
+}));
+
+function attendF16Source(c: F16MatrixConfig): string {
   const nf = c.dp / 16;
   const ns = c.bn / 16;
   const half = c.bn / 2;
@@ -192,17 +217,7 @@ ${fs.map((f, i) => `  let qf${f} = ${matrixLoad(LEFT, '&pw', `pBase + ${i * 16}u
   workgroupBarrier();`,
         )
         .join('\n');
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-${paramsStruct(ATTEND_F16_PARAMS)}
-@group(0) @binding(1) var<storage, read> qIn: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> kIn: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> vIn: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read_write> oOut: array<f32>;
-@group(0) @binding(5) var<storage, read> state: array<u32>;
-const SG: u32 = ${c.sg}u;
+  return `const SG: u32 = ${c.sg}u;
 const BM: u32 = ${16 * c.sg}u;
 const BN: u32 = ${c.bn}u;
 const DP: u32 = ${c.dp}u;
@@ -220,7 +235,7 @@ var<workgroup> flags: array<u32, 2>;
 var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 
-@compute @workgroup_size(${32 * c.sg})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_size) sgSize: u32) {
 ${gatePrologue()}
   let nTiles = (n + BM - 1u) / BM;

@@ -11,10 +11,11 @@
  * (webgpu), else the cost rule's probe where it is on (wasm) and the
  * pipeline over its stages (reference, wasm).
  */
-import { throwIfAborted } from './errors.js';
+import { throwIfAborted, TsaInputError } from './errors.js';
 import type {
   AttentionInput,
   Backend,
+  Precision,
   Budget,
   ResolvedTsaOptions,
   ScoreShape,
@@ -62,6 +63,8 @@ export interface BackendDefinition {
   costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
+  /** The precisions a call may ask for (TsaOptions.precision; default ['f32']), and why others are missing. */
+  precisions?: { supported: readonly Precision[]; why: string };
 }
 
 /** `stages`, each call through `run` (given the call's options). */
@@ -91,43 +94,52 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
   // Each stage through `run`: what runPipeline composes, and what the public stage methods call.
   const ran = serialised(def.stages, (call, o) => run(o, call));
   const layer = def.layer;
+  const precisions = def.precisions ?? { supported: ['f32'], why: 'it computes in f32 or better only' };
+  // The options of one call, its precision checked against the backend's (TsaInputError 'PRECISION').
+  const checked = (o: ResolvedTsaOptions): ResolvedTsaOptions => {
+    if (o.precision !== undefined && !precisions.supported.includes(o.precision)) {
+      throw new TsaInputError(`the ${def.name} backend cannot run precision '${o.precision}': ${precisions.why}`, 'PRECISION');
+    }
+    return o;
+  };
+  const resolve = (options?: TsaOptions) => checked(resolveOptions(options));
   const backend: Backend = {
     name: def.name,
     description: def.description,
     ...(def.threads !== undefined ? { threads: def.threads } : {}),
     async scores(input: AttentionInput, options?: TsaOptions) {
       validateInput(input);
-      return ran.scores(input, resolveOptionsFor(input, options));
+      return ran.scores(input, checked(resolveOptionsFor(input, options)));
     },
     async pool(scores: Float32Array, shape: ScoreShape, options?: TsaOptions) {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateScores('scores', scores, shape);
       return ran.pool(scores, shape, o);
     },
     async budget(pooled: Float32Array, shape: ScoreShape, options?: TsaOptions): Promise<Budget> {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateScores('pooled', pooled, shape);
       return denseBeforeScoring(shape.prefixLen + o.window, o) ?? ran.budget(pooled, shape, o);
     },
     async select(pooled: Float32Array, shape: ScoreShape, keep: number, options?: TsaOptions) {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateScores('pooled', pooled, shape);
       validateKeep(keep, shape);
       return ran.select(pooled, shape, keep, o);
     },
     async attendSelected(input: AttentionInput, indices: Int32Array, keptLength: number, options?: TsaOptions) {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateInput(input);
       validateIndices(indices, keptLength, input);
       return ran.attendSelected(input, indices, keptLength, o);
     },
     async dense(input: AttentionInput, options?: TsaOptions) {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateInput(input);
       return ran.dense(input, o);
     },
     async tokenSparseAttention(input: AttentionInput, options?: TsaOptions) {
-      const o = resolveOptions(options);
+      const o = resolve(options);
       validateInput(input);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);

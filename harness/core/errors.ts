@@ -6,7 +6,8 @@ export type TsaInputErrorCode =
   | 'NON_FINITE'
   | 'OPTION'
   | 'INDICES'
-  | 'TYPE';
+  | 'TYPE'
+  | 'PRECISION';
 
 export class TsaError extends Error {
   constructor(message: string, readonly code: string) {

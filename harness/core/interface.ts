@@ -62,7 +62,18 @@ export interface TsaOptions {
    * ('not-worth-it'); false runs the spec's pipeline unchanged.
    */
   costRule?: boolean;
+  /**
+   * Arithmetic of the attention (backend option `precision` is the default):
+   * 'f32' (exact path) or 'f16' (Q, K, V rounded to f16, f16 products with f32
+   * accumulation, f32 softmax and output; scoring and selection stay f32, so
+   * indices and keep counts are the same). A backend without f16 throws
+   * TsaInputError 'PRECISION'.
+   */
+  precision?: Precision;
 }
+
+/** Arithmetic of the attention (TsaOptions.precision). */
+export type Precision = 'f32' | 'f16';
 
 /** The numeric options of the method (spec section 2), with their defaults. */
 export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'poolKernel' | 'minTokens'>>;
@@ -72,6 +83,8 @@ export interface ResolvedTsaOptions extends MethodOptions {
   signal?: AbortSignal;
   /** Absent: the backend's own setting. */
   costRule?: boolean;
+  /** Absent: the backend's own setting. */
+  precision?: Precision;
 }
 
 export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
@@ -132,6 +145,9 @@ export interface TsaResult {
   /** keptLength / L. */
   keptFraction: number;
   timings: StageTimings;
+  /** The attention's arithmetic and kernel, where the backend has more than one (the WebGPU backend). */
+  precision?: Precision;
+  attendKernel?: string;
 }
 
 /**
