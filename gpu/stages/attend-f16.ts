@@ -62,9 +62,10 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
 export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
   const { rec, lim } = ctx;
   const { kernel, rows, dp } = f16Attend(ctx, d.D);
-  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, 'f16.q');
-  const k16 = toF16(ctx, d, k, dp, 1, gate, 'f16.k');
-  const v16 = toF16(ctx, d, v, dp, 1, gate, 'f16.v');
+  // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
+  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
+  const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
+  const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`);
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
   const uses = [
