@@ -31,9 +31,12 @@ const { values: a } = parseArgs({
 });
 const dir = process.env.F16LAB_KERNELS ?? '../dist/gpu/kernels/';
 const K = (f) => import(new URL(dir + f, import.meta.url).href);
-const { ATTEND_F16_PARAMS, ROW_ALIGN, attendF16MatrixWgsl, attendF16SharedBytes, matrixLoad, matrixStore } = await K('attend-f16.wgsl.js');
-const { attendF16PlainWgsl, PLAIN_ROWS } = await K('attend-f16-plain.wgsl.js');
+const { ATTEND_F16_PARAMS, ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, matrixLoad, matrixStore } = await K('attend-f16.wgsl.js');
+const { attendF16PlainKernel, PLAIN_ROWS } = await K('attend-f16-plain.wgsl.js');
 const { packParams } = await K('params.js');
+const { kernelWgsl } = await K('kernel.js');
+const attendF16MatrixWgsl = (c) => kernelWgsl(attendF16Kernel(c));
+const attendF16PlainWgsl = (dp) => kernelWgsl(attendF16PlainKernel(dp));
 
 const t0 = performance.now();
 const log = (...x) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1)}s]`, ...x);
@@ -373,7 +376,7 @@ const shapes = process.env.F16LAB_SHAPES ? JSON.parse(process.env.F16LAB_SHAPES)
       { n: 333, H: 2, Hkv: 1, D: 64, qScale: 3 },
       { n: 129, H: 2, Hkv: 2, D: 40 },
     ];
-const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} thr${v.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean'].filter((k) => v[k]).map((k) => ` ${k}`).join('')}`);
+const label = (v) => (v.plain ? 'plain' : `sg${v.sg} bn${v.bn} thr${v.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => v[k]).map((k) => ` ${k}`).join('')}`);
 for (const v of all) {
   if (!v.plain && attendF16SharedBytes({ ...v, dp: 128 }) > lim('maxComputeWorkgroupStorageSize')) { log(label(v), 'skipped: workgroup memory'); v.skip = true; continue; }
   for (const s of shapes) {

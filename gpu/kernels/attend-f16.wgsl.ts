@@ -62,6 +62,8 @@ export interface F16MatrixConfig {
   prefetch?: boolean;
   /** Leave out the barrier before the rescale flag's workgroupUniformLoad (itself a barrier). */
   lean?: boolean;
+  /** One lane per softmax row (no subgroup shuffles); else two lanes per row. */
+  soloRows?: boolean;
 }
 
 export const ATTEND_F16_PARAMS: ParamFields = [
@@ -118,7 +120,7 @@ export const ATTEND_F16_BINDINGS = [
 ] as const;
 
 const configKey = (c: F16MatrixConfig) =>
-  `attend-f16:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}`;
+  `attend-f16:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}`;
 
 /** The subgroup-matrix attend kernel of a config (contract; WGSL generated once per key). */
 export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name']> => ({
@@ -135,7 +137,11 @@ export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Ke
 function attendF16Source(c: F16MatrixConfig): string {
   const nf = c.dp / 16;
   const ns = c.bn / 16;
-  const half = c.bn / 2;
+  // Softmax columns per lane: half a row (two lanes per row, combined by a shuffle), or with
+  // c.soloRows a whole row (lanes t and t + 16 compute row t alike; only lanes < 16 write O).
+  const solo = c.soloRows === true;
+  const half = solo ? c.bn : c.bn / 2;
+  const mine = solo ? 'lane < 16u' : 'true';
   const v = c.vecKV === true;
   const u = (halves: number) => `${v ? halves / 4 : halves}u`;
   // K^T fragment (d block f, key block j) and V fragment (key block j, d block f) from the staged tiles.
@@ -151,7 +157,9 @@ function attendF16Source(c: F16MatrixConfig): string {
     .map(
       (fs) => `${oStore(fs)}
     workgroupBarrier();
-    for (var e = 0u; e < ${(fs.length * 16) / 2}u; e = e + 1u) { let at = sBase + r * SST + hc * ${(fs.length * 16) / 2}u + e; sw[at] = sw[at] * aw[sg * 16u + r]; }
+    if (${mine}) {
+      for (var e = 0u; e < ${(fs.length * 16) / (solo ? 1 : 2)}u; e = e + 1u) { let at = sBase + r * SST + hc * ${(fs.length * 16) / 2}u + e; sw[at] = sw[at] * aw[sg * 16u + r]; }
+    }
     workgroupBarrier();
 ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`, false, 'SST')};`).join('\n')}
     // Lanes of a subgroup run independently: every lane has loaded before any stores the next chunk.
@@ -162,8 +170,8 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
     .map(
       (fs) => `${oStore(fs)}
   workgroupBarrier();
-  if (row < n) {
-    for (var e = 0u; e < ${(fs.length * 16) / 2}u; e = e + 1u) {
+  if (row < n && ${mine}) {
+    for (var e = 0u; e < ${(fs.length * 16) / (solo ? 1 : 2)}u; e = e + 1u) {
       let cc = hc * ${(fs.length * 16) / 2}u + e;
       let col = ${fs[0] * 16}u + cc;
       if (col < p.dim) { oOut[ob + row * p.dim + col] = sw[sBase + r * SST + cc] * invL; }
@@ -245,8 +253,8 @@ ${gatePrologue()}
   let sg = lid / 32u;
   // The shuffle partner is by subgroup lane (32 wide on the matrix adapters; the emulation's are narrower).
   let lane = select(lid % 32u, sgLane, sgSize == 32u);
-  let r = lane / 2u;
-  let hc = lane % 2u;
+  let r = ${solo ? 'lane % 16u' : 'lane / 2u'};
+  let hc = ${solo ? '0u' : 'lane % 2u'};
   let row = q0 + sg * 16u + r;
   let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;
   let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
@@ -275,7 +283,7 @@ ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(
     let c0 = k0 + hc * ${half}u;
 ${unroll(half, (e) => `    let x${e} = select(sw[sBase + r * SST + hc * ${half}u + ${e}u], NEG, c0 + ${e}u > row);`)}
     var tmax = ${Array.from({ length: half }, (_, e) => `x${e}`).reduce((a, b) => `max(${a}, ${b})`)};
-    tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
+${solo ? '' : '    tmax = max(tmax, subgroupShuffleXor(tmax, 1u));'}
     let mNew = max(m, tmax);
     let grow = mNew > m + THRESHOLD;
     let alpha = select(1.0, exp(m - mNew), grow);
@@ -283,7 +291,7 @@ ${unroll(half, (e) => `    let x${e} = select(sw[sBase + r * SST + hc * ${half}u
 ${unroll(half, (e) => `    let p${e} = f16(exp(x${e} - m));
     pw[pBase + r * PST + hc * ${half}u + ${e}u] = p${e};`)}
     var ls = ${Array.from({ length: half }, (_, e) => `f32(p${e})`).join(' + ')};
-    ls = ls + subgroupShuffleXor(ls, 1u);
+${solo ? '' : '    ls = ls + subgroupShuffleXor(ls, 1u);'}
     l = l * alpha + ls;
     if (hc == 0u) { aw[sg * 16u + r] = alpha; }
     if (grow && kt > 0u) { flags[kt % 2u] = 1u; }
