@@ -23,7 +23,7 @@ import { pool, score } from './stages/score.js';
 import { invertIndices, select, selectionBuffers } from './stages/select.js';
 
 export type { WebGpuBackendOptions } from './core.js';
-export type { GpuAttentionInput, GpuTsaResult } from './resident.js';
+export type { GpuAttentionInput, GpuDtype, GpuTsaResult } from './resident.js';
 
 /** What the WebGPU backend adds to Backend. */
 export interface WebGpuExtras {

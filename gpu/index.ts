@@ -8,7 +8,7 @@ import type { Backend, BackendCreateOptions } from '../harness/core/interface.js
 import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { attemptsFor, openGpu, wrapDevice, type AdapterAttempt, type AdapterChoice } from './device.js';
 
-export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
+export type { GpuAttentionInput, GpuDtype, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
 export { generateInputOnGpu } from './generate.js';

@@ -41,6 +41,17 @@ function toF16(x: number): number {
   return f[0]!;
 }
 
+/** The f16 bit pattern of x (x already an f16 value, or rounded by toF16 first). */
+function halfBits(x: number): number {
+  const h = toF16(x);
+  if (h === 0) return Object.is(h, -0) ? 0x8000 : 0;
+  const sign = h < 0 ? 0x8000 : 0;
+  const a = Math.abs(h);
+  if (a < 2 ** -14) return sign | Math.round(a / 2 ** -24);
+  const e = Math.floor(Math.log2(a));
+  return sign | ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024);
+}
+
 /** float64 causal attention (GQA) on f16-rounded inputs, scale applied to q before rounding; [L][H*D]. */
 function f16Oracle(q: Float32Array, k: Float32Array, v: Float32Array, H: number, Hkv: number, D: number, L: number): Float64Array {
   const scale = Math.fround(1 / Math.sqrt(D));
@@ -114,6 +125,38 @@ describe('webgpu precision f16', () => {
     expect(f32.precision).toBe('f32');
     expect(f16.indices).toEqual(f32.indices);
     expect(b.description).toMatch(/shader-f16/);
+  });
+
+  it('GPU-resident f16 inputs and output equal the f32 path on the same f16 values, rounded to f16', async () => {
+    const base = generateInput('structured', { heads: 4, kvHeads: 2, headDim: 24, seqLen: 260 }, 11);
+    const input = { ...base, q: base.q.map(toF16), k: base.k.map(toF16), v: base.v.map(toF16) };
+    const opts = { window: 16, minTokens: 8 };
+    const want = await b.tokenSparseAttention(input, opts);
+    const dev = b.device;
+    const upload = (x: Float32Array) => {
+      const buf = dev.createBuffer({ size: Math.ceil((x.length * 2) / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+      const bits = new Uint16Array(Math.ceil(x.length / 2) * 2);
+      x.forEach((v, i) => (bits[i] = halfBits(v)));
+      dev.queue.writeBuffer(buf, 0, bits);
+      return buf;
+    };
+    const [q, k, v] = [input.q, input.k, input.v].map(upload);
+    const res = await b.tokenSparseAttentionGpu({ ...input, q: q!, k: k!, v: v!, dtype: 'f16', outputDtype: 'f16' }, opts);
+    await res.done;
+    const n = want.output.length;
+    const st = dev.createBuffer({ size: Math.ceil((n * 2) / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(res.output, 0, st, 0, st.size);
+    dev.queue.submit([enc.finish()]);
+    await st.mapAsync(GPUMapMode.READ);
+    const got = new Uint16Array(st.getMappedRange().slice(0));
+    st.destroy();
+    const short = upload(input.q.subarray(0, input.q.length / 2));
+    await expect(b.tokenSparseAttentionGpu({ ...input, q: short, k: k!, v: v!, dtype: 'f16' })).rejects.toMatchObject({ inputCode: 'SHAPE' });
+    for (const x of [q, k, v, short, res.output]) x!.destroy();
+    const mismatches = Array.from(want.output).filter((x, i) => halfBits(x) !== got[i]).length;
+    expect(mismatches).toBe(0);
+    expect((await res.info()).indices).toEqual(want.indices);
   });
 
   it('rejects f16 where the backend has none (PRECISION) and unknown precisions (OPTION)', async () => {
