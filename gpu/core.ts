@@ -15,6 +15,7 @@ import { DevicePlumbing } from './plumbing.js';
 import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
 import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
+import type { F16MatrixConfig } from './kernels/attend-f16.wgsl.js';
 import { chooseTiles, type TileConfig } from './tiles.js';
 
 /** Options of the backend itself (the device and adapter choice are CreateWebGpuOptions, index.ts). */
@@ -46,6 +47,8 @@ export interface WebGpuBackendOptions {
    * adapter has them, else the plain f16 kernel). See README "Precision".
    */
   precision?: Precision;
+  /** Overrides the subgroup-matrix f16 kernel's config (tuning; attend-f16.wgsl.ts F16MatrixConfig). */
+  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>>;
 }
 
 export class GpuCore {
@@ -85,6 +88,7 @@ export class GpuCore {
       pool: this.buffers,
       lim,
       features: gpu.features,
+      f16Tiles: options.f16Tiles ?? null,
       tiles: (headDim) => {
         let t = tileCache.get(headDim);
         if (!t) {

@@ -360,8 +360,9 @@ if (matrix) await prims();
 
 const variants = a.variants ? JSON.parse(a.variants) : [
   { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true },
+  { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true, soloRows: true },
   { sg: 8, bn: 32, threshold: 8, prefetch: true },
-  { sg: 8, bn: 32, threshold: 8 },
+  { sg: 8, bn: 32, threshold: 8, soloRows: true },
   { sg: 8, bn: 32, threshold: 0, prefetch: true, vecKV: true },
   { sg: 1, bn: 32, threshold: 8, noTime: true },
   { sg: 4, bn: 32, threshold: 8, prefetch: true, vecKV: true },

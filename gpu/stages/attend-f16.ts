@@ -23,7 +23,8 @@ const MATRIX_CONFIGS: readonly Omit<F16MatrixConfig, 'dp'>[] = [
 export function f16Attend(ctx: StageCtx, D: number) {
   const dp = ceilDiv(D, 16) * 16;
   if (ctx.features.matrix) {
-    const c = MATRIX_CONFIGS.map((m) => ({ ...m, dp })).find((m) => attendF16SharedBytes(m) <= ctx.device.limits.maxComputeWorkgroupStorageSize);
+    const configs = ctx.f16Tiles ? [{ ...MATRIX_CONFIGS[0]!, ...ctx.f16Tiles }] : MATRIX_CONFIGS;
+    const c = configs.map((m) => ({ ...m, dp })).find((m) => attendF16SharedBytes(m) <= ctx.device.limits.maxComputeWorkgroupStorageSize);
     if (c) return { kernel: attendF16Kernel(c), rows: 16 * c.sg, dp };
   }
   return { kernel: attendF16PlainKernel(dp), rows: PLAIN_ROWS, dp };
