@@ -47,7 +47,12 @@ export interface WebGpuBackendOptions {
    * adapter has them, else the plain f16 kernel). See README "Precision".
    */
   precision?: Precision;
-  /** Overrides the subgroup-matrix f16 kernel's config (tuning; attend-f16.wgsl.ts F16MatrixConfig). */
+  /**
+   * Runs precision 'f16' on the subgroup-matrix kernel with this config (fields of
+   * attend-f16.wgsl.ts F16MatrixConfig over the measured default; `{}` for the default) where
+   * the adapter has subgroup matrices. Experimental: it fails the f16 contract on the H200 as
+   * of 2026-12-01 (BENCHMARKS.md); without it 'f16' runs the plain f16 kernel.
+   */
   f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>>;
 }
 
