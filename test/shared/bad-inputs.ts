@@ -118,6 +118,7 @@ const BAD_OPTIONS: Array<[string, unknown, RegExp]> = [
   ['poolKernel even', { poolKernel: 4 }, /poolKernel must be odd/],
   ['poolKernel 0', { poolKernel: 0 }, /poolKernel must be an integer >= 1, got 0/],
   ['minTokens 0', { minTokens: 0 }, /minTokens must be an integer >= 1, got 0/],
+  ['precision unknown', { precision: 'bf16' }, /option precision must be 'f32' or 'f16', got string bf16/],
   ['unknown option key', { covrage: 0.01 }, /unknown option 'covrage'; expected one of coverage, window, poolKernel, minTokens/],
   ['options not an object', 0.005, /options must be an object/],
 ];
