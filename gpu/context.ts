@@ -6,6 +6,8 @@
  * (device-browser.ts, navigator.gpu) both build on it. No node: imports here.
  */
 
+import { shaderFeatures, wantedFeatures, type ShaderFeatures } from './features.js';
+
 export interface GpuContext {
   device: GPUDevice;
   /** Whether the backend owns (and destroys on dispose) the device. */
@@ -17,6 +19,8 @@ export interface GpuContext {
   timestamps: boolean;
   /** Whether new buffers on this device are zero-filled (null: a caller's device, unknown). */
   zeroInit: boolean | null;
+  /** shader-f16 and subgroup matrices (features.ts). */
+  features: ShaderFeatures;
 }
 
 const SOFTWARE = /llvmpipe|softpipe|swiftshader|lavapipe|software/i;
@@ -41,11 +45,14 @@ function allLimits(adapter: GPUAdapter): Record<string, number> {
   return out;
 }
 
-/** The device every platform requests: all of the adapter's limits, timestamp queries where offered. */
+/**
+ * The device every platform requests: all of the adapter's limits, timestamp queries where
+ * offered, and shader-f16 / subgroups / subgroup matrices where the adapter has them (features.ts).
+ */
 export function deviceDescriptor(adapter: GPUAdapter): GPUDeviceDescriptor & { requiredFeatures: GPUFeatureName[] } {
   return {
     requiredLimits: allLimits(adapter),
-    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
+    requiredFeatures: [...(adapter.features.has('timestamp-query') ? (['timestamp-query'] as GPUFeatureName[]) : []), ...wantedFeatures(adapter)],
   };
 }
 
@@ -58,6 +65,7 @@ export function wrapDevice(device: GPUDevice): GpuContext {
     software: info ? isSoftwareAdapter(info) : false,
     timestamps: device.features.has('timestamp-query'),
     zeroInit: null,
+    features: shaderFeatures(device, info),
     summary: `the caller's device on ${info ? describeAdapter(info) : 'an adapter'}`,
   };
 }

@@ -3,7 +3,7 @@
  * platform opened it (index.ts: Dawn in Node; browser.ts: navigator.gpu). Checks the one limit the
  * kernels need beyond WebGPU's defaults and marks a software adapter as not auto-selected.
  */
-import { BackendUnavailableError } from '../harness/core/errors.js';
+import { BackendUnavailableError, TsaInputError } from '../harness/core/errors.js';
 import type { Backend } from '../harness/core/interface.js';
 import { madeHere, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import type { GpuContext } from './context.js';
@@ -15,6 +15,14 @@ export type SelectableWebGpuBackend = WebGpuBackend & { autoSelect: boolean; why
 
 /** The backend on `gpu`; on a software adapter it works but says `softwareReason` instead of being auto-selected. */
 export function backendOnContext(gpu: GpuContext, options: WebGpuBackendOptions, softwareReason: string): SelectableWebGpuBackend {
+  if (options.precision !== undefined && options.precision !== 'f32' && options.precision !== 'f16') {
+    if (gpu.owned) gpu.device.destroy();
+    throw new TsaInputError(`option precision must be 'f32' or 'f16', got ${String(options.precision)}`, 'OPTION');
+  }
+  if (options.precision === 'f16' && !gpu.features.f16) {
+    if (gpu.owned) gpu.device.destroy();
+    throw new BackendUnavailableError(`precision 'f16' needs shader-f16, which adapter ${gpu.summary} lacks`);
+  }
   const have = gpu.device.limits.maxStorageBuffersPerShaderStage;
   if (have < STORAGE_BUFFERS_NEEDED) {
     if (gpu.owned) gpu.device.destroy();

@@ -6,6 +6,7 @@
  * (driver reset, tab in the background too long, `device.destroy()`) is seen by the backend through
  * `device.lost`. No node: imports here.
  */
+import { shaderFeatures } from './features.js';
 import { BackendUnavailableError } from '../harness/core/errors.js';
 import { describeAdapter, deviceDescriptor, isSoftwareAdapter, type GpuContext } from './context.js';
 
@@ -51,6 +52,7 @@ export async function openBrowserGpu(powerPreference: GPUPowerPreference = 'high
         software: isSoftwareAdapter(adapter.info),
         timestamps: descriptor.requiredFeatures.includes('timestamp-query'),
         zeroInit: true,
+        features: shaderFeatures(device, adapter.info),
         summary: `${describeAdapter(adapter.info)}; navigator.gpu, ${featureLevel} mode`,
       };
     } catch (e) {

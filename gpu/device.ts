@@ -9,6 +9,7 @@
  */
 import { BackendUnavailableError } from '../harness/core/errors.js';
 import { describeAdapter, deviceDescriptor, isSoftwareAdapter, type GpuContext } from './context.js';
+import { describeFeatures, EXPERIMENTAL_TOGGLES, shaderFeatures } from './features.js';
 
 /** One attempt at an adapter: Dawn backend toggle and feature level. */
 export interface AdapterAttempt {
@@ -112,6 +113,7 @@ export async function openGpu(
   attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS,
   toggles: readonly string[] = [],
   zeroInit?: boolean,
+  experimental = true,
 ): Promise<DawnGpuContext> {
   const d = await loadDawn();
   const tried: string[] = [];
@@ -120,7 +122,8 @@ export async function openGpu(
     let adapter: GPUAdapter | null = null;
     const zero = zeroInit ?? attempt.backend !== 'opengl';
     try {
-      adapter = await instanceFor(d, attempt.backend, toggles, zero).requestAdapter({
+      const extra = experimental && attempt.backend === 'vulkan' ? [...toggles, ...EXPERIMENTAL_TOGGLES] : toggles;
+      adapter = await instanceFor(d, attempt.backend, extra, zero).requestAdapter({
         featureLevel: attempt.featureLevel,
         powerPreference: 'high-performance',
       });
@@ -136,6 +139,7 @@ export async function openGpu(
       const descriptor = deviceDescriptor(adapter);
       const device = await adapter.requestDevice(descriptor);
       const name = describeAdapter(adapter.info);
+      const features = shaderFeatures(device, adapter.info);
       return {
         device,
         attempt,
@@ -143,7 +147,11 @@ export async function openGpu(
         software: isSoftwareAdapter(adapter.info),
         timestamps: descriptor.requiredFeatures.includes('timestamp-query'),
         zeroInit: zero,
-        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}${zero ? '' : ', new buffers not zero-filled'}`,
+        features,
+        summary:
+          `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}` +
+          `${zero ? '' : ', new buffers not zero-filled'}; ${describeFeatures(features)}` +
+          `${experimental && attempt.backend === 'vulkan' ? ' (Dawn experimental toggles on)' : ''}`,
       };
     } catch (e) {
       tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);

@@ -9,7 +9,7 @@ import { wrapDevice } from './context.js';
 import { backendOnContext, type SelectableWebGpuBackend } from './create.js';
 import { attemptsFor, openGpu, type AdapterAttempt, type AdapterChoice } from './device.js';
 
-export type { GpuAttentionInput, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
+export type { GpuAttentionInput, GpuDtype, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
 export { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 export { isWebGpuBackend } from './create.js';
 export { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
@@ -40,6 +40,13 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions, BackendCreate
    * backend's own kernels never read memory they did not write.
    */
   zeroInit?: boolean;
+  /**
+   * Dawn's experimental toggles on Vulkan (allow_unsafe_apis,
+   * vulkan_enable_f16_on_nvidia, use_vulkan_memory_model: features.ts), which
+   * give shader-f16 on NVIDIA and subgroup matrices (the matrix units of
+   * precision 'f16'). Default true; false opens the device without them.
+   */
+  experimentalFeatures?: boolean;
 }
 
 export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the wasm backend; force with --backend webgpu';
@@ -47,6 +54,6 @@ export const SOFTWARE_NOT_AUTO = 'software adapter (llvmpipe): slower than the w
 export async function createWebGpuBackend(options: CreateWebGpuOptions = {}): Promise<SelectableWebGpuBackend> {
   const gpu = options.device
     ? wrapDevice(options.device)
-    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit);
+    : await openGpu(options.attempts ?? attemptsFor(options.adapter), options.dawnToggles, options.zeroInit, options.experimentalFeatures ?? true);
   return backendOnContext(gpu, options, SOFTWARE_NOT_AUTO);
 }

@@ -13,13 +13,14 @@
  * backend has the block-sparse stages too (BlockSparseStages: blockScores, blockSelect,
  * attendBlocks).
  */
-import { BackendLostError, throwIfAborted } from './errors.js';
+import { BackendLostError, throwIfAborted, TsaInputError } from './errors.js';
 import type {
   AttentionInput,
   Backend,
   BlockShape,
   BlockSparseBackend,
   BlockSparseStages,
+  Precision,
   Budget,
   ResolvedTsaOptions,
   ScoreShape,
@@ -71,6 +72,8 @@ export interface BackendDefinition {
   costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
+  /** The precisions a call may ask for (TsaOptions.precision; default ['f32']), and why others are missing. */
+  precisions?: { supported: readonly Precision[]; why: string };
 }
 
 /** `stages`, each call through `run` (given the call's options); the block stages where the backend has them. */
@@ -109,9 +112,14 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
   const runner = def.run ?? (<T>(call: () => Promise<T>) => call());
   let disposed = false;
   // Each public call, after validation: one made after dispose() or with a fired signal computes nothing.
+  const precisions = def.precisions ?? { supported: ['f32'], why: 'it computes in f32 or better only' };
+  // Also: a precision the backend cannot run is TsaInputError 'PRECISION'.
   const admit = (o: ResolvedTsaOptions): ResolvedTsaOptions => {
     if (disposed) throw new BackendLostError(`the ${def.name} backend was disposed`);
     throwIfAborted(o.signal);
+    if (o.precision !== undefined && !precisions.supported.includes(o.precision)) {
+      throw new TsaInputError(`the ${def.name} backend cannot run precision '${o.precision}': ${precisions.why}`, 'PRECISION');
+    }
     return o;
   };
   // A stage whose call was aborted before its turn never starts.

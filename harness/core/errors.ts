@@ -9,7 +9,8 @@ export type TsaInputErrorCode =
   | 'OPTION'
   | 'INDICES'
   | 'MASK'
-  | 'TYPE';
+  | 'TYPE'
+  | 'PRECISION';
 
 export class TsaError extends Error {
   constructor(message: string, readonly code: string) {

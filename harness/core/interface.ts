@@ -74,6 +74,14 @@ export interface TsaOptions {
    * ('not-worth-it'); false runs the spec's pipeline unchanged.
    */
   costRule?: boolean;
+  /**
+   * Arithmetic of the attention (backend option `precision` is the default):
+   * 'f32' (exact path) or 'f16' (Q, K, V rounded to f16, f16 products with f32
+   * accumulation, f32 softmax and output; scoring and selection stay f32, so
+   * indices and keep counts are the same). A backend without f16 throws
+   * TsaInputError 'PRECISION'.
+   */
+  precision?: Precision;
 }
 
 /** XAttention's settings (the TSA authors' composition: block 128, stride 16, threshold 0.9). */
@@ -95,6 +103,8 @@ export const DEFAULT_BLOCK_SPARSE: Readonly<ResolvedBlockSparse> = Object.freeze
   stride: 16,
   blockSize: 128,
 });
+/** Arithmetic of the attention (TsaOptions.precision). */
+export type Precision = 'f32' | 'f16';
 
 /** The numeric options of the method (spec section 2), with their defaults. */
 export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'poolKernel' | 'minTokens'>>;
@@ -105,6 +115,8 @@ export interface ResolvedTsaOptions extends MethodOptions {
   blockSparse?: ResolvedBlockSparse;
   /** Absent: the backend's own setting. */
   costRule?: boolean;
+  /** Absent: the backend's own setting. */
+  precision?: Precision;
 }
 
 export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
@@ -164,6 +176,9 @@ export interface TsaResult {
   timings: StageTimings;
   /** With options.blockSparse: the block mask and its share. */
   blockSparse?: BlockSparseResult;
+  /** The attention's arithmetic and kernel, where the backend has more than one (the WebGPU backend). */
+  precision?: Precision;
+  attendKernel?: string;
 }
 
 /** The block-sparse half of a layer. */

@@ -149,6 +149,10 @@ const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsa
     if (typeof v !== 'boolean') throw new TsaInputError(`option costRule must be a boolean, got ${describe(v)}`, 'OPTION');
     return v;
   },
+  precision: (v) => {
+    if (v !== 'f32' && v !== 'f16') throw new TsaInputError(`option precision must be 'f32' or 'f16', got ${describe(v)}`, 'OPTION');
+    return v;
+  },
   signal: (v) => {
     if (typeof AbortSignal === 'undefined' || !(v instanceof AbortSignal)) {
       throw new TsaInputError(`option signal must be an AbortSignal, got ${describe(v)}`, 'OPTION');

@@ -41,6 +41,7 @@ times the GPU-resident path on inputs generated on the device.
   --backend NAME[,NAME]   backends to run ('all' = every available one)
   --adapter vulkan|opengl Dawn backend of the webgpu backend (implies --backend webgpu)
   --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
+  --precision f32|f16     webgpu: the attention's precision (README "Precision"; default f32)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
   --inputs structured     gaussian | structured | local (comma-separated), or model:
@@ -97,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       adapter: { type: 'string' },
       'no-cost-rule': { type: 'boolean', default: false },
+      precision: { type: 'string' },
       lengths: { type: 'string' },
       heads: { type: 'string', default: '8' },
       'kv-heads': { type: 'string', default: '2' },
@@ -143,13 +145,20 @@ export async function run(argv: string[]): Promise<number> {
   const methods = oneOf<BenchMethod>('methods', values.methods, BENCH_METHODS);
   const stage = values.stage === undefined ? undefined : oneOf<StageMethod>('stage', values.stage, STAGE_METHODS)[0];
   const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
+  const precision = values.precision === undefined ? undefined : oneOf('precision', values.precision, ['f32', 'f16'] as const)[0];
   const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
   const names = backendSpec === undefined || backendSpec === 'all' ? [] : backendSpec.split(',').map((s) => s.trim());
   checkBackendNames(backendSpec, true);
   if (adapter && backendSpec !== 'all' && !names.includes('webgpu')) throw usage('--adapter names a Dawn backend for webgpu: use it with --backend webgpu (or all)');
 
   // `adapter`: the webgpu factory's option naming Dawn's backend (other backends ignore it).
-  const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number] } = { threads, ...(adapter && { adapter }), ...(values['no-cost-rule'] && { costRule: false }) };
+  // `precision`: the webgpu factory's default precision (f16 needs shader-f16; other backends have f32 only).
+  const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number]; precision?: 'f32' | 'f16' } = {
+    threads,
+    ...(adapter && { adapter }),
+    ...(precision && { precision }),
+    ...(values['no-cost-rule'] && { costRule: false }),
+  };
   const backends = await chooseBackends(backendSpec, createOptions);
   const records: BenchRecord[] = [];
   let captured: Awaited<ReturnType<typeof benchInputFromModel>> | undefined;
