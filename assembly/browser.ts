@@ -4,7 +4,7 @@
  * default. Shared WebAssembly memory needs a cross-origin isolated page (COOP/COEP headers).
  * No node: imports here or in anything this imports.
  */
-import type { Backend } from '../harness/core/interface.js';
+import type { BlockSparseBackend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
 import { createWasmMatmulOn, type WasmMatmul, type WasmMatmulOptions } from './matmul.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
@@ -80,7 +80,7 @@ export function chooseVariant(forced?: SimdVariant): Promise<{ variant: SimdVari
 }
 
 /** The wasm backend on the browser's host; see createWasmBackendOn in index.ts. */
-export function createWasmBackend(options: WasmBackendOptions = {}): Promise<Backend> {
+export function createWasmBackend(options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   return createWasmBackendOn(browserHost, options);
 }
 

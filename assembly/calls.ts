@@ -24,6 +24,12 @@ export const PARALLEL_PARAMS = {
   ],
   scatter: ['oc', 'idx', 'heads', 'n', 'L', 'D', 'out', 'outHeadStride', 'outRowStride'],
   matmul: ['a', 'bp', 'm', 'k', 'n', 'c', 'scratch'],
+  blockScores: ['qt', 'qHeadStride', 'kt', 'ktHeadStride', 'group', 'heads', 'Rn', 'per', 'nb', 'SDp', 'scale2', 'masses', 'scratch', 'scratchStride'],
+  blockSelect: ['masses', 'heads', 'nb', 'threshold', 'mask', 'scratch', 'scratchStride'],
+  attendBlocks: [
+    'q', 'qHeadStride', 'kt', 'ktHeadStride', 'v', 'vHeadStride', 'group', 'heads', 'n', 'Dp', 'D', 'scale2', 'B', 'T',
+    'rowStart', 'blockList', 'out', 'outHeadStride', 'outRowStride', 'scratch', 'scratchStride',
+  ],
 } as const satisfies Record<string, readonly string[]>;
 
 /** Serial kernels: (...params) => number, run on the calling thread. */

@@ -14,13 +14,14 @@
  * Platform-neutral: createWasmBackend is in assembly/node.ts (Node) and assembly/browser.ts.
  */
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
-import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
-import type { AttentionInput, Backend, BackendCreateOptions, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
+import { TsaInputError } from '../harness/core/errors.js';
+import type { AttentionInput, BackendCreateOptions, BlockShape, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape } from '../harness/core/interface.js';
 import { calibrated } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
-import { align, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
-import { chooseVariant, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
+import { chooseVariant, threadsOf, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import * as xattention from './xattention.js';
 
 export type { SimdVariant } from './runtime.js';
 
@@ -40,8 +41,6 @@ const DEFAULT_CHUNK_BYTES = 1 << 30;
 
 /** The wasm stages on validated arguments (defineBackend wraps them into the public Backend). */
 class WasmStages implements BackendStages {
-  private queue: Promise<unknown> = Promise.resolve();
-  private disposed = false;
   private readonly BK: number;
 
   constructor(
@@ -49,21 +48,6 @@ class WasmStages implements BackendStages {
     private readonly chunkBytes: number,
   ) {
     this.BK = rt.blockKeys;
-  }
-
-  /** Runs calls one at a time (they share the module memory). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.disposed) return Promise.reject(new BackendLostError('the wasm backend was disposed'));
-    const next = this.queue.then(fn);
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  /** Per-thread scratch: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
-  private scratch(mem: Layout, Dp: number): { scratch: number; scratchStride: number } {
-    const BQ = this.rt.blockQueries;
-    const scratchStride = align(Math.max(1024, 16 * this.BK + 12 * BQ + 4 * BQ * Dp), 64);
-    return { scratch: mem.alloc(scratchStride * this.rt.threads), scratchStride };
   }
 
   /** score: window logits (scoreLogits), their softmax sums (scoreStats), mean probabilities (scoreMean). */
@@ -82,7 +66,7 @@ class WasmStages implements BackendStages {
       4 * (2 * hc * W4 * Dp + kc * L * Dp + kc * Lp * Dp + hc * W4 * Lp + hc * W4 + hc * P);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * W4 * Dp);
       const qt = mem.alloc(4 * c.heads * W4 * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -138,7 +122,7 @@ class WasmStages implements BackendStages {
     const { heads: H, prefixLen: P } = shape;
     const n = keep + o.window;
     const mem = new Layout();
-    const scratch = this.scratch(mem, 8);
+    const scratch = attendScratch(this.rt, mem, 8);
     const src = mem.alloc(4 * H * P);
     const out = mem.alloc(4 * H * n);
     this.rt.reserve(mem.bytes);
@@ -160,7 +144,7 @@ class WasmStages implements BackendStages {
       4 * (hc * L * Dp + 2 * kc * L * Dp + hc * n + 3 * hc * np * Dp + hc * n * D + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
       const v = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -204,7 +188,7 @@ class WasmStages implements BackendStages {
     const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
     for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
       const mem = new Layout();
-      const scratch = this.scratch(mem, Dp);
+      const scratch = attendScratch(this.rt, mem, Dp);
       const q = mem.alloc(4 * c.heads * L * Dp);
       const qt = mem.alloc(4 * c.heads * Lp * Dp);
       const keys = mem.alloc(4 * c.kvHeads * L * Dp);
@@ -229,11 +213,17 @@ class WasmStages implements BackendStages {
     return output;
   }
 
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.queue;
-    await this.rt.dispose();
+  /** XAttention's block stages (assembly/xattention.ts). */
+  blockScores(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.blockScores(this.rt, this.chunkBytes, input, o);
+  }
+
+  blockSelect(masses: Float32Array, shape: BlockShape, o: ResolvedTsaOptions): Promise<Uint8Array> {
+    return xattention.blockSelect(this.rt, masses, shape, o);
+  }
+
+  attendBlocks(input: AttentionInput, mask: Uint8Array, o: ResolvedTsaOptions): Promise<Float32Array> {
+    return xattention.attendBlocks(this.rt, this.chunkBytes, input, mask, o);
   }
 }
 
@@ -243,11 +233,8 @@ class WasmStages implements BackendStages {
  * Throws BackendUnavailableError saying why it cannot run here. `host` is the platform: Node's
  * (assembly/node.ts) or the browser's (assembly/browser.ts), whose createWasmBackend call this.
  */
-export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<Backend> {
-  const threads = options.threads ?? host.cores();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(options.threads)}`, 'OPTION');
-  }
+export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
+  const threads = threadsOf(host, options.threads);
   if (options.simd !== undefined && options.simd !== 'plain' && options.simd !== 'relaxed') {
     throw new TsaInputError(`option simd must be 'plain' or 'relaxed', got ${String(options.simd)}`, 'OPTION');
   }
@@ -265,11 +252,11 @@ export async function createWasmBackendOn(host: WasmHost, options: WasmBackendOp
     description: `wasm ${variant === 'relaxed' ? 'relaxed-simd' : 'simd'}, ${threads} thread${threads === 1 ? '' : 's'}; ${why}`,
     threads: rt.threads,
     stages,
-    run: (call) => stages.exclusive(call),
+    run: (call) => rt.exclusive('wasm backend', call),
     costRule: {
       enabled: options.costRule ?? true,
       model: (ran) => (pinned ? Promise.resolve(pinned) : calibrated(`wasm ${variant} ${threads}`, ran)),
     },
-    dispose: () => stages.dispose(),
+    dispose: () => rt.dispose(),
   });
 }

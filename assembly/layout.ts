@@ -93,3 +93,14 @@ export function takeColumns(rt: WasmRuntime, at: number, out: Float32Array, L: n
   }
   for (let t = 0; t < L; t++) out.set(slab.subarray(t * width, (t + 1) * width), t * H * D + c.h0 * D);
 }
+
+/** `bytes` of scratch for each thread (at least 1 KiB, 64-byte aligned). */
+export function threadScratch(rt: WasmRuntime, mem: Layout, bytes: number): { scratch: number; scratchStride: number } {
+  const scratchStride = align(Math.max(1024, bytes), 64);
+  return { scratch: mem.alloc(scratchStride * rt.threads), scratchStride };
+}
+
+/** Scratch of the attention-like kernels: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
+export function attendScratch(rt: WasmRuntime, mem: Layout, Dp: number): { scratch: number; scratchStride: number } {
+  return threadScratch(rt, mem, 16 * rt.blockKeys + 12 * rt.blockQueries + 4 * rt.blockQueries * Dp);
+}

@@ -6,8 +6,8 @@
  *
  * Platform-neutral: createWasmMatmul is in assembly/node.ts (Node) and assembly/browser.ts.
  */
-import { BackendLostError, TsaInputError } from '../harness/core/errors.js';
-import { chooseVariant, HEADER_BYTES, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
+import { TsaInputError } from '../harness/core/errors.js';
+import { chooseVariant, HEADER_BYTES, threadsOf, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 
 export interface WasmMatmulOptions {
   /** Threads (default: the number of cores; 1 runs without workers). */
@@ -52,9 +52,6 @@ function packPanels(dst: Float32Array, b: Float32Array, k: number, n: number): v
 }
 
 class Matmul implements WasmMatmul {
-  private queue: Promise<unknown> = Promise.resolve();
-  private disposed = false;
-
   constructor(
     private readonly rt: WasmRuntime,
     readonly description: string,
@@ -66,10 +63,7 @@ class Matmul implements WasmMatmul {
 
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
     checkSizes(a, b, m, k, n);
-    if (this.disposed) return Promise.reject(new BackendLostError('the wasm matmul was disposed'));
-    const next = this.queue.then(() => this.run(a, b, m, k, n));
-    this.queue = next.catch(() => {});
-    return next;
+    return this.rt.exclusive('wasm matmul', () => this.run(a, b, m, k, n));
   }
 
   private async run(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
@@ -86,20 +80,14 @@ class Matmul implements WasmMatmul {
     return rt.f32(c, m * n).slice();
   }
 
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.queue;
-    await this.rt.dispose();
+  dispose(): Promise<void> {
+    return this.rt.dispose();
   }
 }
 
 /** Creates the wasm matmul on `host` (Node's or the browser's; see createWasmMatmul there). */
 export async function createWasmMatmulOn(host: WasmHost, options: WasmMatmulOptions = {}): Promise<WasmMatmul> {
-  const threads = options.threads ?? host.cores();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(options.threads)}`, 'OPTION');
-  }
+  const threads = threadsOf(host, options.threads);
   const { variant, bytes } = await chooseVariant(host, options.simd);
   const rt = await WasmRuntime.create(host, variant, bytes, threads);
   return new Matmul(rt, `wasm ${variant === 'relaxed' ? 'relaxed-simd' : 'simd'} matmul, ${threads} thread${threads === 1 ? '' : 's'}`);

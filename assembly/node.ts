@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Backend } from '../harness/core/interface.js';
+import type { BlockSparseBackend } from '../harness/core/interface.js';
 import { createWasmBackendOn, type WasmBackendOptions } from './index.js';
 import { createWasmMatmulOn, type WasmMatmul, type WasmMatmulOptions } from './matmul.js';
 import { chooseVariant as chooseVariantOn, unavailable, type SimdVariant, type WasmHost } from './runtime.js';
@@ -64,7 +64,7 @@ export function chooseVariant(forced?: SimdVariant): Promise<{ variant: SimdVari
 }
 
 /** The wasm backend on Node's host; see createWasmBackendOn in index.ts. */
-export function createWasmBackend(options: WasmBackendOptions = {}): Promise<Backend> {
+export function createWasmBackend(options: WasmBackendOptions = {}): Promise<BlockSparseBackend> {
   return createWasmBackendOn(nodeHost, options);
 }
 

@@ -288,7 +288,34 @@ export class WasmRuntime {
     throwIfAborted(signal);
   }
 
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  /**
+   * Runs `fn` after every call queued before it: calls share the module memory, so one runs
+   * at a time. After dispose() it rejects with BackendLostError saying `what` was disposed.
+   */
+  exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new BackendLostError(`the ${what} was disposed`));
+    const next = this.queue.then(fn);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Waits for the queued calls, then terminates the workers (idempotent). */
   async dispose(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** The `threads` option of a wasm factory: an integer in [1, 256], default the host's cores. */
+export function threadsOf(host: WasmHost, threads: number | undefined): number {
+  const t = threads ?? host.cores();
+  if (!Number.isInteger(t) || t < 1 || t > 256) {
+    throw new TsaInputError(`option threads must be an integer in [1, 256], got ${String(threads)}`, 'OPTION');
+  }
+  return t;
 }

@@ -13,18 +13,19 @@ import type { CostModel } from '../harness/core/cost.js';
 import { gpuCostModel } from './calibrate.js';
 import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
 import { budgetFromState, decodeLayer, layerOutputs, packIndices, planLayer, recordDense, recordLayer, recordSparse, writeState } from './layer.js';
 import { uploadHeadTensor } from './resources.js';
 import { residentEntry, type GpuAttentionInput, type GpuTsaResult } from './resident.js';
 import { budget } from './stages/budget.js';
+import { attendKernelName } from './stages/attend-f16.js';
 import { dimsOf, type Dims } from './stages/common.js';
 import { pool, score } from './stages/score.js';
 import { invertIndices, select, selectionBuffers } from './stages/select.js';
 
 export type { WebGpuBackendOptions } from './core.js';
-export type { GpuAttentionInput, GpuTsaResult } from './resident.js';
+export type { GpuAttentionInput, GpuDtype, GpuTsaResult } from './resident.js';
 
 /** What the WebGPU backend adds to Backend. */
 export interface WebGpuExtras {
@@ -85,7 +86,7 @@ function stageCalls(core: GpuCore): BackendStages {
     },
     async attendSelected(input, indices, keptLength, o) {
       const d = dimsOf(input, 0);
-      const ctx = core.stageCtx();
+      const ctx = core.stageCtx(o);
       const t = core.inputTensors(input);
       const sel = selectionBuffers(ctx, d);
       const strided = new Int32Array(d.H * d.L);
@@ -99,7 +100,7 @@ function stageCalls(core: GpuCore): BackendStages {
     },
     async dense(input, o) {
       const d = dimsOf(input, 0);
-      const ctx = core.stageCtx();
+      const ctx = core.stageCtx(o);
       const t = core.inputTensors(input);
       writeState(ctx, { mode: STATE.modeDense, keptLength: d.L });
       const out = core.outputBuffer(input);
@@ -114,7 +115,7 @@ function fusedLayer(core: GpuCore) {
   return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null): Promise<TsaResult> => {
     const start = performance.now();
     const plan = planLayer(input, o, cost);
-    const ctx = core.stageCtx();
+    const ctx = core.stageCtx(o);
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
     const sel = selectionBuffers(ctx, plan.d);
@@ -130,7 +131,16 @@ function fusedLayer(core: GpuCore) {
       attend: segments.attend ?? NaN,
       total: performance.now() - start,
     };
-    return { output: new Float32Array(data[0]!), budget, indices, keptLength, keptFraction: keptLength / input.seqLen, timings };
+    return {
+      output: new Float32Array(data[0]!),
+      budget,
+      indices,
+      keptLength,
+      keptFraction: keptLength / input.seqLen,
+      timings,
+      precision: ctx.precision,
+      attendKernel: attendKernelName(ctx, input.headDim),
+    };
   };
 }
 
@@ -140,12 +150,13 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
   const t = core.ctx.tiles(128);
   const description =
     `WebGPU on ${gpu.summary}; attention tiles ${t.ny * t.tm}x${t.nx * t.tn} (D=128), ` +
-    `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}`;
+    `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}, ` +
+    `precision ${core.precision}${gpu.features.f16 ? ` (f16 attend: ${attendKernelName(core.stageCtx({ precision: 'f16' }), 128)})` : ''}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const stages = stageCalls(core);
   // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
   const rates = (): Promise<CostModel> =>
-    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(gpu.summary, serialised(stages, run), core.deviceTimer, gpu.software);
+    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, serialised(stages, run), core.deviceTimer, gpu.software);
   const backend = defineBackend(
     {
       name: 'webgpu',
@@ -160,6 +171,9 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
       },
       lastDeviceTimeMs: () => core.deviceMs,
       costRule: { enabled: core.costDefault, model: rates },
+      precisions: gpu.features.f16
+        ? { supported: ['f32', 'f16'], why: '' }
+        : { supported: ['f32'], why: `the adapter (${gpu.summary}) has no shader-f16` },
     },
     { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core, rates) },
   ) as WebGpuBackend;

@@ -1,6 +1,6 @@
 /**
  * The WebGPU backend's cost model, fitted on first use per adapter (cached
- * by the adapter's description for the process) with core's fit
+ * by the adapter's description and the backend's precision for the process) with core's fit
  * (harness/core/calibrate.ts) on the fused layer's own paths: the stage
  * calls `dense` (recordDense), `attendSelected` (recordSparse), `scores`,
  * `pool`, `budget`, `select`, timed by device time (timestamp queries where

@@ -6,15 +6,16 @@
  * `execute` (submit, read back, device time).
  */
 import { throwIfAborted } from '../harness/core/errors.js';
-import type { AttentionInput, AttentionShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 import type { CostModel } from '../harness/core/cost.js';
-import type { GpuContext } from './device.js';
+import type { AttentionInput, AttentionShape, Precision, ResolvedTsaOptions } from '../harness/core/interface.js';
+import type { GpuContext } from './context.js';
 import { Pipelines } from './kernels/kernel.js';
 import type { LayerTensors } from './layer.js';
 import { DevicePlumbing } from './plumbing.js';
 import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
 import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
+import type { F16MatrixConfig } from './kernels/attend-f16.wgsl.js';
 import { chooseTiles, type TileConfig } from './tiles.js';
 
 /** Options of the backend itself (the device and adapter choice are CreateWebGpuOptions, index.ts). */
@@ -40,6 +41,19 @@ export interface WebGpuBackendOptions {
    * next (one round trip per stage). Off: those stages read NaN there.
    */
   profileStages?: boolean;
+  /**
+   * The attention's default precision (a call's `precision` overrides it):
+   * 'f32' (default) or 'f16' (needs shader-f16; subgroup matrices where the
+   * adapter has them, else the plain f16 kernel). See README "Precision".
+   */
+  precision?: Precision;
+  /**
+   * Runs precision 'f16' on the subgroup-matrix kernel with this config (fields of
+   * attend-f16.wgsl.ts F16MatrixConfig over the measured default; `{}` for the default) where
+   * the adapter has subgroup matrices. Experimental: it fails the f16 contract on the H200 as
+   * of 2026-12-01 (BENCHMARKS.md); without it 'f16' runs the plain f16 kernel.
+   */
+  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>>;
 }
 
 export class GpuCore {
@@ -51,6 +65,7 @@ export class GpuCore {
   readonly pinnedCost: CostModel | null;
   readonly costDefault: boolean;
   readonly profileStages: boolean;
+  readonly precision: Precision;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
   /** Device milliseconds of every call so far (calibration times a sequence of calls by it). */
@@ -79,6 +94,8 @@ export class GpuCore {
       device,
       pool: this.buffers,
       lim,
+      features: gpu.features,
+      f16Tiles: options.f16Tiles ?? null,
       tiles: (headDim) => {
         let t = tileCache.get(headDim);
         if (!t) {
@@ -91,6 +108,12 @@ export class GpuCore {
     this.pinnedCost = options.costModel ?? null;
     this.costDefault = options.costRule ?? true;
     this.profileStages = options.profileStages ?? false;
+    this.precision = options.precision ?? 'f32';
+  }
+
+  /** The precision of one call. */
+  precisionFor(o: Pick<ResolvedTsaOptions, 'precision'>): Precision {
+    return o.precision ?? this.precision;
   }
 
   /** Device time of the calls `call` makes, ms (CallTimer). */
@@ -100,10 +123,10 @@ export class GpuCore {
     return this.deviceTotalMs - before;
   };
 
-  /** A stage context with a fresh recorder for one call. */
-  stageCtx(): StageCtx {
+  /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
+  stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
     const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps);
-    return { ...this.ctx, rec };
+    return { ...this.ctx, rec, precision: this.precisionFor(o) };
   }
 
   /** Uploads head-major Float32Array data into a pooled tensor. */

@@ -1,12 +1,15 @@
 /// <reference types="@webgpu/types" preserve="true" />
 /**
- * WebGPU adapter and device acquisition through the `webgpu` npm package
- * (Dawn's dawn.node). Order: a core adapter on Vulkan, then a compatibility
+ * WebGPU adapter and device acquisition in Node, through the `webgpu` npm
+ * package (Dawn's dawn.node; the browser's is device-browser.ts, the part both
+ * share context.ts). Order: a core adapter on Vulkan, then a compatibility
  * adapter on Dawn's OpenGL / OpenGL ES backend (EGL, headless with
  * EGL_PLATFORM=surfaceless). Every attempt is recorded so an unavailable
  * backend says what was tried.
  */
 import { BackendUnavailableError } from '../harness/core/errors.js';
+import { describeAdapter, deviceDescriptor, isSoftwareAdapter, type GpuContext } from './context.js';
+import { describeFeatures, EXPERIMENTAL_TOGGLES, shaderFeatures } from './features.js';
 
 /** One attempt at an adapter: Dawn backend toggle and feature level. */
 export interface AdapterAttempt {
@@ -33,19 +36,9 @@ export function attemptsFor(adapter: AdapterChoice | undefined): readonly Adapte
   return only;
 }
 
-export interface GpuContext {
-  device: GPUDevice;
-  /** The adapter we opened, or null for a caller's device. */
-  attempt: AdapterAttempt | null;
-  /** Whether the backend owns (and destroys on dispose) the device. */
-  owned: boolean;
-  /** A CPU rasterizer (llvmpipe, SwiftShader, lavapipe) or the adapter's fallback flag. */
-  software: boolean;
-  /** Adapter name, Dawn backend and feature level, for `Backend.description`. */
-  summary: string;
-  timestamps: boolean;
-  /** Whether Dawn zero-fills new buffers on this device (null: a caller's device, unknown). */
-  zeroInit: boolean | null;
+/** A device opened through Dawn, with the adapter attempt that gave it. */
+export interface DawnGpuContext extends GpuContext {
+  attempt: AdapterAttempt;
 }
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -111,23 +104,6 @@ function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: r
   return gpu;
 }
 
-const SOFTWARE = /llvmpipe|softpipe|swiftshader|lavapipe|software/i;
-
-function describeAdapter(info: GPUAdapterInfo): string {
-  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
-  return [...new Set(parts)].join(' / ') || 'unnamed adapter';
-}
-
-/** Every numeric limit of the adapter, requested in full (WebGPU's defaults are small). */
-function allLimits(adapter: GPUAdapter): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const key in adapter.limits) {
-    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
-    if (typeof v === 'number') out[key] = v;
-  }
-  return out;
-}
-
 /**
  * The first adapter of `attempts` that gives a device, or BackendUnavailableError listing each try.
  * `toggles` are Dawn toggles to enable (e.g. disable_robustness, for measurements); `zeroInit`:
@@ -137,7 +113,8 @@ export async function openGpu(
   attempts: readonly AdapterAttempt[] = DEFAULT_ATTEMPTS,
   toggles: readonly string[] = [],
   zeroInit?: boolean,
-): Promise<GpuContext> {
+  experimental = true,
+): Promise<DawnGpuContext> {
   const d = await loadDawn();
   const tried: string[] = [];
   for (const attempt of attempts) {
@@ -145,7 +122,8 @@ export async function openGpu(
     let adapter: GPUAdapter | null = null;
     const zero = zeroInit ?? attempt.backend !== 'opengl';
     try {
-      adapter = await instanceFor(d, attempt.backend, toggles, zero).requestAdapter({
+      const extra = experimental && attempt.backend === 'vulkan' ? [...toggles, ...EXPERIMENTAL_TOGGLES] : toggles;
+      adapter = await instanceFor(d, attempt.backend, extra, zero).requestAdapter({
         featureLevel: attempt.featureLevel,
         powerPreference: 'high-performance',
       });
@@ -157,42 +135,27 @@ export async function openGpu(
       tried.push(`${label}: no adapter`);
       continue;
     }
-    const timestamps = adapter.features.has('timestamp-query');
     try {
-      const device = await adapter.requestDevice({
-        requiredLimits: allLimits(adapter),
-        requiredFeatures: timestamps ? ['timestamp-query'] : [],
-      });
-      const info = adapter.info;
-      const name = describeAdapter(info);
-      const software = info.isFallbackAdapter || SOFTWARE.test(name);
+      const descriptor = deviceDescriptor(adapter);
+      const device = await adapter.requestDevice(descriptor);
+      const name = describeAdapter(adapter.info);
+      const features = shaderFeatures(device, adapter.info);
       return {
         device,
         attempt,
         owned: true,
-        software,
-        timestamps,
+        software: isSoftwareAdapter(adapter.info),
+        timestamps: descriptor.requiredFeatures.includes('timestamp-query'),
         zeroInit: zero,
-        summary: `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}${zero ? '' : ', new buffers not zero-filled'}`,
+        features,
+        summary:
+          `${name}; Dawn ${attempt.backend}, ${attempt.featureLevel} mode${toggles.length ? ` (${toggles.join(', ')})` : ''}` +
+          `${zero ? '' : ', new buffers not zero-filled'}; ${describeFeatures(features)}` +
+          `${experimental && attempt.backend === 'vulkan' ? ' (Dawn experimental toggles on)' : ''}`,
       };
     } catch (e) {
       tried.push(`${label}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   throw new BackendUnavailableError(`no WebGPU adapter: tried ${tried.join('; ')}`);
-}
-
-/** A caller's device (for GPU-resident inputs made elsewhere); the backend will not destroy it. */
-export function wrapDevice(device: GPUDevice): GpuContext {
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  const name = info ? describeAdapter(info) : 'an adapter';
-  return {
-    device,
-    attempt: null,
-    owned: false,
-    software: info ? info.isFallbackAdapter || SOFTWARE.test(name) : false,
-    timestamps: device.features.has('timestamp-query'),
-    zeroInit: null,
-    summary: `the caller's device on ${name}`,
-  };
 }

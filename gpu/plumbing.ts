@@ -7,7 +7,7 @@
  * BackendResourceError. Uploads and readbacks live here too.
  */
 import { BackendLostError, BackendResourceError, TsaError } from '../harness/core/errors.js';
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './context.js';
 import { uploadHeadTensor, type HeadTensor } from './resources.js';
 
 const MAP_READ = 0x1 | 0x8; // MAP_READ | COPY_DST

@@ -11,11 +11,13 @@ import type { CostModel } from '../harness/core/cost.js';
 import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
+import { blockStagesOf } from '../harness/core/block-sparse.js';
 import type { GpuCore } from './core.js';
 import { PROBE } from './kernels/probe.wgsl.js';
 import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
 import { bufferAsHeadTensor } from './resources.js';
 import { STORAGE_USAGE } from './stages/common.js';
+import { narrow, widen } from './stages/convert.js';
 import { selectionBuffers } from './stages/select.js';
 
 /** Q, K, V already on this backend's device, layouts as AttentionInput. */
@@ -23,6 +25,14 @@ export interface GpuAttentionInput extends AttentionShape {
   q: GPUBuffer;
   k: GPUBuffer;
   v: GPUBuffer;
+  /**
+   * Element type of q, k, v (default 'f32'). 'f16' (an f16 model's activations)
+   * is widened to f32 on the GPU (exact) for scoring; the attention runs at the
+   * call's precision.
+   */
+  dtype?: GpuDtype;
+  /** Element type of the output (default 'f32'); 'f16' rounds the f32 result on the GPU. */
+  outputDtype?: GpuDtype;
   /**
    * Where to write the output [L][H*D] f32 (at least L*H*D*4 bytes, STORAGE
    * usage); every element is overwritten. Default: a new buffer per call.
@@ -33,8 +43,11 @@ export interface GpuAttentionInput extends AttentionShape {
   output?: GPUBuffer;
 }
 
+/** Element type of a GPU-resident tensor. */
+export type GpuDtype = 'f32' | 'f16';
+
 export interface GpuTsaResult {
-  /** [L][H*D] f32: `input.output`, or a new buffer; owned by the caller (destroy it when done). */
+  /** [L][H*D] of outputDtype: `input.output`, or a new buffer; owned by the caller (destroy it when done). */
   output: GPUBuffer;
   /** Resolves when the GPU has finished this call (lastDeviceTimeMs is then valid). */
   done: Promise<void>;
@@ -49,14 +62,20 @@ type Named = [name: 'q' | 'k' | 'v' | 'output', buffer: GPUBuffer, heads: number
 /** The checks that need no device: buffer type, size, usage, map state, aliasing. */
 function checkBuffers(input: GpuAttentionInput): Named[] {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
+  for (const key of ['dtype', 'outputDtype'] as const) {
+    const v = input[key];
+    if (v !== undefined && v !== 'f32' && v !== 'f16') throw new TsaInputError(`${key} must be 'f32' or 'f16', got ${String(v)}`, 'TYPE');
+  }
   const named: Named[] = [['q', input.q, H], ['k', input.k, Hkv], ['v', input.v, Hkv]];
   if (input.output !== undefined) named.push(['output', input.output, H]);
   for (const [name, buf, heads] of named) {
+    const dtype = (name === 'output' ? input.outputDtype : input.dtype) ?? 'f32';
+    const size = dtype === 'f16' ? 2 : 4;
     const isBuffer = typeof GPUBuffer === 'function' ? buf instanceof GPUBuffer : typeof (buf as GPUBuffer | null)?.mapAsync === 'function';
     if (!isBuffer) throw new TsaInputError(`${name} must be a GPUBuffer of this backend's device`, 'TYPE');
-    if (buf.size < heads * L * D * 4) {
+    if (buf.size < heads * L * D * size) {
       const layout = name === 'output' ? `[${L}][${heads * D}]` : `[${heads}][${L}][${D}]`;
-      throw new TsaInputError(`${name} has ${buf.size} bytes, expected at least ${heads * L * D * 4} = ${layout} f32`, 'SHAPE');
+      throw new TsaInputError(`${name} has ${buf.size} bytes, expected at least ${heads * L * D * size} = ${layout} ${dtype}`, 'SHAPE');
     }
     if ((buf.usage & GPUBufferUsage.STORAGE) === 0) throw new TsaInputError(`${name} needs GPUBufferUsage.STORAGE`, 'TYPE');
     if (buf.mapState !== 'unmapped') throw new TsaInputError(`${name} is ${buf.mapState}; unmap it before the call`, 'TYPE');
@@ -100,6 +119,7 @@ export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
   return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
     validateShape(input);
     const o = resolveOptions(options);
+    if (o.blockSparse) blockStagesOf({}, 'webgpu'); // no GPU block-sparse kernels yet: TsaInputError('OPTION')
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);
@@ -107,11 +127,16 @@ export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
     const plan = planLayer(input, o, cost, early);
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);
-      const ctx = core.stageCtx();
-      const t = { q: bufferAsHeadTensor(input.q, H, L * D), k: bufferAsHeadTensor(input.k, Hkv, L * D), v: bufferAsHeadTensor(input.v, Hkv, L * D) };
-      const output = input.output ?? core.device.createBuffer({ label: 'tsa output', size: L * H * D * 4, usage: STORAGE_USAGE });
+      const ctx = core.stageCtx(o);
+      const tensor = (buf: GPUBuffer, heads: number, name: string) =>
+        input.dtype === 'f16' ? widen(ctx, buf, heads, L * D, `in16.${name}`) : bufferAsHeadTensor(buf, heads, L * D);
+      const t = { q: tensor(input.q, H, 'q'), k: tensor(input.k, Hkv, 'k'), v: tensor(input.v, Hkv, 'v') };
+      const f16Out = input.outputDtype === 'f16';
+      const output = input.output ?? core.device.createBuffer({ label: 'tsa output', size: L * H * D * (f16Out ? 2 : 4), usage: STORAGE_USAGE });
       const sel = selectionBuffers(ctx, plan.d);
-      recordLayer(ctx, plan, t, sel, output);
+      const layerOut = f16Out ? core.buffers.get('out.f32', L * H * D * 4, STORAGE_USAGE) : output;
+      recordLayer(ctx, plan, t, sel, layerOut);
+      if (f16Out) narrow(ctx, layerOut, output, L * H * D);
       let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
       const { deviceMs, submitted, segmentMs } = ctx.rec.submit((enc) => {
         copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));

@@ -21,5 +21,5 @@ export { createReferenceBackend } from '../reference/index.js';
 export { generateInput, Rng, INPUT_KINDS, type InputKind } from './core/generators.js';
 export { runPipeline } from './core/pipeline.js';
 export { PROBE_QUERIES, describeCostModel, type CostModel } from './core/cost.js';
-export { STAGES, type StageName } from './core/stages.js';
+export { BLOCK_STAGES, STAGES, type BlockStageName, type StageName } from './core/stages.js';
 export { defineBackend, type BackendDefinition, type BackendStages } from './core/backend.js';

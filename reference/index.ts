@@ -2,8 +2,9 @@
 import { defineBackend } from '../harness/core/backend.js';
 import { calibrated, type CalibrationPlan } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
-import type { Backend } from '../harness/core/interface.js';
+import type { BlockSparseBackend } from '../harness/core/interface.js';
 import * as stage from './stages.js';
+import * as xattention from './xattention.js';
 
 export interface ReferenceBackendOptions {
   /** The cost rule (core/cost.ts); default off: the reference is the spec's pipeline. */
@@ -15,7 +16,7 @@ export interface ReferenceBackendOptions {
 /** The reference is about 50x slower than wasm: calibrate on a smaller shape. */
 const CALIBRATION: CalibrationPlan = { heads: 2, kvHeads: 1, headDim: 32, lengths: [256, 512], repeats: 3 };
 
-export function createReferenceBackend(options: ReferenceBackendOptions = {}): Backend {
+export function createReferenceBackend(options: ReferenceBackendOptions = {}): BlockSparseBackend {
   checkCostOptions(options);
   const pinned = options.costModel;
   return defineBackend({
@@ -28,6 +29,9 @@ export function createReferenceBackend(options: ReferenceBackendOptions = {}): B
       select: async (pooled, shape, keep, o) => stage.select(pooled, shape, keep, o),
       attendSelected: (input, indices, keptLength, o) => stage.attendSelected(input, indices, keptLength, o),
       dense: (input, o) => stage.dense(input, o),
+      blockScores: async (input, o) => xattention.blockScores(input, o),
+      blockSelect: async (masses, shape, o) => xattention.blockSelect(masses, shape, o),
+      attendBlocks: async (input, mask, o) => xattention.attendBlocks(input, mask, o),
     },
     costRule: {
       enabled: options.costRule ?? false,

@@ -7,7 +7,8 @@ import { describe, expect, test } from 'vitest';
 import type { Backend } from '../harness/core/interface.js';
 import { runBench, type BenchConfig, type BenchRecord } from '../harness/tools/bench.js';
 import { runSelfTimedPeers } from '../harness/tools/bench-peers.js';
-import { benchTable, runMeta } from '../harness/tools/bench-report.js';
+import { runMeta } from '../harness/tools/bench-report.js';
+import { benchTable } from '../harness/tools/bench-table.js';
 import { causalFlops } from '../harness/core/cost.js';
 import { median } from '../harness/core/stats.js';
 import { PeerUnavailableError } from '../harness/tools/peers/index.js';
@@ -88,6 +89,34 @@ describe('benchmark', () => {
     const [attend] = await runBench({ ...config, stage: 'attendSelected' });
     expect(attend!.keptFraction).toBeCloseTo(select!.keptFraction, 12);
     expect(attend!.gflops).toBeCloseTo(causalFlops({ heads: 2, headDim: 8 }, Math.round(attend!.keptFraction * 1400)) / attend!.medianMs / 1e6, 6);
+  });
+
+  test('runBench methods: a record per method; XAttention ones report their block share and scoring time', async () => {
+    const backend = createReferenceBackend();
+    const records = await runBench({
+      backends: [backend], lengths: [1400], heads: 2, kvHeads: 1, headDim: 8, inputs: ['local'], coverage: 0.005, threads: 1, peers: false, seed: 3,
+      methods: ['dense', 'tsa', 'xattn', 'tsa+xattn'],
+    });
+    expect(records.map((r) => r.mode)).toEqual(['dense', 'tsa', 'xattn', 'tsa+xattn']);
+    const [dense, tsa, xattn, both] = records as [BenchRecord, BenchRecord, BenchRecord, BenchRecord];
+    expect(dense.blockShare).toBeUndefined();
+    expect(tsa.blockShare).toBeUndefined();
+    expect(xattn.keptFraction).toBe(1);
+    expect(both.keptFraction).toBe(tsa.keptFraction);
+    expect(both.keptFraction).toBeLessThan(1);
+    for (const r of [xattn, both]) {
+      expect(r.blockShare).toBeGreaterThan(0);
+      expect(r.blockShare).toBeLessThanOrEqual(1);
+      expect(r.blockScoringMs).toBeGreaterThan(0);
+      expect(r.idealSpeedup).toBeCloseTo(1 / (r.keptFraction ** 2 * r.blockShare!), 10);
+    }
+    expect(benchTable(records)).toMatch(/tsa\+xattn +local +1400 .* 0\.\d{3} /);
+    expect(benchSvg(records, 'test')).toContain('reference tsa+xattn (local) measured');
+    // A backend without the block-sparse stages cannot run them (the webgpu backend, until its kernels exist).
+    const { blockScores: _, ...withoutStages } = backend;
+    await expect(runBench({ backends: [withoutStages as Backend], lengths: [300], heads: 2, kvHeads: 1, headDim: 8, inputs: ['local'], coverage: 0.005, threads: 1, peers: false, seed: 3, methods: ['xattn'] })).rejects.toThrow(
+      /the XAttention methods need the block-sparse stages, which the reference backend does not have yet/,
+    );
   });
 
   test('the table puts errors in numbered footnotes, each message once and whole', () => {

@@ -44,7 +44,8 @@ globalThis.runInPage = async ({ shape, seed, options, golden }) => {
     const input = tsa.generateInput('structured', shape, seed);
     const goldenInput = await loadGolden(golden.name);
     for (const threads of [1, 2]) {
-      const backend = await tsa.createWasmBackend({ threads });
+      // The spec's pipeline (no cost rule), as the reference it is compared with.
+      const backend = await tsa.createWasmBackend({ threads, costRule: false });
       try {
         runs.push(await run(backend, input, options));
         runs.push(await run(backend, goldenInput, golden.options));
@@ -54,4 +55,28 @@ globalThis.runInPage = async ({ shape, seed, options, golden }) => {
     }
   }
   return { crossOriginIsolated: globalThis.crossOriginIsolated, selected, runs };
+};
+
+const reasonRows = (rows) => rows.map(({ name, available, autoSelect, reason }) => ({ name, available, autoSelect, reason }));
+
+/**
+ * The WebGPU backend in this page: probeBackends() over every backend, then 'webgpu' forced by
+ * selectBackend() on a golden case, then `device.destroy()` and one more call on `lost.shape`.
+ */
+globalThis.webgpuInPage = async ({ golden, lost }) => {
+  const probe = reasonRows(await tsa.probeBackends());
+  const selection = await tsa.selectBackend({ backend: 'webgpu', costRule: false });
+  const backend = selection.backend;
+  const goldenRun = await run(backend, await loadGolden(golden.name), golden.options);
+  const small = tsa.generateInput('gaussian', lost.shape, 1);
+  const before = (await backend.dense(small)).length;
+  backend.device.destroy();
+  let after = null;
+  try {
+    await backend.dense(small);
+  } catch (e) {
+    after = { name: e.name, lost: e instanceof tsa.BackendLostError, message: e.message };
+  }
+  await backend.dispose();
+  return { probe, why: selection.why, golden: goldenRun, lost: { before, after } };
 };

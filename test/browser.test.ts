@@ -3,27 +3,33 @@
  * (playwright-core, /usr/bin/chromium): a static server on 127.0.0.1 serves dist/, build/ and the
  * golden vectors, cross-origin isolated (COOP/COEP) under / and not isolated under /open/.
  *
- * - the browser entry's import graph reaches no node: module and no bare specifier;
+ * - the browser entry's import graph reaches no node: module, no bare specifier and not Dawn's
+ *   device module (gpu/device.ts);
  * - isolated: selectBackend() picks wasm with relaxed SIMD; tokenSparseAttention on a structured
  *   input (1 and 2 threads) and on golden case b matches the reference backend run in Node
  *   (indices and keep count exact, outputs within 2e-5), and golden b's indices are the authors';
+ * - webgpu on navigator.gpu (SwiftShader here): probeBackends() reports all three backends with
+ *   reasons (webgpu works but is not auto-selected), forced webgpu matches golden case b (indices
+ *   exact, outputs within 2e-5), and after device.destroy() the next call is BackendLostError;
  * - not isolated: wasm is unavailable with a reason naming cross-origin isolation, and
  *   selectBackend() falls back to the reference backend.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
-import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsErr } from '../harness/core/compare.js';
 import { loadGoldenCase } from '../harness/tools/golden.js';
 import { generateInput } from '../harness/core/generators.js';
 import type { AttentionShape, TsaOptions } from '../harness/core/interface.js';
+import { BROWSER_SOFTWARE_NOT_AUTO } from '../gpu/browser.js';
+import { ISOLATION_HEADERS, resolveStatic, sendStatic, type StaticSite } from '../harness/tools/demo/static.js';
 import { createReferenceBackend } from '../reference/index.js';
+import { launchChromium, openAndWait } from './shared/chromium.js';
+import { importGraph } from './shared/import-graph.js';
 import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 const ENTRY = join(REPO_ROOT, 'dist', 'harness', 'browser.js');
 const PAGE_MODULE = join(REPO_ROOT, 'test', 'browser-page.mjs');
 const GOLDEN_CASE = 'b_struct_h4kv2_d64_l2048';
@@ -32,77 +38,28 @@ const SEED = 7;
 const OPTIONS: TsaOptions = { minTokens: 256 };
 const OUTPUT_TOLERANCE = 2e-5;
 
-const MIME: Record<string, string> = {
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.bin': 'application/octet-stream',
-  '.html': 'text/html',
-};
-
 /**
  * Serves /dist/* and /build/* from the repository, /golden/* from the golden directory, and a page
  * /index.html loading /page.mjs (test/browser-page.mjs); the same under /open/ without COOP/COEP.
  */
 function startServer(): Promise<Server> {
-  const roots: Record<string, string> = {
-    dist: join(REPO_ROOT, 'dist'),
-    build: join(REPO_ROOT, 'build'),
-    golden: goldenDir(),
+  const site: StaticSite = {
+    files: { '/page.mjs': PAGE_MODULE },
+    dirs: { dist: join(REPO_ROOT, 'dist'), build: join(REPO_ROOT, 'build'), golden: goldenDir() },
   };
   const server = createServer((req, res) => {
     let path = new URL(req.url ?? '/', 'http://x').pathname;
     const isolated = !path.startsWith('/open/');
     if (!isolated) path = path.slice('/open'.length);
-    const headers: Record<string, string> = isolated
-      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
-      : {};
-    const [, top, ...rest] = path.split('/');
-    let file: string | null = null;
+    const headers: Record<string, string> = isolated ? { ...ISOLATION_HEADERS } : {};
     if (path === '/index.html') {
-      res.writeHead(200, { ...headers, 'Content-Type': MIME['.html']! });
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
       res.end('<!doctype html><title>tsa</title><script type="module" src="page.mjs"></script>');
       return;
     }
-    if (path === '/page.mjs') file = PAGE_MODULE;
-    else if (top && roots[top]) {
-      const root = roots[top]!;
-      const candidate = normalize(join(root, ...rest));
-      if (candidate.startsWith(root) && existsSync(candidate)) file = candidate;
-    }
-    if (!file) {
-      res.writeHead(404, headers);
-      res.end('not found');
-      return;
-    }
-    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
+    sendStatic(res, resolveStatic(site, path), headers);
   });
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
-}
-
-/** Every module reachable from `entry` by static imports, dynamic imports and new URL('x.js', import.meta.url). */
-function importGraph(entry: string): { files: string[]; problems: string[] } {
-  const seen = new Set<string>();
-  const problems: string[] = [];
-  const queue = [entry];
-  while (queue.length) {
-    const file = queue.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const text = readFileSync(file, 'utf8');
-    const specifiers = [
-      ...text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*['"]([^'"]+)['"]/g),
-      ...text.matchAll(/new URL\(\s*['"]([^'"]+\.js)['"]/g),
-    ].map((m) => m[1]!);
-    for (const s of specifiers) {
-      if (s.startsWith('.')) queue.push(resolve(dirname(file), s));
-      else problems.push(`${file} imports '${s}'`);
-    }
-  }
-  return { files: [...seen], problems };
 }
 
 interface PageResult {
@@ -111,17 +68,16 @@ interface PageResult {
   runs: { description: string; output: string; indices: string | null; keep: number | null }[];
 }
 
+interface WebGpuPageResult {
+  probe: { name: string; available: boolean; autoSelect: boolean; reason: string }[];
+  why: string;
+  golden: PageResult['runs'][number];
+  lost: { before: number; after: { name: string; lost: boolean; message: string } | null };
+}
+
 /** Opens the page (isolated or not) and runs test/browser-page.mjs's runInPage there. */
 async function runInPage(page: Page, url: string, golden: { name: string; options: TsaOptions }): Promise<PageResult> {
-  const errors: string[] = [];
-  const onError = (e: Error): void => void errors.push(e.message);
-  const onConsole = (m: ConsoleMessage): void => void (m.type() === 'error' && errors.push(m.text()));
-  page.on('pageerror', onError).on('console', onConsole);
-  await page.goto(url);
-  await page.waitForFunction(() => 'runInPage' in globalThis, null, { timeout: 15_000 }).catch((e: Error) => {
-    throw new Error(`${url}: the page module did not load (${e.message}); page errors: ${errors.join('; ') || 'none'}`);
-  });
-  page.off('pageerror', onError).off('console', onConsole);
+  await openAndWait(page, url, () => 'runInPage' in globalThis, 15_000);
   const args = { shape: SHAPE, seed: SEED, options: OPTIONS, golden };
   return page.evaluate((a) => (globalThis as unknown as { runInPage(x: typeof a): Promise<PageResult> }).runInPage(a), args);
 }
@@ -143,28 +99,12 @@ describe('browser entry in headless Chromium', () => {
   // A setup failure (no Chromium, no build) fails every test with its message, rather than skipping them.
   let setupError: Error | null = null;
   const setUp = async (): Promise<void> => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is missing at ${CHROMIUM}: install it (apt-get install chromium; .ci/run does)`);
-    }
     if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run npm run build`);
     const problem = goldenDirProblem(goldenDir());
     if (problem) throw new Error(problem);
     server = await startServer();
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
   };
   const ready = (): void => {
@@ -181,13 +121,61 @@ describe('browser entry in headless Chromium', () => {
     await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
   });
 
-  it('reaches no node: module and no bare specifier from dist/harness/browser.js', () => {
+  it('reaches no node: module and no bare specifier from dist/harness/browser.js, nor the Dawn device module', () => {
     ready();
-    const { files, problems } = importGraph(ENTRY);
-    expect(files.map((f) => f.slice(REPO_ROOT.length + 1))).toEqual(
-      expect.arrayContaining(['dist/assembly/browser.js', 'dist/assembly/worker-browser.js', 'dist/reference/index.js']),
+    const { files, problems } = importGraph([ENTRY]);
+    const reached = files.map((f) => f.slice(REPO_ROOT.length + 1));
+    expect(reached).toEqual(
+      expect.arrayContaining([
+        'dist/assembly/browser.js',
+        'dist/assembly/worker-browser.js',
+        'dist/reference/index.js',
+        'dist/gpu/browser.js',
+        'dist/gpu/device-browser.js',
+        'dist/gpu/context.js',
+        'dist/gpu/backend.js',
+        'dist/gpu/core.js',
+      ]),
     );
+    expect(reached.filter((f) => f === 'dist/gpu/device.js' || f === 'dist/gpu/index.js')).toEqual([]);
     expect(problems).toEqual([]);
+  });
+
+  it('webgpu on navigator.gpu (SwiftShader): probed with reasons, forced, golden case b exact, a destroyed device is BackendLostError', async () => {
+    ready();
+    const goldenCase = loadGoldenCase(goldenDir(), GOLDEN_CASE);
+    const goldenRun = goldenCase.runs.find((r) => r.indices !== null)!;
+    await openAndWait(page, `${origin}/index.html`, () => 'webgpuInPage' in globalThis, 15_000);
+    const lostShape: AttentionShape = { heads: 2, kvHeads: 1, headDim: 64, seqLen: 64 };
+    const args = { golden: { name: GOLDEN_CASE, options: goldenRun.options }, lost: { shape: lostShape } };
+    const pageErrors: string[] = [];
+    const onError = (e: Error): void => void pageErrors.push(e.message);
+    page.on('pageerror', onError);
+    const result = await page
+      .evaluate((a) => (globalThis as unknown as { webgpuInPage(x: typeof a): Promise<WebGpuPageResult> }).webgpuInPage(a), args)
+      .finally(() => page.off('pageerror', onError));
+    // Nothing left unhandled by the lost device (e.g. a timestamp readback nobody awaits).
+    expect(pageErrors).toEqual([]);
+
+    expect(result.probe.map((r) => [r.name, r.available, r.autoSelect])).toEqual([
+      ['webgpu', true, false],
+      ['wasm', true, true],
+      ['reference', true, true],
+    ]);
+    expect(result.probe[0]!.reason).toBe(`works, not auto-selected: ${BROWSER_SOFTWARE_NOT_AUTO}`);
+    expect(result.probe[1]!.reason).toMatch(/^wasm relaxed-simd, \d+ threads?/);
+    expect(result.probe[2]!.reason).toMatch(/float64/);
+    expect(result.why).toMatch(/^'webgpu' forced by name \(WebGPU on google \/ swiftshader; navigator\.gpu, core mode;/);
+
+    expect(result.golden.keep).toBe(goldenRun.keep);
+    expect(Array.from(decodeI32(result.golden.indices!))).toEqual(Array.from(goldenRun.indices!));
+    const output = decodeF32(result.golden.output);
+    expect(output.length).toBe(goldenRun.output.length);
+    expect(maxAbsErr(output, goldenRun.output)).toBeLessThanOrEqual(OUTPUT_TOLERANCE);
+
+    expect(result.lost.before).toBe(64 * 2 * 64);
+    expect(result.lost.after).toMatchObject({ name: 'BackendLostError', lost: true });
+    expect(result.lost.after!.message).toMatch(/device was lost \(destroyed/);
   });
 
   it('selects wasm (relaxed SIMD) when isolated and matches the Node reference on 1 and 2 threads', async () => {

@@ -6,9 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { goldenDir, goldenDirProblem, REPO_ROOT } from './shared/golden-dir.js';
+import { goldenDir, goldenDirProblem, goldenXattnDir, REPO_ROOT } from './shared/golden-dir.js';
 
 const CLI = join(REPO_ROOT, 'dist/harness/tools/cli.js');
 const GOLDEN = goldenDir();
@@ -42,6 +42,25 @@ function goldenSubset(cases: string[]): { dir: string; manifest: Manifest } {
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   return { dir, manifest };
 }
+
+interface XattnManifest {
+  inputs: string;
+  runs: Record<string, { files: Record<string, { file: string; sha256?: string }> }>;
+}
+
+/** A golden-xattn directory with only `runs` (inputs: the golden directory, absolute), links to their files. */
+function xattnSubset(runs: string[]): { dir: string; manifest: XattnManifest } {
+  const src = goldenXattnDir();
+  const full = JSON.parse(readFileSync(join(src, 'xattn_manifest.json'), 'utf8')) as XattnManifest;
+  const dir = mkdtempSync(join(tmpdir(), 'tsa-golden-xattn-'));
+  tempDirs.push(dir);
+  const manifest: XattnManifest = { ...full, inputs: resolve(src, full.inputs), runs: Object.fromEntries(runs.map((r) => [r, full.runs[r]!])) };
+  for (const r of Object.values(manifest.runs)) for (const { file } of Object.values(r.files)) symlinkSync(join(src, file), join(dir, file));
+  writeFileSync(join(dir, 'xattn_manifest.json'), JSON.stringify(manifest));
+  return { dir, manifest };
+}
+
+const XATTN_RUNS = ['b_struct_h4kv2_d64_l2048__tsa0.005_xattn_s16_t0.9', 'b_struct_h4kv2_d64_l2048__xattn_s16_t0.9'];
 
 describe('tsa CLI', () => {
   beforeAll(() => {
@@ -111,6 +130,37 @@ describe('tsa CLI', () => {
     const r = tsa('conformance', dir, '--backend', 'reference');
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`${out.file}: sha256`);
+  });
+
+  it('conformance on a golden-xattn directory (case b, composed and alone), --backend wasm: every block stage and the pipeline pass, exit 0', () => {
+    const { dir } = xattnSubset(XATTN_RUNS);
+    const r = tsa('conformance', dir, '--backend', 'wasm', '--threads', '2');
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^(PASS|FAIL)\t/.test(l));
+    expect(rows.map((l) => `${l.split('\t')[1]} ${l.split('\t')[3]}`)).toEqual(
+      XATTN_RUNS.flatMap((run) => ['blockScores', 'blockSelect', 'attendBlocks', 'pipeline'].map((stage) => `${run} ${stage}`)),
+    );
+    expect(rows.every((l) => l.startsWith('PASS\t'))).toBe(true);
+    expect(r.stdout).toMatch(/\n8 passed, 0 failed\n/);
+  });
+
+  it('conformance on a golden-xattn directory with one changed mask byte exits 1: blockSelect, attendBlocks (on that mask) and pipeline fail', () => {
+    const run = XATTN_RUNS[0]!;
+    const { dir, manifest } = xattnSubset([run]);
+    const mask = manifest.runs[run]!.files.mask!;
+    rmSync(join(dir, mask.file));
+    const bytes = readFileSync(join(goldenXattnDir(), mask.file));
+    // Head 1, query block 5, key block 2: flip a lower-triangle byte.
+    bytes[1 * 100 + 5 * 10 + 2] = bytes[1 * 100 + 5 * 10 + 2]! ^ 1;
+    writeFileSync(join(dir, mask.file), bytes);
+    delete mask.sha256;
+    writeFileSync(join(dir, 'xattn_manifest.json'), JSON.stringify(manifest));
+    const r = tsa('conformance', dir, '--backend', 'wasm', '--threads', '2');
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`^FAIL\\t${run}\\twasm\\tblockSelect\\t0.005\\t\\d+\\t1 mask bytes differ, first at head 1 query block 5 key block 2`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^FAIL\\t${run}\\twasm\\tpipeline\\t.*1 mask bytes differ`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^FAIL\\t${run}\\twasm\\tattendBlocks\\t.*max abs err`, 'm'));
+    expect(r.stdout).toMatch(/\n1 passed, 3 failed\n/);
   });
 
   it('conformance --backend nosuch is a usage error (exit 2) naming the registered backends', () => {

@@ -83,6 +83,50 @@ describe('generateInput', () => {
   });
 });
 
+describe("generateInput('local')", () => {
+  it('XAttention keeps a minority of the blocks on local inputs and nearly all on structured ones (reference stages)', async () => {
+    const reference = createReferenceBackend();
+    const shape = { heads: 2, kvHeads: 1, headDim: 64, seqLen: 4096 };
+    const o = { blockSparse: { method: 'xattention' as const } };
+    const share = async (kind: 'structured' | 'local', seed: number) => {
+      const x = generateInput(kind, shape, seed);
+      const mask = await reference.blockSelect(await reference.blockScores(x, o), { heads: 2, blocks: 32 }, o);
+      return mask.reduce((a, m) => a + m, 0) / (2 * 32 * 33 / 2);
+    };
+    await fc.assert(
+      fc.asyncProperty(seedArb, async (seed) => {
+        const local = await share('local', seed);
+        const structured = await share('structured', seed);
+        expect(local).toBeLessThan(0.5);
+        expect(structured).toBeGreaterThan(0.8);
+      }),
+      { numRuns: 3 },
+    );
+  });
+
+  it('the locality term decays with distance: the mean logit of near keys exceeds that of far ones', () => {
+    fc.assert(
+      fc.property(seedArb, (seed) => {
+        const D = 64;
+        const x = generateInput('local', { heads: 1, kvHeads: 1, headDim: D, seqLen: 2048 }, seed);
+        const logit = (t: number, s: number) => {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += x.q[t * D + d]! * x.k[s * D + d]!;
+          return dot / Math.sqrt(D);
+        };
+        const mean = (lo: number, hi: number) => {
+          let sum = 0;
+          for (let t = 1500; t < 1600; t++) for (let s = t - hi; s < t - lo; s++) sum += logit(t, s);
+          return sum / (100 * (hi - lo));
+        };
+        // cScale^2 = 12.25 logit units at distance 0; far keys (1000-1400 back) get almost none of it.
+        expect(mean(0, 16) - mean(1000, 1400)).toBeGreaterThan(4);
+      }),
+      { numRuns: 4 },
+    );
+  });
+});
+
 describe('Rng', () => {
   it('uniform() lies in (0, 1) and u32() in [0, 2^32), reproducibly per seed', () => {
     fc.assert(

@@ -15,7 +15,7 @@ import { generateInput, Rng } from '../harness/core/generators.js';
 import type { AttentionInput, Budget, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { budgetFromCount } from '../harness/core/rules.js';
 import { GpuCore } from '../gpu/core.js';
-import { wrapDevice } from '../gpu/device.js';
+import { wrapDevice } from '../gpu/context.js';
 import { createWebGpuBackend, isWebGpuBackend, type WebGpuBackend } from '../gpu/index.js';
 import { BUDGET_DECIDE } from '../gpu/kernels/budget.wgsl.js';
 import { STATE } from '../gpu/kernels/state.js';

@@ -56,32 +56,64 @@ export function attend(
     const vh = v + <usize>(h / group) * vHeadStride;
     const rowsEnd = min(q0 + BQ, n);
     const tileRows = (rowsEnd - q0 + 3) & ~3;
-    memory.fill(o, 0, <usize>tileRows * rowBytes);
-    for (let i = 0; i < tileRows; i++) {
-      store<f32>(m + (<usize>i << 2), -Infinity);
-      store<f32>(l + (<usize>i << 2), 0);
-    }
+    startTile(o, m, l, tileRows, rowBytes);
     const lastBlock = (rowsEnd - 1) / BK;
     for (let kb = 0; kb <= lastBlock; kb++) {
       const k0 = kb * BK;
       const ktb = kh + <usize>kb * blockBytes;
       const vb = vh + <usize>k0 * rowBytes;
-      for (let r = 0; r < tileRows; r += 4) {
-        const row0 = q0 + r;
-        if (k0 > row0 + 3) continue; // every key of the block is after these 4 rows
-        const nk = min(BK, (row0 + 4 - k0 + 7) & ~7);
-        qkTile(qh + <usize>row0 * rowBytes, ktb, Dp, nk, scale2, s);
-        if (k0 + nk - 1 > row0) maskTile(s, nk, row0, k0);
-        softmaxTile(s, nk, m + (<usize>r << 2), l + (<usize>r << 2), alpha);
-        pvTile(s, vb, rowBytes, nk, Dp, o + <usize>r * rowBytes, alpha);
-      }
+      keyChunk(qh, ktb, vb, q0, tileRows, k0, BK, Dp, scale2, s, m, l, alpha, o);
     }
     writeRows(o, l, q0, rowsEnd, Dp, D, out + <usize>h * outHeadStride, outRowStride);
   }
 }
 
+/** A query tile's running state before its sweep: O = 0, m = -inf, l = 0 for its rows. */
+// @ts-ignore: decorator
+@inline export function startTile(o: usize, m: usize, l: usize, tileRows: i32, rowBytes: usize): void {
+  memory.fill(o, 0, <usize>tileRows * rowBytes);
+  for (let i = 0; i < tileRows; i++) {
+    store<f32>(m + (<usize>i << 2), -Infinity);
+    store<f32>(l + (<usize>i << 2), 0);
+  }
+}
+
+/**
+ * One chunk of up to `width` keys k0.. (a multiple of 8; panels at ktb, value rows at vb) against the
+ * query tile rows q0 .. q0 + tileRows: per 4 rows the logits, the causal mask where the chunk
+ * reaches past a row, the online-softmax step and the P V update. Rows wholly before k0 skip it.
+ */
+// @ts-ignore: decorator
+@inline export function keyChunk(
+  qh: usize,
+  ktb: usize,
+  vb: usize,
+  q0: i32,
+  tileRows: i32,
+  k0: i32,
+  width: i32,
+  Dp: i32,
+  scale2: f32,
+  s: usize,
+  m: usize,
+  l: usize,
+  alpha: usize,
+  o: usize,
+): void {
+  const rowBytes = <usize>Dp << 2;
+  for (let r = 0; r < tileRows; r += 4) {
+    const row0 = q0 + r;
+    if (k0 > row0 + 3) continue; // every key of the chunk is after these 4 rows
+    const nk = min(width, (row0 + 4 - k0 + 7) & ~7);
+    qkTile(qh + <usize>row0 * rowBytes, ktb, Dp, nk, scale2, s);
+    if (k0 + nk - 1 > row0) maskTile(s, nk, row0, k0);
+    softmaxTile(s, nk, m + (<usize>r << 2), l + (<usize>r << 2), alpha);
+    pvTile(s, vb, rowBytes, nk, Dp, o + <usize>r * rowBytes, alpha);
+  }
+}
+
 /** out[i][d] = O[i - q0][d] / l[i - q0] for rows q0 <= i < rowsEnd, d < D (vector body, scalar tail). */
-function writeRows(o: usize, l: usize, q0: i32, rowsEnd: i32, Dp: i32, D: i32, out: usize, outRowStride: usize): void {
+export function writeRows(o: usize, l: usize, q0: i32, rowsEnd: i32, Dp: i32, D: i32, out: usize, outRowStride: usize): void {
   const vecEnd = <usize>(D & ~3) << 2;
   const end = <usize>D << 2;
   for (let i = 0; i < rowsEnd - q0; i++) {

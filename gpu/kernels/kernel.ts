@@ -47,6 +47,8 @@ export interface Kernel<B extends string = string> {
   bindings: readonly BindingDecl<B>[];
   workgroupSize: number;
   enable?: readonly string[];
+  /** Optional global directives after the enables, e.g. `diagnostic(off, ...)`. */
+  directives?: readonly string[];
   source: () => string;
 }
 
@@ -59,7 +61,7 @@ export const write = <B extends string>(name: B, type: BindingType = 'f32'): Bin
 
 /** The full WGSL module of a kernel: enables, Params, bindings, WG, then its source. */
 export function kernelWgsl(k: Kernel): string {
-  const enables = (k.enable ?? []).map((e) => `enable ${e};\n`).join('');
+  const enables = (k.enable ?? []).map((e) => `enable ${e};\n`).join('') + (k.directives ?? []).map((d) => `${d};\n`).join('');
   const bindings = k.bindings
     .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`)
     .join('\n');

@@ -1,9 +1,11 @@
 /**
  * The GPU attention stages: gather (compact Q/K/V copies of the kept rows),
  * attend (causal FlashAttention-style) and scatter (back to token-major
- * rows, zeros where pruned). Kernels in ../kernels/{gather,attend,scatter}.wgsl.ts.
+ * rows, zeros where pruned). Kernels in ../kernels/{gather,attend,scatter}.wgsl.ts;
+ * precision 'f16' attends in attend-f16.ts.
  */
 import { attendKernel } from '../kernels/attend.wgsl.js';
+import { attendF16 } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
 import { SCATTER } from '../kernels/scatter.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
@@ -57,11 +59,11 @@ export function gather(ctx: StageCtx, d: Dims, src: HeadTensor, kvDiv: number, s
  * on a large GPU), so no single dispatch runs long enough to trip a driver's
  * watchdog or starve other work.
  */
-function attendHeadsPerDispatch(d: Dims): number {
+export function attendHeadsPerDispatch(d: Dims): number {
   return Math.max(1, Math.floor(1e13 / (2 * d.D * d.L * d.L)));
 }
 
-function splitChunks(chunks: [number, number][], most: number): [number, number][] {
+export function splitChunks(chunks: [number, number][], most: number): [number, number][] {
   return chunks.flatMap(([h0, h1]) => {
     const out: [number, number][] = [];
     for (let h = h0; h < h1; h += most) out.push([h, Math.min(h1, h + most)]);
@@ -74,6 +76,7 @@ function splitChunks(chunks: [number, number][], most: number): [number, number]
  * rows the state says (gate ifSparse); output O [H][L][D]. `gate`: GATE.
  */
 export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
+  if (ctx.precision === 'f16') return attendF16(ctx, d, q, k, v, kvDiv, gate);
   const { rec, lim } = ctx;
   const c = ctx.tiles(d.D);
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);

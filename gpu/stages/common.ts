@@ -8,6 +8,9 @@ import { TsaInputError } from '../../harness/core/errors.js';
 import { STATE } from '../kernels/state.js';
 import type { Recorder } from '../recorder.js';
 import { headWindow, sharedWindow, wholeWindow, type BindingLimits, type BufferPool, type HeadTensor, type Window } from '../resources.js';
+import type { Precision } from '../../harness/core/interface.js';
+import type { ShaderFeatures } from '../features.js';
+import type { F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
 import type { TileConfig } from '../tiles.js';
 
 export const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
@@ -18,11 +21,16 @@ export interface GpuCtx {
   pool: BufferPool;
   lim: BindingLimits;
   tiles(headDim: number): TileConfig;
+  /** shader-f16 and subgroup matrices of the device (features.ts). */
+  features: ShaderFeatures;
+  /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null. */
+  f16Tiles: Partial<Omit<F16MatrixConfig, 'dp'>> | null;
 }
 
-/** A stage's view of one call: the context and the recorder its kernels go to. */
+/** A stage's view of one call: the context, the recorder its kernels go to, the attention's precision. */
 export interface StageCtx extends GpuCtx {
   rec: Recorder;
+  precision: Precision;
 }
 
 /** Shape of one call: H, Hkv, D, L, window W, prefix P = L - W, group G = H / Hkv. */

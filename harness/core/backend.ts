@@ -9,20 +9,27 @@
  * tokenSparseAttention is the same for every backend: the dense-before-scoring
  * rule (rules.ts) first, then the backend's fused `layer` where it has one
  * (webgpu), else the cost rule's probe where it is on (wasm) and the
- * pipeline over its stages (reference, wasm).
+ * pipeline over its stages (reference, wasm). Every defined
+ * backend has the block-sparse stages too (BlockSparseStages: blockScores, blockSelect,
+ * attendBlocks).
  */
-import { BackendLostError, throwIfAborted } from './errors.js';
+import { BackendLostError, throwIfAborted, TsaInputError } from './errors.js';
 import type {
   AttentionInput,
   Backend,
+  BlockShape,
+  BlockSparseBackend,
+  BlockSparseStages,
+  Precision,
   Budget,
   ResolvedTsaOptions,
   ScoreShape,
   TsaOptions,
   TsaResult,
 } from './interface.js';
+import { blockStagesOf, hasBlockStages, type BlockStages } from './block-sparse.js';
 import { beforeProbe, type CostModel } from './cost.js';
-import { denseLayer, pipelineLayer, type PipelineStages } from './pipeline.js';
+import { denseLayer, pipelineLayer, type LayerStages, type PipelineStages } from './pipeline.js';
 import { probeVerdict } from './probe.js';
 import { denseBeforeScoring } from './rules.js';
 import {
@@ -31,6 +38,8 @@ import {
   validateIndices,
   validateInput,
   validateKeep,
+  validateMask,
+  validateMasses,
   validateScores,
   validateScoreWindow,
 } from './validate.js';
@@ -39,7 +48,7 @@ import {
  * A backend's stages on validated arguments. `budget` is the count rule only:
  * the skeleton has already applied the dense-before-scoring rule.
  */
-export type BackendStages = PipelineStages;
+export type BackendStages = PipelineStages & Partial<BlockStages>;
 
 export interface BackendDefinition {
   name: string;
@@ -65,14 +74,16 @@ export interface BackendDefinition {
   costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
+  /** The precisions a call may ask for (TsaOptions.precision; default ['f32']), and why others are missing. */
+  precisions?: { supported: readonly Precision[]; why: string };
 }
 
-/** `stages`, each call through `run` (given the call's options). */
+/** `stages`, each call through `run` (given the call's options); the block stages where the backend has them. */
 export function serialised(
-  s: PipelineStages,
+  s: BackendStages,
   run: <T>(call: () => Promise<T>, o: ResolvedTsaOptions) => Promise<T>,
-): PipelineStages {
-  return {
+): BackendStages {
+  const pipeline: PipelineStages = {
     scores: (input, o) => run(() => s.scores(input, o), o),
     pool: (scores, shape, o) => run(() => s.pool(scores, shape, o), o),
     budget: (pooled, shape, o) => run(() => s.budget(pooled, shape, o), o),
@@ -80,16 +91,37 @@ export function serialised(
     attendSelected: (input, indices, n, o) => run(() => s.attendSelected(input, indices, n, o), o),
     dense: (input, o) => run(() => s.dense(input, o), o),
   };
+  if (!hasBlockStages(s)) return pipeline;
+  return {
+    ...pipeline,
+    blockScores: (input, o) => run(() => s.blockScores(input, o), o),
+    blockSelect: (masses, shape, o) => run(() => s.blockSelect(masses, shape, o), o),
+    attendBlocks: (input, mask, o) => run(() => s.attendBlocks(input, mask, o), o),
+  };
 }
 
-/** The public Backend of a definition; `extra` adds backend-specific members (e.g. GPU-resident calls). */
+/**
+ * The public Backend of a definition; `extra` adds backend-specific members (e.g. GPU-resident
+ * calls). With the block stages it is a BlockSparseBackend; without them a call with
+ * options.blockSparse rejects with TsaInputError('OPTION') before computing anything.
+ */
+export function defineBackend<E extends object = Record<never, never>>(
+  def: BackendDefinition & { stages: PipelineStages & BlockStages },
+  extra?: E,
+): BlockSparseBackend & E;
+export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): Backend & E;
 export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): Backend & E {
   const runner = def.run ?? (<T>(call: () => Promise<T>) => call());
   let disposed = false;
   // Each public call, after validation: one made after dispose() or with a fired signal computes nothing.
+  const precisions = def.precisions ?? { supported: ['f32'], why: 'it computes in f32 or better only' };
+  // Also: a precision the backend cannot run is TsaInputError 'PRECISION'.
   const admit = (o: ResolvedTsaOptions): ResolvedTsaOptions => {
     if (disposed) throw new BackendLostError(`the ${def.name} backend was disposed`);
     throwIfAborted(o.signal);
+    if (o.precision !== undefined && !precisions.supported.includes(o.precision)) {
+      throw new TsaInputError(`the ${def.name} backend cannot run precision '${o.precision}': ${precisions.why}`, 'PRECISION');
+    }
     return o;
   };
   // A stage whose call was aborted before its turn never starts.
@@ -99,7 +131,8 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       return call();
     });
   // Each stage through `run`: what runPipeline composes, and what the public stage methods call.
-  const ran = serialised(def.stages, (call, o) => run(o, call));
+  const ran: LayerStages = { name: def.name, ...serialised(def.stages, (call, o) => run(o, call)) };
+  const blocks = hasBlockStages(ran) ? ran : null;
   const layer = def.layer;
   const backend: Backend = {
     name: def.name,
@@ -144,15 +177,17 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       const o = resolveOptions(options);
       validateInput(input);
       admit(o);
+      if (o.blockSparse) blockStagesOf(ran, def.name);
       const early = denseBeforeScoring(input.seqLen, o);
       if (early) return denseLayer(ran, input, o, early);
       const rule = def.costRule;
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
-      if (layer) {
+      if (layer && !o.blockSparse) {
         const cost = on ? await rule.model(ran) : null;
         return run(o, () => layer(input, o, cost));
       }
-      if (!on) return pipelineLayer(ran, input, o);
+      // A fused layer's backend applies its rule in the layer only (block-sparse: the spec's pipeline).
+      if (!on || layer) return pipelineLayer(ran, input, o);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
       if (pre) return denseLayer(ran, input, o, pre);
@@ -172,5 +207,26 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
     ...(def.lastDeviceTimeMs ? { lastDeviceTimeMs: () => def.lastDeviceTimeMs!() } : {}),
     ...(def.costRule ? { costRates: () => def.costRule!.model(ran) } : {}),
   };
+  if (blocks) {
+    const blockMethods: BlockSparseStages = {
+      async blockScores(input: AttentionInput, options?: TsaOptions) {
+        const o = resolveOptions(options);
+        validateInput(input);
+        return blocks.blockScores(input, admit(o));
+      },
+      async blockSelect(masses: Float32Array, shape: BlockShape, options?: TsaOptions) {
+        const o = resolveOptions(options);
+        validateMasses(masses, shape);
+        return blocks.blockSelect(masses, shape, admit(o));
+      },
+      async attendBlocks(input: AttentionInput, mask: Uint8Array, options?: TsaOptions) {
+        const o = resolveOptions(options);
+        validateInput(input);
+        validateMask(mask, input, o);
+        return blocks.attendBlocks(input, mask, admit(o));
+      },
+    };
+    Object.assign(backend, blockMethods);
+  }
   return Object.assign(backend, extra);
 }

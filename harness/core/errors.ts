@@ -8,7 +8,9 @@ export type TsaInputErrorCode =
   | 'RANGE'
   | 'OPTION'
   | 'INDICES'
-  | 'TYPE';
+  | 'MASK'
+  | 'TYPE'
+  | 'PRECISION';
 
 export class TsaError extends Error {
   constructor(message: string, readonly code: string) {

@@ -14,8 +14,14 @@
  * Stage names, shared by every backend so each is easy to find (core/stages.ts):
  *   scores -> pool -> budget -> select -> attend
  * (`attendSelected` is gather + attend + scatter; `dense` is attend on all rows.)
+ *
+ * Block-sparse attention (XAttention, ../shared/golden-xattn/README.md), nb = ceil(n / blockSize)
+ * for a sequence of n rows (L, or L' on TSA's compact set):
+ *   masses  [H][nb][nb]   f32, antidiagonal block masses (blockScores)
+ *   mask    [H][nb][nb]   u8, 1 = (query block, key block) selected, lower triangle only (blockSelect)
+ * Stages: blockScores -> blockSelect -> attendBlocks (BlockSparseStages below).
  */
-import type { StageName } from './stages.js';
+import type { BlockStageName, StageName } from './stages.js';
 
 import type { CostModel } from './cost.js';
 
@@ -58,12 +64,47 @@ export interface TsaOptions {
    */
   signal?: AbortSignal;
   /**
+   * Block-sparse attention after token selection (XAttention). With coverage > 0 it runs on TSA's
+   * compact Q/K/V; with coverage 0, or when the budget runs the layer dense, on the full sequence.
+   */
+  blockSparse?: BlockSparseOptions;
+  /**
    * Overrides the backend's cost rule for this call (backend option
    * `costRule`): true may run dense where selection would not pay
    * ('not-worth-it'); false runs the spec's pipeline unchanged.
    */
   costRule?: boolean;
+  /**
+   * Arithmetic of the attention (backend option `precision` is the default):
+   * 'f32' (exact path) or 'f16' (Q, K, V rounded to f16, f16 products with f32
+   * accumulation, f32 softmax and output; scoring and selection stay f32, so
+   * indices and keep counts are the same). A backend without f16 throws
+   * TsaInputError 'PRECISION'.
+   */
+  precision?: Precision;
 }
+
+/** XAttention's settings (the TSA authors' composition: block 128, stride 16, threshold 0.9). */
+export interface BlockSparseOptions {
+  method: 'xattention';
+  /** T in (0, 1]: per query block, blocks are added until their mass reaches T of the row (default 0.9). */
+  threshold?: number;
+  /** S: antidiagonal stride; divides blockSize (default 16). */
+  stride?: number;
+  /** B: tokens per block, a multiple of 16 (default 128). */
+  blockSize?: number;
+}
+
+export type ResolvedBlockSparse = Required<BlockSparseOptions>;
+
+export const DEFAULT_BLOCK_SPARSE: Readonly<ResolvedBlockSparse> = Object.freeze({
+  method: 'xattention',
+  threshold: 0.9,
+  stride: 16,
+  blockSize: 128,
+});
+/** Arithmetic of the attention (TsaOptions.precision). */
+export type Precision = 'f32' | 'f16';
 
 /** The numeric options of the method (spec section 2), with their defaults. */
 export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'poolKernel' | 'minTokens'>>;
@@ -71,8 +112,11 @@ export type MethodOptions = Required<Pick<TsaOptions, 'coverage' | 'window' | 'p
 /** TsaOptions after validation: every default filled in (a resolved object is valid TsaOptions again). */
 export interface ResolvedTsaOptions extends MethodOptions {
   signal?: AbortSignal;
+  blockSparse?: ResolvedBlockSparse;
   /** Absent: the backend's own setting. */
   costRule?: boolean;
+  /** Absent: the backend's own setting. */
+  precision?: Precision;
 }
 
 export const DEFAULT_OPTIONS: Readonly<MethodOptions> = Object.freeze({
@@ -113,9 +157,11 @@ export type Budget =
 /**
  * Milliseconds spent per stage of one `tokenSparseAttention` call, one field per stage of
  * core/stages.ts STAGES (scores, pool, budget, select, attend: gather + attend + scatter, or dense
- * attention when the layer is dense), and `total`, the wall time of the whole call.
+ * attention when the layer is dense; with blockSparse, the three block stages too), and `total`,
+ * the wall time of the whole call. With blockSparse, BLOCK_STAGES (blockScores, blockSelect,
+ * attendBlocks) give the block stages' share of `attend`.
  */
-export type StageTimings = Record<StageName | 'total', number>;
+export type StageTimings = Record<StageName | 'total', number> & Partial<Record<BlockStageName, number>>;
 
 export interface TsaResult {
   /** [L][H*D]; rows of pruned (t, h) pairs are exactly 0. */
@@ -128,7 +174,46 @@ export interface TsaResult {
   /** keptLength / L. */
   keptFraction: number;
   timings: StageTimings;
+  /** With options.blockSparse: the block mask and its share. */
+  blockSparse?: BlockSparseResult;
+  /** The attention's arithmetic and kernel, where the backend has more than one (the WebGPU backend). */
+  precision?: Precision;
+  attendKernel?: string;
 }
+
+/** The block-sparse half of a layer. */
+export interface BlockSparseResult {
+  /** true: on TSA's compact rows (n = keptLength); false: on the full sequence (n = L). */
+  composed: boolean;
+  /** nb = ceil(n / blockSize). */
+  blocks: number;
+  /** [H][nb][nb], 1 = selected, lower triangle. */
+  mask: Uint8Array;
+  /** Per head: selected blocks / causal blocks (nb (nb + 1) / 2). */
+  selectedShare: Float64Array;
+}
+
+/** Shape of block masses and masks: [heads][blocks][blocks]. */
+export interface BlockShape {
+  heads: number;
+  blocks: number;
+}
+
+/**
+ * The XAttention stages, public and validated like the others. The reference and wasm backends
+ * implement them; the webgpu backend does not yet (its GPU kernels are follow-up work), so they
+ * are a separate interface until it does, and then join Backend.
+ */
+export interface BlockSparseStages {
+  /** blockScores: antidiagonal block masses [H][nb][nb], nb = ceil(L / blockSize). */
+  blockScores(input: AttentionInput, options?: TsaOptions): Promise<Float32Array>;
+  /** blockSelect: the XAttention mask rule per (head, query block), [H][nb][nb]. */
+  blockSelect(masses: Float32Array, shape: BlockShape, options?: TsaOptions): Promise<Uint8Array>;
+  /** attendBlocks: exact causal attention over the selected blocks only, output [L][H*D]. */
+  attendBlocks(input: AttentionInput, mask: Uint8Array, options?: TsaOptions): Promise<Float32Array>;
+}
+
+export type BlockSparseBackend = Backend & BlockSparseStages;
 
 /**
  * A Token Sparse Attention backend. All methods validate their inputs

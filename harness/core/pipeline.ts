@@ -3,9 +3,11 @@
  * score -> pool -> budget -> select -> (gather, attend, scatter).
  * defineBackend (backend.ts) uses it as the tokenSparseAttention of backends
  * without a fused layer (reference, wasm); runPipeline is the public version
- * that validates first.
+ * that validates first. With options.blockSparse the attention is XAttention's three block
+ * stages (block-sparse.ts), on the compact rows when the layer is sparse, else on all rows.
  */
-import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape, TsaOptions, TsaResult } from './interface.js';
+import { blockSparseAttention, blockStagesOf, type BlockStages } from './block-sparse.js';
+import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape, StageTimings, TsaOptions, TsaResult } from './interface.js';
 import { denseBeforeScoring, keptLengthOf } from './rules.js';
 import { emptyTimings } from './stages.js';
 import { resolveOptions, validateInput } from './validate.js';
@@ -24,8 +26,11 @@ export interface PipelineStages {
   dense(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array>;
 }
 
+/** What a layer may call: the pipeline's stages and, for options.blockSparse, the block stages. */
+export type LayerStages = PipelineStages & Partial<BlockStages> & { readonly name?: string };
+
 /** Validates, then runs the whole pipeline over `stages`. */
-export async function runPipeline(stages: PipelineStages, input: AttentionInput, options: TsaOptions | undefined): Promise<TsaResult> {
+export async function runPipeline(stages: LayerStages, input: AttentionInput, options: TsaOptions | undefined): Promise<TsaResult> {
   const o = resolveOptions(options);
   validateInput(input);
   const early = denseBeforeScoring(input.seqLen, o);
@@ -33,18 +38,31 @@ export async function runPipeline(stages: PipelineStages, input: AttentionInput,
 }
 
 /** A layer that runs dense under `budget` (decided before any scoring). */
-export async function denseLayer(stages: Pick<PipelineStages, 'dense'>, input: AttentionInput, o: ResolvedTsaOptions, budget: Budget): Promise<TsaResult> {
-  const timings = emptyTimings();
+export async function denseLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions, budget: Budget): Promise<TsaResult> {
+  const timings: StageTimings = emptyTimings();
   const start = performance.now();
-  const output = await stages.dense(input, o);
+  const { output, blockSparse } = await attention(stages, input, null, input.seqLen, o, timings);
   timings.attend = timings.total = performance.now() - start;
-  return { output, budget, indices: null, keptLength: input.seqLen, keptFraction: 1, timings };
+  return { output, budget, indices: null, keptLength: input.seqLen, keptFraction: 1, timings, ...(blockSparse ? { blockSparse } : {}) };
+}
+
+/** The attention of a layer: attendSelected on `indices`, or dense; XAttention's block stages with blockSparse. */
+async function attention(
+  stages: LayerStages,
+  input: AttentionInput,
+  indices: Int32Array | null,
+  keptLength: number,
+  o: ResolvedTsaOptions,
+  timings: StageTimings,
+): Promise<Pick<TsaResult, 'output' | 'blockSparse'>> {
+  if (o.blockSparse) return blockSparseAttention(blockStagesOf(stages, stages.name), input, indices, keptLength, o, timings);
+  return { output: indices !== null ? await stages.attendSelected(input, indices, keptLength, o) : await stages.dense(input, o) };
 }
 
 /** The pipeline where the layer is not dense before scoring (L > minTokens + W, so a prefix remains). */
-export async function pipelineLayer(stages: PipelineStages, input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> {
+export async function pipelineLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> {
   const L = input.seqLen;
-  const timings = emptyTimings();
+  const timings: StageTimings = emptyTimings();
   const start = performance.now();
   let t = start;
   const lap = (): number => {
@@ -66,8 +84,8 @@ export async function pipelineLayer(stages: PipelineStages, input: AttentionInpu
     timings.select = lap();
   }
   const keptLength = keptLengthOf(budget, L, o);
-  const output = indices !== null ? await stages.attendSelected(input, indices, keptLength, o) : await stages.dense(input, o);
+  const { output, blockSparse } = await attention(stages, input, indices, keptLength, o, timings);
   timings.attend = lap();
   timings.total = performance.now() - start;
-  return { output, budget, indices, keptLength, keptFraction: keptLength / L, timings };
+  return { output, budget, indices, keptLength, keptFraction: keptLength / L, timings, ...(blockSparse ? { blockSparse } : {}) };
 }

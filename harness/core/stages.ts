@@ -5,6 +5,8 @@
  * keyed by the methods below.
  *
  *   scores -> pool -> budget -> select -> attend (gather + attend + scatter, or dense)
+ * With options.blockSparse, attend is blockScores -> blockSelect -> attendBlocks (XAttention),
+ * on TSA's compact rows or on the full sequence.
  */
 
 /** The stages of one tokenSparseAttention call, in order (the keys of StageTimings besides total). */
@@ -31,3 +33,7 @@ export function emptyTimings(): Record<StageName | 'total', number> {
   for (const stage of STAGES) t[stage] = 0;
   return t;
 }
+
+/** The block-sparse (XAttention) stages inside attend, in order; each is a Backend method of BlockSparseStages and a StageTimings field. */
+export const BLOCK_STAGES = ['blockScores', 'blockSelect', 'attendBlocks'] as const;
+export type BlockStageName = (typeof BLOCK_STAGES)[number];

@@ -4,9 +4,12 @@
  */
 import { TsaInputError } from './errors.js';
 import {
+  DEFAULT_BLOCK_SPARSE,
   DEFAULT_OPTIONS,
   type AttentionInput,
   type AttentionShape,
+  type BlockShape,
+  type ResolvedBlockSparse,
   type ResolvedTsaOptions,
   type ScoreShape,
   type TsaOptions,
@@ -146,13 +149,91 @@ const OPTION_RULES: { [K in keyof TsaOptions]-?: (value: unknown) => ResolvedTsa
     if (typeof v !== 'boolean') throw new TsaInputError(`option costRule must be a boolean, got ${describe(v)}`, 'OPTION');
     return v;
   },
+  precision: (v) => {
+    if (v !== 'f32' && v !== 'f16') throw new TsaInputError(`option precision must be 'f32' or 'f16', got ${describe(v)}`, 'OPTION');
+    return v;
+  },
   signal: (v) => {
     if (typeof AbortSignal === 'undefined' || !(v instanceof AbortSignal)) {
       throw new TsaInputError(`option signal must be an AbortSignal, got ${describe(v)}`, 'OPTION');
     }
     return v;
   },
+  blockSparse: (v) => resolveBlockSparse(v),
 };
+
+/** blockSparse: a plain object {method: 'xattention', threshold?, stride?, blockSize?}, defaults filled in. */
+function resolveBlockSparse(v: unknown): ResolvedBlockSparse {
+  const proto = v === null || typeof v !== 'object' ? undefined : Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TsaInputError(`option blockSparse must be a plain object {method: 'xattention', ...}, got ${describe(v)}`, 'OPTION');
+  }
+  const given = v as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!Object.prototype.hasOwnProperty.call(DEFAULT_BLOCK_SPARSE, key)) {
+      throw new TsaInputError(`unknown option blockSparse.${key}; expected one of ${Object.keys(DEFAULT_BLOCK_SPARSE).join(', ')}`, 'OPTION');
+    }
+  }
+  if (given.method !== 'xattention') {
+    throw new TsaInputError(`option blockSparse.method must be 'xattention', got ${describe(given.method)}`, 'OPTION');
+  }
+  const threshold = given.threshold ?? DEFAULT_BLOCK_SPARSE.threshold;
+  if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
+    throw new TsaInputError(`option blockSparse.threshold must be a number in (0, 1], got ${describe(threshold)}`, 'OPTION');
+  }
+  const blockSize = optionInt('blockSparse.blockSize', given.blockSize ?? DEFAULT_BLOCK_SPARSE.blockSize, 16, 1 << 16);
+  if (blockSize % 16 !== 0) {
+    throw new TsaInputError(`option blockSparse.blockSize must be a multiple of 16, got ${blockSize}`, 'OPTION');
+  }
+  const stride = optionInt('blockSparse.stride', given.stride ?? DEFAULT_BLOCK_SPARSE.stride, 1, blockSize);
+  if (blockSize % stride !== 0) {
+    throw new TsaInputError(`option blockSparse.stride (${stride}) must divide blockSize (${blockSize})`, 'OPTION');
+  }
+  return { method: 'xattention', threshold, stride, blockSize };
+}
+
+/** The XAttention settings of a call: its blockSparse option, or the defaults for a block stage called without one. */
+export function blockSparseOf(o: ResolvedTsaOptions): ResolvedBlockSparse {
+  return o.blockSparse ?? DEFAULT_BLOCK_SPARSE;
+}
+
+/** nb: blocks of blockSize covering n rows. */
+export function blockCount(n: number, o: ResolvedTsaOptions): number {
+  return Math.ceil(n / blockSparseOf(o).blockSize);
+}
+
+/** Checks block masses [heads][blocks][blocks] (finite, >= 0). */
+export function validateMasses(masses: Float32Array, shape: BlockShape): void {
+  positiveInt('heads', shape.heads, 'HEADS');
+  positiveInt('blocks', shape.blocks);
+  const nb = shape.blocks;
+  checkArray('masses', masses, shape.heads * nb * nb, `[heads=${shape.heads}][blocks=${nb}][blocks=${nb}]`);
+  for (let i = 0; i < masses.length; i++) {
+    const x = masses[i]!;
+    if (!(x >= 0) || x === Infinity) throw new TsaInputError(`masses[${i}] is ${x}; block masses must be finite and >= 0`, 'NON_FINITE');
+  }
+}
+
+/**
+ * Checks a block mask [H][nb][nb] for a sequence of L rows: a Uint8Array of 0/1, nothing above the
+ * diagonal (causal), every diagonal block selected (each query sees at least its own key).
+ */
+export function validateMask(mask: Uint8Array, shape: AttentionShape, o: ResolvedTsaOptions): void {
+  const nb = blockCount(shape.seqLen, o);
+  const H = shape.heads;
+  const layout = `[heads=${H}][blocks=${nb}][blocks=${nb}] (blocks = ceil(seqLen / blockSize ${blockSparseOf(o).blockSize}))`;
+  if (!(mask instanceof Uint8Array)) throw new TsaInputError(`mask must be a Uint8Array ${layout}`, 'TYPE');
+  if (mask.length !== H * nb * nb) throw new TsaInputError(`mask has ${mask.length} elements, expected ${H * nb * nb} = ${layout}`, 'SHAPE');
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < nb; i++) {
+      for (let j = 0; j < nb; j++) {
+        const x = mask[(h * nb + i) * nb + j]!;
+        const bad = x > 1 ? `is ${x}; entries must be 0 or 1` : j > i && x ? 'is above the diagonal (a query block sees no later key block)' : j === i && !x ? 'is 0; every diagonal block must be selected' : null;
+        if (bad) throw new TsaInputError(`mask[head ${h}][query block ${i}][key block ${j}] ${bad}`, 'MASK');
+      }
+    }
+  }
+}
 
 function describe(v: unknown): string {
   if (v === null || v === undefined) return String(v);

@@ -7,34 +7,50 @@
  *     output buffer reused across calls; dense is the same call with tau 0.
  */
 import { generateInput, type InputKind } from '../core/generators.js';
-import type { AttentionInput, AttentionShape, Backend, StageTimings } from '../core/interface.js';
-import { generateInputOnGpu, isWebGpuBackend, type GpuAttentionInput, type WebGpuBackend } from '../../gpu/index.js';
+import { TsaInputError } from '../core/errors.js';
+import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
+import type { GpuAttentionInput, WebGpuBackend } from '../../gpu/backend.js';
+import { isWebGpuBackend } from '../../gpu/create.js';
+import { generateInputOnGpu } from '../../gpu/generate.js';
 
 export interface BenchCase {
   /** Host inputs, for peers that take them (null on the GPU-resident path). */
   readonly hostInput: AttentionInput | null;
   /** One dense call; its host output where the backend returns one. */
   dense(): Promise<Float32Array | null>;
-  /** One token-sparse call: L' and the selection time (scores + pool + budget + select, ms; NaN where not measured). */
-  tsa(): Promise<{ keptLength: number; selectionMs: number }>;
+  /** One token-sparse call with `options` (TSA, XAttention or both): what it kept and spent on selection. */
+  sparse(options: TsaOptions): Promise<SparseRun>;
   dispose(): void;
+}
+
+/** L', the selection time (scores + pool + budget + select, ms; NaN where not measured) and, with blockSparse, the mean block share and blockScores + blockSelect ms. */
+export interface SparseRun {
+  keptLength: number;
+  selectionMs: number;
+  blockShare?: number;
+  blockScoringMs?: number;
 }
 
 const selection = (t: Pick<StageTimings, 'scores' | 'pool' | 'budget' | 'select'>): number => t.scores + t.pool + t.budget + t.select;
 
+function sparseRun(r: TsaResult): SparseRun {
+  const bs = r.blockSparse;
+  const t = r.timings;
+  if (!bs) return { keptLength: r.keptLength, selectionMs: selection(t) };
+  const blockShare = bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length;
+  return { keptLength: r.keptLength, selectionMs: selection(t), blockShare, blockScoringMs: (t.blockScores ?? 0) + (t.blockSelect ?? 0) };
+}
+
 /** A generator's inputs (made on the device for webgpu), or given host inputs (e.g. captured from a model). */
 export type CaseSource = { kind: InputKind; seed: number } | AttentionInput;
 
-export async function openCase(backend: Backend, source: CaseSource, shape: AttentionShape, coverage: number): Promise<BenchCase> {
-  if (isWebGpuBackend(backend)) return gpuCase(backend, source, shape, coverage);
+export async function openCase(backend: Backend, source: CaseSource, shape: AttentionShape): Promise<BenchCase> {
+  if (isWebGpuBackend(backend)) return gpuCase(backend, source, shape);
   const input = 'kind' in source ? generateInput(source.kind, shape, source.seed) : source;
   return {
     hostInput: input,
     dense: () => backend.dense(input),
-    async tsa() {
-      const r = await backend.tokenSparseAttention(input, { coverage });
-      return { keptLength: r.keptLength, selectionMs: selection(r.timings) };
-    },
+    sparse: async (options) => sparseRun(await backend.tokenSparseAttention(input, options)),
     dispose() {},
   };
 }
@@ -50,26 +66,29 @@ function uploadInput(device: GPUDevice, input: AttentionInput): GpuAttentionInpu
   return { heads, kvHeads, headDim, seqLen, q: put('bench q', input.q), k: put('bench k', input.k), v: put('bench v', input.v) };
 }
 
-async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: AttentionShape, coverage: number): Promise<BenchCase> {
+async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: AttentionShape): Promise<BenchCase> {
+  if ('kind' in source && source.kind === 'local') {
+    throw new TsaInputError("the webgpu bench generates inputs on the device (gpu/generate.ts), which has no 'local' kind yet", 'OPTION');
+  }
   const input = 'kind' in source ? await generateInputOnGpu(backend.device, source.kind, shape, source.seed) : uploadInput(backend.device, source);
   const output = backend.device.createBuffer({
     label: 'bench output',
     size: shape.seqLen * shape.heads * shape.headDim * 4,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
   });
-  const run = async (tau: number) => {
-    const r = await backend.tokenSparseAttentionGpu({ ...input, output }, { coverage: tau });
+  const run = async (options: TsaOptions) => {
+    const r = await backend.tokenSparseAttentionGpu({ ...input, output }, options);
     await r.done;
     return r;
   };
   return {
     hostInput: null,
     async dense() {
-      await run(0);
+      await run({ coverage: 0 });
       return null;
     },
-    async tsa() {
-      const r = await run(coverage);
+    async sparse(options) {
+      const r = await run(options);
       const { keptLength } = await r.info(); // also releases the call's readback buffers
       const s = await r.stageMs;
       return { keptLength, selectionMs: selection({ scores: s.scores ?? 0, pool: s.pool ?? 0, budget: s.budget ?? 0, select: s.select ?? 0 }) };

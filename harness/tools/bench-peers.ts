@@ -112,3 +112,12 @@ export async function runSelfTimedPeers(backend: Backend, ours: BenchRecord[], c
   }
   return out;
 }
+
+/** How runBench times peers: beside each dense run on host inputs, and self-timed ones per backend. */
+export interface PeerRunner {
+  host: typeof runHostPeers;
+  selfTimed: typeof runSelfTimedPeers;
+}
+
+/** The peers of Node (ONNX Runtime, PyTorch): what `tsa bench` passes to runBench. */
+export const NODE_PEERS: PeerRunner = { host: runHostPeers, selfTimed: runSelfTimedPeers };

@@ -1,49 +1,11 @@
 /**
- * What `tsa bench` writes: the table (errors as numbered footnotes under it,
- * so no message widens a column) and the run metadata stored in the JSON.
+ * The run metadata `tsa bench` stores in its JSON (Node: commit, CPU); the
+ * table is bench-table.ts (platform-neutral, also drawn by the demo page).
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import type { Backend } from '../core/interface.js';
-import { timeOf, type BenchRecord } from './bench.js';
-import { formatTable } from './format.js';
 
-/** The table of `records`, then a legend where peers ran and `[n] message (lengths)` for each distinct error. */
-export function benchTable(records: BenchRecord[]): string {
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-');
-  const notes: { text: string; where: string[] }[] = [];
-  const footnote = (r: BenchRecord): string => {
-    const text = `${r.backend}: ${r.error!.replace(/\s+/g, ' ').trim()}`;
-    let i = notes.findIndex((n) => n.text === text);
-    if (i < 0) i = notes.push({ text, where: [] }) - 1;
-    notes[i]!.where.push(`L=${r.seqLen}`);
-    return `failed [${i + 1}]`;
-  };
-  const denseOf = (r: BenchRecord) =>
-    records.find((d) => d.mode === 'dense' && !d.peer && d.backend === (r.peer?.comparedWith ?? r.backend) && d.seqLen === r.seqLen && d.inputs === r.inputs);
-  const ours = (r: BenchRecord) => r.mode === 'tsa' && !r.peer;
-  const table = formatTable(
-    ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'speedup', 'ideal', 'select ms', 'select/dense'],
-    records.map((r) => [
-      r.backend,
-      r.peer ? 'peer' : r.mode,
-      r.inputs,
-      String(r.seqLen),
-      r.error ? footnote(r) : f(r.medianMs),
-      r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
-      f(r.gflops),
-      r.mode === 'dense' ? '-' : r.keptFraction.toFixed(3),
-      Number.isFinite(r.speedup) ? `${f(r.speedup, 2)}x` : '-',
-      ours(r) ? `${f(r.idealSpeedup, 2)}x` : '-',
-      ours(r) ? f(r.selectionMs, 2) : '-',
-      ours(r) ? percent(r.selectionMs / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null })) : '-',
-    ]),
-  );
-  const legend = records.some((r) => r.peer) ? ['speedup: our dense time / the row\'s time (peer rows: a dense peer, above 1x faster than our dense)'] : [];
-  const lines = [...legend, ...notes.map((n, i) => `[${i + 1}] ${n.text} (${n.where.join(', ')})`)];
-  return lines.length ? `${table}\n\n${lines.join('\n')}` : table;
-}
 
 export interface RunMeta {
   date: string;

@@ -6,19 +6,32 @@
  * GPU-resident path on inputs generated on the device (bench-cases.ts).
  */
 import type { InputKind } from '../core/generators.js';
-import type { AttentionInput, AttentionShape, Backend } from '../core/interface.js';
+import { TsaInputError } from '../core/errors.js';
+import type { AttentionInput, AttentionShape, Backend, TsaOptions } from '../core/interface.js';
 import type { StageMethod } from '../core/stages.js';
-import { openCase, type CaseSource } from './bench-cases.js';
-import { runHostPeers, runSelfTimedPeers, type PeerChoice } from './bench-peers.js';
+import { openCase, type CaseSource, type SparseRun } from './bench-cases.js';
+import { hasBlockStages } from '../core/block-sparse.js';
+import type { PeerChoice, PeerRunner } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
 import { causalFlops } from '../core/cost.js';
 import { median } from '../core/stats.js';
 import { measure, type Measurement } from './measure.js';
 
+/** What a record times: dense attention, TSA, XAttention alone (coverage 0) or TSA then XAttention. */
+export type BenchMethod = 'dense' | 'tsa' | 'xattn' | 'tsa+xattn';
+export const BENCH_METHODS: readonly BenchMethod[] = ['dense', 'tsa', 'xattn', 'tsa+xattn'];
+
+/** The call options of a sparse method (XAttention at the authors' settings: block 128, stride 16, threshold 0.9). */
+function methodOptions(method: Exclude<BenchMethod, 'dense'>, coverage: number): TsaOptions {
+  const blockSparse = { method: 'xattention' } as const;
+  if (method === 'tsa') return { coverage };
+  return method === 'xattn' ? { coverage: 0, blockSparse } : { coverage, blockSparse };
+}
+
 export interface BenchRecord {
   backend: string;
-  /** dense, tsa, or the stage timed alone (stage mode). */
-  mode: 'dense' | 'tsa' | StageMethod;
+  /** dense, a sparse method, or the stage timed alone (stage mode). */
+  mode: BenchMethod | StageMethod;
   seqLen: number;
   heads: number;
   kvHeads: number;
@@ -37,10 +50,13 @@ export interface BenchRecord {
   keptFraction: number;
   /** This backend's dense time / this record's (device times where both have them; 1 for dense; peers: dense of the compared backend / peer). */
   speedup: number;
-  /** Ideal speedup (L / L')^2 for tsa records, 1 for dense. */
+  /** Ideal speedup (L / L')^2 / (block share) for sparse records, 1 for dense. */
   idealSpeedup: number;
   /** Median of scores + pool + budget + select, ms (0 for dense; NaN where not measured). */
   selectionMs: number;
+  /** XAttention methods: mean selected-block share over heads, and the median of blockScores + blockSelect, ms. */
+  blockShare?: number;
+  blockScoringMs?: number;
   /** Set when the record is a peer runtime timed beside `comparedWith`. */
   peer?: { comparedWith: string; maxAbsErr: number; checkedAgainst: string };
   /** Why a measurement could not be made (e.g. a peer failing at this length). */
@@ -66,6 +82,8 @@ export interface BenchConfig {
   seed: number;
   /** Time this stage alone instead of dense vs token-sparse attention. */
   stage?: StageMethod;
+  /** Sparse methods timed after dense (always timed: the speedup base); default tsa. */
+  methods?: readonly BenchMethod[];
 }
 
 export type Progress = (msg: string) => void;
@@ -73,11 +91,19 @@ export type Progress = (msg: string) => void;
 /** The time a ratio uses: device time where measured, else wall. */
 export const timeOf = (m: Pick<Measurement, 'medianMs' | 'deviceMedianMs'>): number => m.deviceMedianMs ?? m.medianMs;
 
-export async function runBench(config: BenchConfig, progress: Progress = () => {}): Promise<BenchRecord[]> {
+/**
+ * Runs the sweep. `peers` times the peer runtimes (bench-peers.ts's nodePeers in Node; none in a
+ * page, where the peers' runtimes do not load).
+ */
+export async function runBench(config: BenchConfig, progress: Progress = () => {}, peers: PeerRunner | null = null): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   const total = config.lengths.length * config.inputs.length * config.backends.length;
   let step = 0;
+  const methods = (config.methods ?? ['tsa']).filter((m): m is Exclude<BenchMethod, 'dense'> => m !== 'dense');
   for (const backend of config.backends) {
+    if (methods.some((m) => m !== 'tsa') && !hasBlockStages(backend)) {
+      throw new TsaInputError(`the XAttention methods need the block-sparse stages, which the ${backend.name} backend does not have yet`, 'OPTION');
+    }
     const ours: BenchRecord[] = [];
     for (const seqLen of config.lengths) {
       for (const kind of config.inputs) {
@@ -90,7 +116,7 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
           continue;
         }
         progress(`${tag}: generating inputs H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
-        const c = await openCase(backend, source, shape, config.coverage);
+        const c = await openCase(backend, source, shape);
         try {
           progress(`${tag}: dense`);
           let denseOut: Float32Array | null = null;
@@ -108,43 +134,43 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
             selectionMs: 0,
           };
           ours.push(denseRec);
-          progress(`${tag}: dense ${timeOf(dense).toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s; tsa`);
-
-          const selection: number[] = [];
-          let keptLength = seqLen;
-          const tsa = await measure(async () => {
-            const r = await c.tsa();
-            selection.push(r.selectionMs);
-            keptLength = r.keptLength;
-          }, backend);
-          const ratio = seqLen / keptLength;
-          const tsaRec: BenchRecord = {
-            ...base,
-            mode: 'tsa',
-            ...tsa,
-            gflops: causalFlops(shape, keptLength) / timeOf(tsa) / 1e6,
-            keptFraction: keptLength / seqLen,
-            speedup: timeOf(dense) / timeOf(tsa),
-            idealSpeedup: ratio * ratio,
-            selectionMs: median(selection),
-          };
-          ours.push(tsaRec);
-          progress(
-            `${tag}: tsa ${timeOf(tsa).toFixed(1)} ms, kept ${(tsaRec.keptFraction * 100).toFixed(1)}%, ` +
-              `speedup ${tsaRec.speedup.toFixed(2)}x (ideal ${tsaRec.idealSpeedup.toFixed(2)}x)`,
-          );
-          if (c.hostInput && denseOut) ours.push(...(await runHostPeers(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));
+          progress(`${tag}: dense ${timeOf(dense).toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s`);
+          for (const method of methods) {
+            const runs: SparseRun[] = [];
+            const m = await measure(async () => {
+              runs.push(await c.sparse(methodOptions(method, config.coverage)));
+            }, backend);
+            const { keptLength, blockShare } = runs[runs.length - 1]!;
+            const ratio = seqLen / keptLength;
+            const rec: BenchRecord = {
+              ...base,
+              mode: method,
+              ...m,
+              gflops: ((blockShare ?? 1) * causalFlops(shape, keptLength)) / timeOf(m) / 1e6,
+              keptFraction: keptLength / seqLen,
+              speedup: timeOf(dense) / timeOf(m),
+              idealSpeedup: (ratio * ratio) / (blockShare ?? 1),
+              selectionMs: median(runs.map((r) => r.selectionMs)),
+              ...(blockShare !== undefined ? { blockShare, blockScoringMs: median(runs.map((r) => r.blockScoringMs!)) } : {}),
+            };
+            ours.push(rec);
+            progress(
+              `${tag}: ${method} ${timeOf(m).toFixed(1)} ms, kept ${(rec.keptFraction * 100).toFixed(1)}%` +
+                `${blockShare !== undefined ? `, blocks ${(blockShare * 100).toFixed(1)}%` : ''}, speedup ${rec.speedup.toFixed(2)}x (ideal ${rec.idealSpeedup.toFixed(2)}x)`,
+            );
+          }
+          if (peers && c.hostInput && denseOut) ours.push(...(await peers.host(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));
         } finally {
           c.dispose();
         }
       }
     }
-    const peers = config.stage ? [] : await runSelfTimedPeers(backend, ours, config, progress);
+    const selfTimed = config.stage || !peers ? [] : await peers.selfTimed(backend, ours, config, progress);
     // Each self-timed peer record after the last of our records of its length.
     const lastOfLength = new Map(ours.map((r) => [r.seqLen, r]));
     for (const r of ours) {
       records.push(r);
-      if (lastOfLength.get(r.seqLen) === r) records.push(...peers.filter((p) => p.seqLen === r.seqLen));
+      if (lastOfLength.get(r.seqLen) === r) records.push(...selfTimed.filter((p) => p.seqLen === r.seqLen));
     }
   }
   return records;

@@ -3,20 +3,24 @@
  * on every case of a golden directory and compares with the tolerances of the
  * golden README (indices and keep count exact; scores relative 1e-5; outputs
  * absolute 2e-5). Each stage gets the golden inputs of that stage, so one
- * wrong stage shows as one failing row.
+ * wrong stage shows as one failing row. A golden-xattn directory (xattn_manifest.json) runs the
+ * XAttention checks of conformance-xattn.ts instead.
  */
-import type { Backend, Budget } from '../core/interface.js';
-import type { StageMethod } from '../core/stages.js';
+import type { Backend, Budget, Precision } from '../core/interface.js';
+import type { BlockStageName, StageMethod } from '../core/stages.js';
+import { f16OutputBound } from '../core/precision.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
+import { runXattnConformance } from './conformance-xattn.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
+import { isXattnDir } from './golden-xattn.js';
 
 export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
 
 export interface ConformanceRow {
   case: string;
   backend: string;
-  /** The stage method checked (core/stages.ts STAGE_METHODS), or the whole pipeline. */
-  stage: StageMethod | 'pipeline';
+  /** The stage method checked (core/stages.ts STAGE_METHODS, BLOCK_STAGES), or the whole pipeline. */
+  stage: StageMethod | BlockStageName | 'pipeline';
   tau: number | null;
   pass: boolean;
   /** What was compared and the worst deviation. */
@@ -35,14 +39,18 @@ function describeBudget(b: Budget): string {
   return b.mode === 'sparse' ? `sparse keep=${b.keep} pruned=${b.pruned}` : `dense (${b.reason})`;
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+export async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const value = await fn();
   return [value, performance.now() - t0];
 }
 
-/** Runs every stage of `backend` on one golden case. */
-export async function checkCase(backend: Backend, g: GoldenCase): Promise<ConformanceRow[]> {
+/**
+ * Runs every stage of `backend` on one golden case. `precision` 'f16' asks each
+ * call for it; outputs are then held to the f16 contract (core/precision.ts)
+ * instead of 2e-5, while scores, budgets and indices keep their tolerances.
+ */
+export async function checkCase(backend: Backend, g: GoldenCase, precision: Precision = 'f32'): Promise<ConformanceRow[]> {
   const rows: ConformanceRow[] = [];
   const row = (stage: ConformanceRow['stage'], tau: number | null, pass: boolean, detail: string, ms: number) =>
     rows.push({ case: g.name, backend: backend.name, stage, tau, pass, detail, ms });
@@ -51,6 +59,9 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
   const shape = { heads: input.heads, prefixLen: input.seqLen - W };
   const base = g.runs[0]?.options;
   if (!base) throw new Error(`case ${g.name} has no runs`);
+  const p = precision === 'f16' ? { precision } : {};
+  const outTol = precision === 'f16' ? f16OutputBound(input) : TOLERANCE.outputAbs;
+  const tolText = outTol.toExponential(2);
 
   if (g.scoresRaw) {
     const [s, ms] = await timed(() => backend.scores(input, base));
@@ -63,10 +74,10 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
     row('pool', null, e <= TOLERANCE.scoresRel, `max rel err ${e.toExponential(2)} (tol ${TOLERANCE.scoresRel})`, ms);
   }
   if (g.denseLastW) {
-    const [out, ms] = await timed(() => backend.dense(input));
+    const [out, ms] = await timed(() => backend.dense(input, p));
     const HD = input.heads * input.headDim;
     const e = maxAbsErr(out.subarray((input.seqLen - W) * HD), g.denseLastW);
-    row('dense', null, e <= TOLERANCE.outputAbs, `last ${W} rows: max abs err ${e.toExponential(2)} (tol ${TOLERANCE.outputAbs})`, ms);
+    row('dense', null, e <= outTol, `last ${W} rows: max abs err ${e.toExponential(2)} (tol ${tolText})`, ms);
   }
 
   for (const run of g.runs) {
@@ -80,11 +91,11 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
       const [idx, ms] = await timed(() => backend.select(g.pooled!, shape, run.keep!, run.options));
       const at = firstDiff(idx, run.indices);
       row('select', run.tau, at < 0, at < 0 ? `all ${run.indices.length} indices equal` : `first difference at entry ${at}`, ms);
-      const [out, ms2] = await timed(() => backend.attendSelected(input, run.indices!, run.keptLength));
+      const [out, ms2] = await timed(() => backend.attendSelected(input, run.indices!, run.keptLength, p));
       const e = maxAbsErr(out, run.output);
-      row('attendSelected', run.tau, e <= TOLERANCE.outputAbs, `max abs err ${e.toExponential(2)} (tol ${TOLERANCE.outputAbs})`, ms2);
+      row('attendSelected', run.tau, e <= outTol, `max abs err ${e.toExponential(2)} (tol ${tolText})`, ms2);
     }
-    const [res, ms] = await timed(() => backend.tokenSparseAttention(input, run.options));
+    const [res, ms] = await timed(() => backend.tokenSparseAttention(input, { ...run.options, ...p }));
     const problems: string[] = [];
     if (res.keptLength !== run.keptLength) problems.push(`L' ${res.keptLength} != ${run.keptLength}`);
     if (run.keep === null ? res.budget.mode !== 'dense' : res.budget.mode !== 'sparse' || res.budget.keep !== run.keep) {
@@ -95,7 +106,7 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
       if (at >= 0) problems.push(`indices differ from entry ${at}`);
     }
     const e = maxAbsErr(res.output, run.output);
-    if (!(e <= TOLERANCE.outputAbs)) problems.push(`output max abs err ${e.toExponential(2)} > ${TOLERANCE.outputAbs}`);
+    if (!(e <= outTol)) problems.push(`output max abs err ${e.toExponential(2)} > ${tolText}`);
     row(
       'pipeline',
       run.tau,
@@ -107,17 +118,19 @@ export async function checkCase(backend: Backend, g: GoldenCase): Promise<Confor
   return rows;
 }
 
-/** Runs every case of a golden directory on each backend. */
+/** Runs every case of a golden directory (or every run of a golden-xattn directory) on each backend. */
 export async function runConformance(
   dir: string,
   backends: Backend[],
   onRow: (row: ConformanceRow) => void = () => {},
+  precision: Precision = 'f32',
 ): Promise<ConformanceRow[]> {
+  if (isXattnDir(dir)) return runXattnConformance(dir, backends, onRow);
   const all: ConformanceRow[] = [];
   for (const name of goldenCaseNames(dir)) {
     const g = loadGoldenCase(dir, name);
     for (const backend of backends) {
-      for (const r of await checkCase(backend, g)) {
+      for (const r of await checkCase(backend, g, precision)) {
         onRow(r);
         all.push(r);
       }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TsaError } from '../core/errors.js';
 import type { AttentionInput, ResolvedTsaOptions } from '../core/interface.js';
 
-interface FileEntry {
+export interface FileEntry {
   file: string;
   shape: number[];
   dtype: string;
@@ -65,7 +65,8 @@ export class GoldenFormatError extends TsaError {
   }
 }
 
-function readBin(dir: string, entry: FileEntry): ArrayBuffer {
+/** The bytes of a manifest file entry, its size (count x `bytesPer`) and sha256 checked. */
+export function readBin(dir: string, entry: FileEntry, bytesPer = 4): ArrayBuffer {
   const path = join(dir, entry.file);
   let buf: Buffer;
   try {
@@ -74,8 +75,8 @@ function readBin(dir: string, entry: FileEntry): ArrayBuffer {
     throw new GoldenFormatError(`cannot read ${path}: ${(e as Error).message}`);
   }
   const count = entry.shape.reduce((a, b) => a * b, 1);
-  if (buf.length !== count * 4) {
-    throw new GoldenFormatError(`${path} has ${buf.length} bytes, expected ${count * 4} for shape [${entry.shape}] of 4-byte values`);
+  if (buf.length !== count * bytesPer) {
+    throw new GoldenFormatError(`${path} has ${buf.length} bytes, expected ${count * bytesPer} for shape [${entry.shape}] of ${bytesPer}-byte values`);
   }
   if (entry.sha256) {
     const sum = createHash('sha256').update(buf).digest('hex');
@@ -85,7 +86,7 @@ function readBin(dir: string, entry: FileEntry): ArrayBuffer {
   return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
 }
 
-function f32(dir: string, entry: FileEntry | undefined): Float32Array | undefined {
+export function f32(dir: string, entry: FileEntry | undefined): Float32Array | undefined {
   if (!entry) return undefined;
   if (entry.dtype !== '<f4') throw new GoldenFormatError(`${entry.file}: expected dtype <f4, got ${entry.dtype}`);
   return new Float32Array(readBin(dir, entry));

@@ -32,7 +32,7 @@ export function roundTicks(yMin: number, yMax: number): number[] {
 }
 
 function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 function panel(x0: number, title: string, yLabel: string, series: Series[], logY: boolean): string {
@@ -81,7 +81,7 @@ function panel(x0: number, title: string, yLabel: string, series: Series[], logY
     const label = failed.length ? `${s.label} (failed at ${failed.map(lengthLabel).join(', ')})` : s.label;
     const d = p.map(([x, y], j) => `${j ? 'L' : 'M'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5,4"' : ''}/>`);
-    for (const [x, y] of p) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
+    for (const [x, y] of p) out.push(`<circle class="mark" data-series="${esc(s.label)}" data-x="${x}" cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
     out.push(`<text x="${x0 + M.left + 8}" y="${M.top + 14 + 14 * i}" font-size="11" fill="${color}">${esc(label)}</text>`);
   });
   return out.join('\n');
@@ -100,16 +100,16 @@ export function benchSvg(records: BenchRecord[], title: string): string {
     dashed: rs[0]!.mode === 'dense',
     failedAt: rs.filter((r) => r.error).map((r) => r.seqLen),
   }));
-  const tsa = records.filter((r) => r.mode === 'tsa' && !r.error);
-  const speedup: Series[] = [...group(tsa, (r) => `${r.backend} (${r.inputs})`)].flatMap(([label, rs]) => [
+  const sparse = records.filter((r) => (r.mode === 'tsa' || r.mode === 'xattn' || r.mode === 'tsa+xattn') && !r.peer && !r.error);
+  const speedup: Series[] = [...group(sparse, (r) => `${r.backend} ${r.mode} (${r.inputs})`)].flatMap(([label, rs]) => [
     { label: `${label} measured`, points: rs.map((r) => [r.seqLen, r.speedup] as [number, number]) },
-    { label: `${label} ideal (L/L')^2`, points: rs.map((r) => [r.seqLen, r.idealSpeedup] as [number, number]), dashed: true },
+    { label: `${label} ideal (L/L')^2 / share`, points: rs.map((r) => [r.seqLen, r.idealSpeedup] as [number, number]), dashed: true },
   ]);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     panel(0, `${title}: median time (ms; device time where measured)`, 'ms (log)', latency, true),
-    panel(W, 'token-sparse speedup over dense', 'speedup (x)', speedup, false),
+    panel(W, 'sparse speedup over dense', 'speedup (x)', speedup, false),
     `</svg>`,
   ].join('\n');
 }

@@ -70,7 +70,8 @@ export interface BackendSuiteOptions {
   golden?: boolean | string[];
   /**
    * How the backend computes: 'float32' (default) checks selections by validity within
-   * rounding; 'float64' (the reference) demands identical selections and tight outputs.
+   * rounding; 'float64' (the reference) demands identical selections and tight outputs;
+   * 'float16' (precision 'f16') holds outputs to the f16 contract, golden conformance with f16 calls.
    */
   precision?: Precision;
 }
@@ -556,7 +557,7 @@ function describeGolden(opts: BackendSuiteOptions, getBackend: () => Backend): v
       `golden-conformance: ${name}`,
       async () => {
         const g = loadGoldenCase(dir, name);
-        const rows = await checkCase(getBackend(), g);
+        const rows = await checkCase(getBackend(), g, opts.precision === 'float16' ? 'f16' : 'f32');
         const sparse = g.runs.some((r) => r.indices !== null);
         const stages = new Set(rows.map((r) => r.stage));
         expect([...stages].sort()).toEqual(ALL_STAGES.filter((s) => sparse || (s !== 'select' && s !== 'attendSelected')).sort());

@@ -127,8 +127,9 @@ const BAD_OPTIONS: Array<[string, unknown, RegExp]> = [
   ['window 2^31', { window: 2 ** 31 }, /window must be an integer in \[1, 2147483647\], got 2147483648/],
   ['poolKernel 2^31 + 1', { poolKernel: 2 ** 31 + 1 }, /poolKernel must be an integer in \[1, 2147483647\], got 2147483649/],
   ['minTokens 2^40', { minTokens: 2 ** 40 }, /minTokens must be an integer in \[1, 2147483647\], got 1099511627776/],
+  ['precision unknown', { precision: 'bf16' }, /option precision must be 'f32' or 'f16', got string bf16/],
   ['signal not an AbortSignal', { signal: { aborted: false } }, /option signal must be an AbortSignal, got Object/],
-  ['unknown option key', { covrage: 0.01 }, /unknown option 'covrage'; expected one of coverage, window, poolKernel, minTokens, costRule, signal/],
+  ['unknown option key', { covrage: 0.01 }, /unknown option 'covrage'; expected one of coverage, window, poolKernel, minTokens, costRule, precision, signal, blockSparse/],
   ['options not an object', 0.005, /options must be a plain object, got number 0.005/],
 ];
 

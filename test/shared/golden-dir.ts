@@ -18,3 +18,8 @@ export function goldenDirProblem(dir: string): string | null {
     `beside the repository (CI clones shared/ there), or in the directory named by TSA_GOLDEN_DIR`
   );
 }
+
+/** The XAttention golden vectors: $TSA_GOLDEN_XATTN_DIR, else golden-xattn beside the golden directory. */
+export function goldenXattnDir(): string {
+  return process.env.TSA_GOLDEN_XATTN_DIR ? resolve(process.env.TSA_GOLDEN_XATTN_DIR) : resolve(goldenDir(), '../golden-xattn');
+}

@@ -3,6 +3,7 @@
  * kind of backend and stated once here so every property uses the same ones.
  */
 import type { AttentionInput } from '../../harness/core/interface.js';
+import { f16OutputBound } from '../../harness/core/precision.js';
 import { maxAbs, maxRowNorm } from './oracle.js';
 
 /** Unit roundoff of float32 (half an ulp at 1). */
@@ -13,8 +14,10 @@ export const U = 2 ** -24;
  * with the f64 oracle only the final f32 rounding remains, so selections must be identical.
  * 'float32': computes in f32 (WASM, WebGPU); rounding can move near-ties, so selections are
  * checked for validity, not identity.
+ * 'float16': precision 'f16' of the WebGPU backend: scoring and selection as 'float32', attention
+ * outputs within the f16 contract (harness/core/precision.ts).
  */
-export type Precision = 'float64' | 'float32';
+export type Precision = 'float64' | 'float32' | 'float16';
 
 export interface Tolerances {
   /** Scores vs the f64 oracle, relative per element. */
@@ -68,7 +71,7 @@ export function tolerances(precision: Precision, input: AttentionInput): Toleran
     // Relative errors of the pooled scores move a normalised sum up to tau by 2 pooledRel tau.
     cum: (tau, prefixLen) => 2 * pooledRel * tau + stageCum(tau, prefixLen),
     // Golden: 2e-5 absolute for |v| up to ~5, i.e. 4e-6 per unit of |v|; the attention
-    // weights also carry the logit error.
-    outAbs: (4e-6 + logit) * vMax,
+    // weights also carry the logit error. 'float16': the f16 contract instead.
+    outAbs: precision === 'float16' ? f16OutputBound(input) : (4e-6 + logit) * vMax,
   };
 }

@@ -9,9 +9,10 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import '../../backends.js';
 import { checkBackendNames, parseCommandArgs, positiveInt, UsageError } from '../args.js';
-import { runBench, type BenchInputKind, type BenchRecord } from '../bench.js';
-import { benchTable, runMeta } from '../bench-report.js';
-import type { PeerChoice } from '../bench-peers.js';
+import { BENCH_METHODS, runBench, type BenchInputKind, type BenchMethod, type BenchRecord } from '../bench.js';
+import { runMeta } from '../bench-report.js';
+import { benchTable } from '../bench-table.js';
+import { NODE_PEERS, type PeerChoice } from '../bench-peers.js';
 import { BackendUnavailableError } from '../../core/errors.js';
 import { benchInputFromModel } from '../../llama/capture.js';
 import { INPUT_KINDS, type InputKind } from '../../core/generators.js';
@@ -40,15 +41,18 @@ times the GPU-resident path on inputs generated on the device.
   --backend NAME[,NAME]   backends to run ('all' = every available one)
   --adapter vulkan|opengl Dawn backend of the webgpu backend (implies --backend webgpu)
   --no-cost-rule          webgpu: sparse whenever the budget says so (the spec's pipeline)
+  --precision f32|f16     webgpu: the attention's precision (README "Precision"; default f32)
   --lengths 1024,4096     context lengths (default: a per-backend sweep of ~3 min)
   --heads 8 --kv-heads 2 --head-dim 128
-  --inputs structured     gaussian | structured | gaussian,structured, or model:
+  --inputs structured     gaussian | structured | local (comma-separated), or model:
                           --model M --tokenizer T --text FILE --layer N capture Q, K (after
                           RoPE), V of layer N prefilling FILE (shape and L from the model)
   --threads N             CPU threads (default: the number of cores)
   --coverage 0.005        tau
   --peers onnx,torch      peers to time (${PEER_GROUPS.join(', ')}; default: every installed one)
   --no-peers              skip peer runtimes
+  --methods dense,tsa     dense | tsa | xattn | tsa+xattn (comma-separated; dense always runs, the
+                          speedup base): xattn = XAttention alone, tsa+xattn = XAttention on TSA's rows
   --stage NAME            time one stage alone instead: ${STAGE_METHODS.join(' | ')}
   --seed 1
   --json FILE             (default bench-results/latest.json)
@@ -94,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       adapter: { type: 'string' },
       'no-cost-rule': { type: 'boolean', default: false },
+      precision: { type: 'string' },
       lengths: { type: 'string' },
       heads: { type: 'string', default: '8' },
       'kv-heads': { type: 'string', default: '2' },
@@ -108,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
       peers: { type: 'string' },
       'no-peers': { type: 'boolean', default: false },
       stage: { type: 'string' },
+      methods: { type: 'string', default: 'dense,tsa' },
       seed: { type: 'string', default: '1' },
       json: { type: 'string', default: 'bench-results/latest.json' },
       svg: { type: 'string', default: 'bench-results/latest.svg' },
@@ -136,15 +142,23 @@ export async function run(argv: string[]): Promise<number> {
   const lengths = values.lengths === undefined ? null : intList('lengths', values.lengths);
   if (values.peers !== undefined && values['no-peers']) throw usage('--peers and --no-peers contradict each other');
   const peers: PeerChoice = values['no-peers'] ? false : values.peers === undefined ? 'installed' : oneOf<PeerGroup>('peers', values.peers, PEER_GROUPS);
+  const methods = oneOf<BenchMethod>('methods', values.methods, BENCH_METHODS);
   const stage = values.stage === undefined ? undefined : oneOf<StageMethod>('stage', values.stage, STAGE_METHODS)[0];
   const adapter = values.adapter === undefined ? undefined : oneOf('adapter', values.adapter, ADAPTERS)[0];
+  const precision = values.precision === undefined ? undefined : oneOf('precision', values.precision, ['f32', 'f16'] as const)[0];
   const backendSpec = values.backend ?? (adapter ? 'webgpu' : undefined);
   const names = backendSpec === undefined || backendSpec === 'all' ? [] : backendSpec.split(',').map((s) => s.trim());
   checkBackendNames(backendSpec, true);
   if (adapter && backendSpec !== 'all' && !names.includes('webgpu')) throw usage('--adapter names a Dawn backend for webgpu: use it with --backend webgpu (or all)');
 
   // `adapter`: the webgpu factory's option naming Dawn's backend (other backends ignore it).
-  const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number] } = { threads, ...(adapter && { adapter }), ...(values['no-cost-rule'] && { costRule: false }) };
+  // `precision`: the webgpu factory's default precision (f16 needs shader-f16; other backends have f32 only).
+  const createOptions: BackendCreateOptions & { adapter?: (typeof ADAPTERS)[number]; precision?: 'f32' | 'f16' } = {
+    threads,
+    ...(adapter && { adapter }),
+    ...(precision && { precision }),
+    ...(values['no-cost-rule'] && { costRule: false }),
+  };
   const backends = await chooseBackends(backendSpec, createOptions);
   const records: BenchRecord[] = [];
   let captured: Awaited<ReturnType<typeof benchInputFromModel>> | undefined;
@@ -159,8 +173,8 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`${backend.name}: ${backend.description}; lengths ${sweep.join(', ')}`);
       const t0 = performance.now();
       const shape = { heads: captured?.heads ?? heads, kvHeads: captured?.kvHeads ?? kvHeads, headDim: captured?.headDim ?? headDim };
-      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, ...(stage && { stage }) };
-      records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`))));
+      const config = { backends: [backend], lengths: sweep, ...shape, inputs, captured, coverage, threads, peers, seed, methods, ...(stage && { stage }) };
+      records.push(...(await runBench(config, (msg) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s ${msg}`), NODE_PEERS)));
     }
   } finally {
     for (const b of backends) await b.dispose();

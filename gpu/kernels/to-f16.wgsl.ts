@@ -1,0 +1,54 @@
+/**
+ * to-f16: one f32 head-major tensor into the f16 layout of the f16 attend
+ * kernels (attend-f16.wgsl.ts):
+ *   dst[h][r][c] = f16(src[h][r][c] * scale)  for r < n, c < dim, else 0,
+ * for r < rows (rows = the padded row count, a multiple of ROW_ALIGN) and
+ * c < 4 * dp4 (the padded head dimension DP). Q gets scale 1/sqrt(D) (the
+ * scale before the product), K and V 1. n is p.n, or L' from the layer state
+ * when the gate says sparse (GATE in attend.wgsl.ts: the kernel then runs only
+ * if the state's mode matches).
+ * Layout: src [h][row][dim] f32 (`srcBase`, `srcHeadStride` in floats), dst
+ * [h][row][DP] as vec4<f16> (`dstBase`, `dstHeadStride` in vec4s); one
+ * invocation per destination vec4, workgroups (blocks of 256 vec4s, head).
+ */
+import { gatePrologue } from './attend-f16.wgsl.js';
+import { read, write, type Kernel } from './kernel.js';
+
+export const TO_F16: Kernel<'state' | 'src' | 'dst'> = {
+  name: 'to-f16',
+  key: 'to-f16',
+  params: [
+    ['n', 'u32'],
+    ['rows', 'u32'],
+    ['dim', 'u32'],
+    ['dp4', 'u32'],
+    ['srcBase', 'u32'],
+    ['srcHeadStride', 'u32'],
+    ['dstBase', 'u32'],
+    ['dstHeadStride', 'u32'],
+    ['gate', 'u32'],
+    ['scale', 'f32'],
+  ],
+  bindings: [read('state', 'u32'), read('src', 'f32'), write('dst', 'vec4<f16>')],
+  workgroupSize: 256,
+  enable: ['f16'],
+  source: () => `
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+${gatePrologue()}
+  let e = wg.x * WG + tid;
+  if (e >= p.rows * p.dp4) { return; }
+  let r = e / p.dp4;
+  let c = 4u * (e % p.dp4);
+  var x = vec4<f32>(0.0);
+  if (r < n) {
+    let at = p.srcBase + wg.y * p.srcHeadStride + r * p.dim + c;
+    if (c < p.dim) { x.x = src[at]; }
+    if (c + 1u < p.dim) { x.y = src[at + 1u]; }
+    if (c + 2u < p.dim) { x.z = src[at + 2u]; }
+    if (c + 3u < p.dim) { x.w = src[at + 3u]; }
+  }
+  dst[p.dstBase + wg.y * p.dstHeadStride + e] = vec4<f16>(x * p.scale);
+}
+`,
+};

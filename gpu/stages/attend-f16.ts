@@ -1,0 +1,107 @@
+/**
+ * attend at precision 'f16': Q, K, V converted once to the f16 layout
+ * (to-f16.wgsl.ts; Q scaled by 1/sqrt(D) before rounding), then causal
+ * attention with the plain f16 kernel (attend-f16-plain.wgsl.ts), or on the
+ * matrix units (attend-f16.wgsl.ts, same numerics) where f16Attend says;
+ * output O [H][L][D] f32 as the f32 attend.
+ */
+import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
+import { PLAIN_ROWS, attendF16PlainKernel } from '../kernels/attend-f16-plain.wgsl.js';
+import { TO_F16 } from '../kernels/to-f16.wgsl.js';
+import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
+import { attendHeadsPerDispatch, splitChunks } from './attend.js';
+import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
+
+/**
+ * The f16 attend kernel this context runs for head dimension D, and its query rows per workgroup:
+ * the plain f16 kernel, or the subgroup-matrix kernel when the backend option f16Tiles asks for it
+ * on an adapter with subgroup matrices. The subgroup-matrix kernel is opt-in because it does not
+ * yet pass the f16 contract on the H200 (BENCHMARKS.md, 2026-12-01: wrong outputs there while its
+ * logic passes scripts/f16-lab.mjs --emulate and every primitive check), so it is never chosen
+ * silently.
+ */
+export function f16Attend(ctx: StageCtx, D: number) {
+  const dp = ceilDiv(D, 16) * 16;
+  if (ctx.features.matrix && ctx.f16Tiles) {
+    const c = { ...MATRIX_DEFAULT, ...ctx.f16Tiles, dp };
+    if (attendF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize) return { kernel: attendF16Kernel(c), rows: 16 * c.sg, dp };
+  }
+  return { kernel: attendF16PlainKernel(dp), rows: PLAIN_ROWS, dp };
+}
+
+/** The fastest subgroup-matrix config measured on an H200 (lab, 147 TFLOP/s dense at L = 32768). */
+const MATRIX_DEFAULT: Omit<F16MatrixConfig, 'dp'> = { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true };
+
+/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel). */
+export function attendKernelName(ctx: StageCtx, D: number): string {
+  return ctx.precision === 'f16' ? f16Attend(ctx, D).kernel.key : 'attend (f32)';
+}
+
+/** src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated sparse). */
+function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string): HeadTensor {
+  const { rec, lim } = ctx;
+  const rows = ceilDiv(d.L, ROW_ALIGN) * ROW_ALIGN;
+  const dst = ctx.pool.heads(name, src.heads, (rows * dp) / 2, STORAGE_USAGE);
+  const state = stateWindow(ctx);
+  const uses = [
+    { tensor: src, kvDiv: 1 },
+    { tensor: dst, kvDiv: 1 },
+  ];
+  for (const [h0, h1] of headChunks(src.heads, uses, lim)) {
+    const sw = headWindow(src, h0, h1, lim.align);
+    const dw = headWindow(dst, h0, h1, lim.align);
+    rec.dispatch(
+      TO_F16,
+      { n: d.L, rows, dim: d.D, dp4: dp / 4, srcBase: sw.base, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale },
+      { state, src: sw, dst: dw },
+      [ceilDiv((rows * dp) / 4, TO_F16.workgroupSize), h1 - h0],
+      `to-f16 ${name}`,
+    );
+  }
+  return dst;
+}
+
+/** attend (stages/attend.ts) at precision 'f16'. */
+export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
+  const { rec, lim } = ctx;
+  const { kernel, rows, dp } = f16Attend(ctx, d.D);
+  // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
+  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
+  const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
+  const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`);
+  const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
+  const state = stateWindow(ctx);
+  const uses = [
+    { tensor: q16, kvDiv: 1 },
+    { tensor: k16, kvDiv },
+    { tensor: v16, kvDiv },
+    { tensor: o, kvDiv: 1 },
+  ];
+  for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
+    const qw = headWindow(q16, h0, h1, lim.align);
+    const kw = sharedWindow(k16, h0, h1, kvDiv, lim.align);
+    const vw = sharedWindow(v16, h0, h1, kvDiv, lim.align);
+    const ow = headWindow(o, h0, h1, lim.align);
+    rec.dispatch(
+      kernel,
+      {
+        n: d.L,
+        dim: d.D,
+        qBase: 2 * qw.base,
+        kBase: 2 * kw.base,
+        vBase: 2 * vw.base,
+        oBase: ow.base,
+        qHeadStride: 2 * q16.headElems,
+        kvHeadStride: 2 * k16.headElems,
+        oHeadStride: o.headElems,
+        h0,
+        kvDiv,
+        kv0: kw.first,
+        gate,
+      },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state },
+      [ceilDiv(d.L, rows), h1 - h0],
+    );
+  }
+  return o;
+}
