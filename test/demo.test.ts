@@ -74,7 +74,7 @@ describe('demo page in headless Chromium', () => {
 
     const marks = await page.$$eval('#plot svg circle.mark', (cs) => cs.map((c) => `${c.getAttribute('data-series')} @${c.getAttribute('data-x')}`));
     const expected = BACKENDS.flatMap((b) =>
-      [`${b} dense (structured)`, `${b} tsa (structured)`, `${b} (structured) measured`, `${b} (structured) ideal (L/L')^2`].flatMap((s) =>
+      [`${b} dense (structured)`, `${b} tsa (structured)`, `${b} tsa (structured) measured`, `${b} tsa (structured) ideal (L/L')^2 / share`].flatMap((s) =>
         LENGTHS.map((L) => `${s} @${L}`),
       ),
     );
