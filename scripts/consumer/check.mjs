@@ -97,11 +97,12 @@ try {
   check('npx tsa backends: no Dawn warning, nothing on stderr', backends.stderr.trim() === '', backends.stderr);
   const usage = sh(app, 'npx', ['tsa', 'bench', '--lenghts', '2048']);
   check('npx tsa bench --lenghts: one line, exit 2', usage.status === 2 && usage.stderr.trim().split('\n').length === 1 && /did you mean --lengths/.test(usage.stderr), usage.all);
-  const bench = sh(app, 'npx', ['tsa', 'bench', '--lengths', '2048', '--json', 'bench.json', '--svg', 'bench.svg']);
-  const records = bench.status === 0 ? JSON.parse(readFileSync(join(app, 'bench.json'), 'utf8')) : [];
+  // --peers onnx names the peers, so a missing one is a failed row with its reason (an unnamed one is skipped).
+  const bench = sh(app, 'npx', ['tsa', 'bench', '--lengths', '2048', '--peers', 'onnx', '--json', 'bench.json', '--svg', 'bench.svg']);
+  const records = bench.status === 0 ? JSON.parse(readFileSync(join(app, 'bench.json'), 'utf8')).records : [];
   check(`npx tsa bench --lengths 2048: exit 0, ${records.length} records`, bench.status === 0 && records.some((r) => r.mode === 'tsa' && r.seqLen === 2048 && !r.error), bench.all);
   const peerErrors = records.filter((r) => r.peer && r.error).map((r) => r.error);
-  check('npx tsa bench: a missing peer says how to install it', peerErrors.length > 0 && peerErrors.every((e) => /is not installed \(npm install onnxruntime-(node|web)/.test(e)), peerErrors.join('\n'));
+  check('npx tsa bench --peers onnx: a missing peer says how to install it', peerErrors.length > 0 && peerErrors.every((e) => /is not installed \(npm install onnxruntime-(node|web)/.test(e)), peerErrors.join('\n'));
 
   // 4. strict TypeScript consumers
   for (const entry of ['node', 'browser']) {
