@@ -113,9 +113,9 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
 export function defineBackend<E extends object = Record<never, never>>(def: BackendDefinition, extra?: E): Backend & E {
   const runner = def.run ?? (<T>(call: () => Promise<T>) => call());
   let disposed = false;
-  // Each public call, after validation: one made after dispose() or with a fired signal computes nothing.
   const precisions = def.precisions ?? { supported: ['f32'], why: 'it computes in f32 or better only' };
-  // Also: a precision the backend cannot run is TsaInputError 'PRECISION'.
+  // Each public call, after validation: one made after dispose(), with a fired signal, or asking
+  // for a precision the backend cannot run (TsaInputError 'PRECISION') computes nothing.
   const admit = (o: ResolvedTsaOptions): ResolvedTsaOptions => {
     if (disposed) throw new BackendLostError(`the ${def.name} backend was disposed`);
     throwIfAborted(o.signal);
