@@ -19,7 +19,7 @@ import type { AttentionInput, BackendCreateOptions, BlockShape, BlockSparseBacke
 import { calibrated } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { budgetFromCount } from '../harness/core/rules.js';
-import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns } from './layout.js';
+import { align, attendScratch, chunksOf, denseChunks, Layout, putHeads, takeColumns } from './layout.js';
 import { chooseVariant, threadsOf, WasmRuntime, type SimdVariant, type WasmHost } from './runtime.js';
 import * as xattention from './xattention.js';
 
@@ -179,38 +179,13 @@ class WasmStages implements BackendStages {
   /** Dense causal attention: queries and keys repacked by gather, attend writes the output slab directly. */
   async dense(input: AttentionInput, o: ResolvedTsaOptions): Promise<Float32Array> {
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
-    const { rt, BK } = this;
-    const k = rt.calls(o.signal);
-    const G = H / Hkv;
-    const Dp = align(D, 8);
-    const Lp = align(L, BK);
-    const output = new Float32Array(L * H * D);
-    const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D);
-    for (const c of chunksOf(H, G, this.chunkBytes, bytes)) {
-      const mem = new Layout();
-      const scratch = attendScratch(this.rt, mem, Dp);
-      const q = mem.alloc(4 * c.heads * L * Dp);
-      const qt = mem.alloc(4 * c.heads * Lp * Dp);
-      const keys = mem.alloc(4 * c.kvHeads * L * Dp);
-      const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
-      const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
-      const out = mem.alloc(4 * L * c.heads * D);
-      rt.reserve(mem.bytes);
-      putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
-      putHeads(rt, keys, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
-      putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
-      const head = 4 * Lp * Dp;
-      await k.gatherQueries({ src: q, srcHeadStride: 4 * L * Dp, idx: 0, heads: c.heads, n: L, rows: Lp, Dp, dst: qt, dstHeadStride: head });
-      await k.gatherKeys({ src: keys, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: head });
-      const group = Math.min(c.heads, G);
-      const scale2 = Math.LOG2E / Math.sqrt(D);
+    const k = this.rt.calls(o.signal);
+    return denseChunks(this.rt, this.chunkBytes, input, o.signal, () => 0, () => null, async ({ c, qt, kt, v, head, out, scratch }) => {
       await k.attend({
-        q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group, heads: c.heads, n: L, Dp, D, scale2,
-        out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
+        q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group: Math.min(c.heads, H / Hkv), heads: c.heads, n: L,
+        Dp: align(D, 8), D, scale2: Math.LOG2E / Math.sqrt(D), out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
       });
-      takeColumns(rt, out, output, L, H, D, c);
-    }
-    return output;
+    });
   }
 
   /** XAttention's block stages (assembly/xattention.ts). */

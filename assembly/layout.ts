@@ -4,6 +4,7 @@
  * heads in and output columns out (putHeads, takeColumns).
  */
 import { TsaInputError } from '../harness/core/errors.js';
+import type { AttentionInput } from '../harness/core/interface.js';
 import { HEADER_BYTES, MAX_PAGES, type WasmRuntime } from './runtime.js';
 
 export const align = (x: number, to: number): number => Math.ceil(x / to) * to;
@@ -103,4 +104,62 @@ export function threadScratch(rt: WasmRuntime, mem: Layout, bytes: number): { sc
 /** Scratch of the attention-like kernels: S tile [4][BK], m, l, alpha [BQ], O [BQ][Dp] (attend; the others use less). */
 export function attendScratch(rt: WasmRuntime, mem: Layout, Dp: number): { scratch: number; scratchStride: number } {
   return threadScratch(rt, mem, 16 * rt.blockKeys + 12 * rt.blockQueries + 4 * rt.blockQueries * Dp);
+}
+
+/** One chunk of heads packed for the attend kernels by denseChunks: addresses in module memory. */
+export interface PackedChunk {
+  c: Chunk;
+  /** Q [heads][Lp][Dp], K^T panels and V [kvHeads][Lp][Dp]; each head `head` bytes apart. */
+  qt: number;
+  kt: number;
+  v: number;
+  head: number;
+  /** The output slab [L][heads * D]. */
+  out: number;
+  scratch: { scratch: number; scratchStride: number };
+}
+
+/**
+ * The chunk loop of causal attention over all L rows (dense, and XAttention's attendBlocks):
+ * per chunk of heads, Q and K are repacked by gather (Lp = L rounded up to the key block, Dp =
+ * D rounded up to 8), V copied; `extra` allocates the caller's own arrays of the chunk
+ * (`extraBytes(heads)` of them) before the memory is reserved, and `attend` runs the kernel,
+ * whose output slab is taken into the [L][H*D] result.
+ */
+export async function denseChunks<T>(
+  rt: WasmRuntime,
+  chunkBytes: number,
+  input: AttentionInput,
+  signal: AbortSignal | undefined,
+  extraBytes: (heads: number) => number,
+  extra: (c: Chunk, mem: Layout) => T,
+  attend: (p: PackedChunk, extra: T) => Promise<void>,
+): Promise<Float32Array> {
+  const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
+  const k = rt.calls(signal);
+  const Dp = align(D, 8);
+  const Lp = align(L, rt.blockKeys);
+  const output = new Float32Array(L * H * D);
+  const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D) + extraBytes(hc);
+  for (const c of chunksOf(H, H / Hkv, chunkBytes, bytes)) {
+    const mem = new Layout();
+    const scratch = attendScratch(rt, mem, Dp);
+    const q = mem.alloc(4 * c.heads * L * Dp);
+    const qt = mem.alloc(4 * c.heads * Lp * Dp);
+    const keys = mem.alloc(4 * c.kvHeads * L * Dp);
+    const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
+    const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
+    const out = mem.alloc(4 * L * c.heads * D);
+    const mine = extra(c, mem);
+    rt.reserve(mem.bytes);
+    putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
+    putHeads(rt, keys, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
+    putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
+    const head = 4 * Lp * Dp;
+    await k.gatherQueries({ src: q, srcHeadStride: 4 * L * Dp, idx: 0, heads: c.heads, n: L, rows: Lp, Dp, dst: qt, dstHeadStride: head });
+    await k.gatherKeys({ src: keys, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: head });
+    await attend({ c, qt, kt, v, head, out, scratch }, mine);
+    takeColumns(rt, out, output, L, H, D, c);
+  }
+  return output;
 }

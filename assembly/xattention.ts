@@ -5,7 +5,7 @@
  */
 import type { AttentionInput, BlockShape, ResolvedTsaOptions } from '../harness/core/interface.js';
 import { blockSparseOf } from '../harness/core/validate.js';
-import { align, attendScratch, chunksOf, Layout, putHeads, takeColumns, threadScratch } from './layout.js';
+import { align, chunksOf, denseChunks, Layout, threadScratch } from './layout.js';
 import type { WasmRuntime } from './runtime.js';
 
 /**
@@ -107,40 +107,26 @@ function tileHeight(B: number, BQ: number): number {
 export async function attendBlocks(rt: WasmRuntime, chunkBytes: number, input: AttentionInput, mask: Uint8Array, o: ResolvedTsaOptions): Promise<Float32Array> {
   const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
   const B = blockSparseOf(o).blockSize;
-  const G = H / Hkv;
   const nb = Math.ceil(L / B);
-  const Dp = align(D, 8);
-  const Lp = align(L, rt.blockKeys);
-  const output = new Float32Array(L * H * D);
   const k = rt.calls(o.signal);
-  const bytes = (hc: number, kc: number): number => 4 * (hc * L * Dp + hc * Lp * Dp + 3 * kc * Lp * Dp + L * hc * D + hc * nb * (nb + 1) + 1);
-  for (const c of chunksOf(H, G, chunkBytes, bytes)) {
-    const lists = blockLists(mask, nb, c.h0, c.heads);
-    const mem = new Layout();
-    const scratch = attendScratch(rt, mem, Dp);
-    const q = mem.alloc(4 * c.heads * L * Dp);
-    const qt = mem.alloc(4 * c.heads * Lp * Dp);
-    const kr = mem.alloc(4 * c.kvHeads * L * Dp);
-    const kt = mem.alloc(4 * c.kvHeads * Lp * Dp);
-    const v = mem.alloc(4 * c.kvHeads * Lp * Dp);
-    const rowStart = mem.alloc(4 * lists.rowStart.length);
-    const blockList = mem.alloc(4 * Math.max(1, lists.blocks.length));
-    const out = mem.alloc(4 * L * c.heads * D);
-    rt.reserve(mem.bytes);
-    putHeads(rt, q, input.q, L, D, c.h0, c.heads, 0, L, L, Dp);
-    putHeads(rt, kr, input.k, L, D, c.kv0, c.kvHeads, 0, L, L, Dp);
-    putHeads(rt, v, input.v, L, D, c.kv0, c.kvHeads, 0, L, Lp, Dp);
-    rt.i32(rowStart, lists.rowStart.length).set(lists.rowStart);
-    rt.i32(blockList, lists.blocks.length).set(lists.blocks);
-    const head = 4 * Lp * Dp;
-    await k.gatherQueries({ src: q, srcHeadStride: 4 * L * Dp, idx: 0, heads: c.heads, n: L, rows: Lp, Dp, dst: qt, dstHeadStride: head });
-    await k.gatherKeys({ src: kr, srcHeadStride: 4 * L * Dp, group: 1, idx: 0, heads: c.kvHeads, n: L, Dp, dst: kt, dstHeadStride: head });
-    await k.attendBlocks({
-      q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group: Math.min(c.heads, G), heads: c.heads, n: L, Dp, D,
-      scale2: Math.LOG2E / Math.sqrt(D), B, T: tileHeight(B, rt.blockQueries), rowStart, blockList,
-      out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
-    });
-    takeColumns(rt, out, output, L, H, D, c);
-  }
-  return output;
+  return denseChunks(
+    rt,
+    chunkBytes,
+    input,
+    o.signal,
+    (hc) => 4 * (hc * nb * (nb + 1) + 1),
+    (c, mem) => {
+      const lists = blockLists(mask, nb, c.h0, c.heads);
+      return { lists, rowStart: mem.alloc(4 * lists.rowStart.length), blockList: mem.alloc(4 * Math.max(1, lists.blocks.length)) };
+    },
+    async ({ c, qt, kt, v, head, out, scratch }, { lists, rowStart, blockList }) => {
+      rt.i32(rowStart, lists.rowStart.length).set(lists.rowStart);
+      rt.i32(blockList, lists.blocks.length).set(lists.blocks);
+      await k.attendBlocks({
+        q: qt, qHeadStride: head, kt, ktHeadStride: head, v, vHeadStride: head, group: Math.min(c.heads, H / Hkv), heads: c.heads, n: L,
+        Dp: align(D, 8), D, scale2: Math.LOG2E / Math.sqrt(D), B, T: tileHeight(B, rt.blockQueries), rowStart, blockList,
+        out, outHeadStride: 4 * D, outRowStride: 4 * c.heads * D, ...scratch,
+      });
+    },
+  );
 }

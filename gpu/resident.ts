@@ -11,7 +11,7 @@ import type { CostModel } from '../harness/core/cost.js';
 import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
-import { blockStagesOf } from '../harness/core/block-sparse.js';
+import { noBlockSparse } from '../harness/core/block-sparse.js';
 import type { GpuCore } from './core.js';
 import { PROBE } from './kernels/probe.wgsl.js';
 import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
@@ -119,7 +119,7 @@ export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
   return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
     validateShape(input);
     const o = resolveOptions(options);
-    if (o.blockSparse) blockStagesOf({}, 'webgpu'); // no GPU block-sparse kernels yet: TsaInputError('OPTION')
+    if (o.blockSparse) throw noBlockSparse('webgpu'); // no GPU block-sparse kernels yet
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);

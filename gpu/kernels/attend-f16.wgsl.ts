@@ -38,6 +38,7 @@
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
 import { STATE } from './state.js';
+import { ATTEND_LAYOUT_PARAMS } from './attend.wgsl.js';
 
 /** Rows of every f16-layout tensor are padded (with zeros) to a multiple of this. */
 export const ROW_ALIGN = 128;
@@ -66,21 +67,8 @@ export interface F16MatrixConfig {
   soloRows?: boolean;
 }
 
-export const ATTEND_F16_PARAMS: ParamFields = [
-  ['n', 'u32'],
-  ['dim', 'u32'],
-  ['qBase', 'u32'],
-  ['kBase', 'u32'],
-  ['vBase', 'u32'],
-  ['oBase', 'u32'],
-  ['qHeadStride', 'u32'],
-  ['kvHeadStride', 'u32'],
-  ['oHeadStride', 'u32'],
-  ['h0', 'u32'],
-  ['kvDiv', 'u32'],
-  ['kv0', 'u32'],
-  ['gate', 'u32'],
-];
+/** The f16 kernels take Q pre-scaled (to-f16.wgsl.ts), so no `scale`. */
+export const ATTEND_F16_PARAMS: ParamFields = ATTEND_LAYOUT_PARAMS;
 
 /** Workgroup memory bytes of a config (Dawn's limit is maxComputeWorkgroupStorageSize). */
 export function attendF16SharedBytes(c: F16MatrixConfig): number {

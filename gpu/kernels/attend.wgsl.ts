@@ -29,32 +29,38 @@
 import { bm, bn, threads, tileKey, unionVec4, type TileConfig } from '../tiles.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { read, variants, write, type Kernel } from './kernel.js';
-import { unroll } from './params.js';
+import { unroll, type ParamFields } from './params.js';
 import { STATE } from './state.js';
 import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './tile.wgsl.js';
 
 /** Values of the attend kernel's `gate` parameter. */
 export const GATE = { always: 0, ifSparse: 1, ifDense: 2 } as const;
 
+/**
+ * The parameters every attend kernel (f32 here, f16 in attend-f16*.wgsl.ts) shares: n rows,
+ * head dimension, the bases and head strides of Q, K/V and O in their bindings, the first head
+ * of the dispatch and its GQA mapping (kv head = (h0 + h) / kvDiv - kv0), and the GATE mode.
+ */
+export const ATTEND_LAYOUT_PARAMS: ParamFields = [
+  ['n', 'u32'],
+  ['dim', 'u32'],
+  ['qBase', 'u32'],
+  ['kBase', 'u32'],
+  ['vBase', 'u32'],
+  ['oBase', 'u32'],
+  ['qHeadStride', 'u32'],
+  ['kvHeadStride', 'u32'],
+  ['oHeadStride', 'u32'],
+  ['h0', 'u32'],
+  ['kvDiv', 'u32'],
+  ['kv0', 'u32'],
+  ['gate', 'u32'],
+];
+
 export const attendKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state'> => ({
   name: 'attend',
   key: `attend:${key}`,
-  params: [
-    ['n', 'u32'],
-    ['dim', 'u32'],
-    ['qBase', 'u32'],
-    ['kBase', 'u32'],
-    ['vBase', 'u32'],
-    ['oBase', 'u32'],
-    ['qHeadStride', 'u32'],
-    ['kvHeadStride', 'u32'],
-    ['oHeadStride', 'u32'],
-    ['h0', 'u32'],
-    ['kvDiv', 'u32'],
-    ['kv0', 'u32'],
-    ['gate', 'u32'],
-    ['scale', 'f32'],
-  ],
+  params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32']],
   bindings: [read('qIn', ioType(c)), read('kIn', ioType(c)), read('vIn', ioType(c)), write('oOut', ioType(c)), read('state', 'u32')],
   workgroupSize: threads(c),
   source: () => attendSource(c),

@@ -65,10 +65,13 @@ export function selectedShares(mask: Uint8Array, H: number, nb: number): Float64
 }
 
 /** The stages of a layer with blockSparse, or a typed error naming the backend that lacks them. */
+/** The error of a blockSparse call on a backend without the block stages. */
+export function noBlockSparse(backend: string | undefined): TsaInputError {
+  return new TsaInputError(`blockSparse is not supported by ${backend ? `the ${backend} backend` : 'these stages'} yet`, 'OPTION');
+}
+
 export function blockStagesOf(stages: Partial<BlockStages>, backend: string | undefined): BlockStages {
-  if (!stages.blockScores || !stages.blockSelect || !stages.attendBlocks) {
-    throw new TsaInputError(`blockSparse is not supported by ${backend ? `the ${backend} backend` : 'these stages'} yet`, 'OPTION');
-  }
+  if (!stages.blockScores || !stages.blockSelect || !stages.attendBlocks) throw noBlockSparse(backend);
   return stages as BlockStages;
 }
 
