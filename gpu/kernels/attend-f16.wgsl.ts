@@ -73,7 +73,7 @@ export const ATTEND_F16_PARAMS: ParamFields = ATTEND_LAYOUT_PARAMS;
 /** Workgroup memory bytes of a config (Dawn's limit is maxComputeWorkgroupStorageSize). */
 export function attendF16SharedBytes(c: F16MatrixConfig): number {
   const kv = 2 * c.bn * (c.dp + 8) * 2;
-  return c.sg * 16 * ((c.bn + 4) * 4 + (c.bn + 8) * 2 + 4) + 8 + kv;
+  return c.sg * 16 * ((c.bn + 4) * 4 + (c.bn + 8) * 2 + 4) + 16 + kv;
 }
 
 /** The gate prologue shared by the f16 kernels: `n` from the params or the layer state. */
@@ -224,12 +224,14 @@ const PST: u32 = ${c.bn + 8}u;
 const THREADS: u32 = ${32 * c.sg}u;
 const NEG: f32 = -1.0e30;
 const THRESHOLD: f32 = ${c.threshold.toFixed(1)};
+// Matrix loads and stores need 16-byte aligned rows; the driver packs these variables one after
+// another, so each is a multiple of 16 bytes (flags too) and the matrix operands come first.
 var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
 var<workgroup> pw: array<f16, ${c.sg * 16 * (c.bn + 8)}>;
-var<workgroup> aw: array<f32, ${c.sg * 16}>;
-var<workgroup> flags: array<u32, 2>;
 var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
+var<workgroup> aw: array<f32, ${c.sg * 16}>;
+var<workgroup> flags: array<u32, 4>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_size) sgSize: u32) {
