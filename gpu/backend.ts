@@ -8,7 +8,7 @@
  * `tokenSparseAttentionGpu` (resident.ts) takes and returns GPUBuffers so
  * layers chain on the GPU.
  */
-import { defineBackend, serialised, type BackendStages } from '../harness/core/backend.js';
+import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import type { CostModel } from '../harness/core/cost.js';
 import { gpuCostModel } from './calibrate.js';
 import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
@@ -17,7 +17,7 @@ import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
 import { budgetFromState, decodeLayer, layerOutputs, packIndices, planLayer, recordDense, recordLayer, recordSparse, writeState } from './layer.js';
 import { uploadHeadTensor } from './resources.js';
-import { residentEntry, type GpuAttentionInput, type GpuTsaResult } from './resident.js';
+import { residentCall, residentEntry, type GpuAttentionInput, type GpuTsaResult } from './resident.js';
 import { budget } from './stages/budget.js';
 import { attendKernelName } from './stages/attend-f16.js';
 import { dimsOf, type Dims } from './stages/common.js';
@@ -154,9 +154,10 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
     `precision ${core.precision}${gpu.features.f16 ? ` (f16 attend: ${attendKernelName(core.stageCtx({ precision: 'f16' }), 128)})` : ''}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const stages = stageCalls(core);
-  // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
+  // Pinned, else fitted on this adapter (calibrate.ts) on the resident layer itself.
   const rates = (): Promise<CostModel> =>
-    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, serialised(stages, run), core.deviceTimer, gpu.software);
+    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, gpu.device, resident, gpu.timestamps, gpu.software);
+  const resident = residentCall(core, rates);
   const backend = defineBackend(
     {
       name: 'webgpu',
@@ -175,7 +176,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         ? { supported: ['f32', 'f16'], why: '' }
         : { supported: ['f32'], why: `the adapter (${gpu.summary}) has no shader-f16` },
     },
-    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core, rates) },
+    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(resident, core) },
   ) as WebGpuBackend;
   instances.add(backend);
   return backend;

@@ -68,8 +68,6 @@ export class GpuCore {
   readonly precision: Precision;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
-  /** Device milliseconds of every call so far (calibration times a sequence of calls by it). */
-  deviceTotalMs = 0;
 
   constructor(readonly gpu: GpuContext, options: WebGpuBackendOptions) {
     const { device } = gpu;
@@ -115,13 +113,6 @@ export class GpuCore {
   precisionFor(o: Pick<ResolvedTsaOptions, 'precision'>): Precision {
     return o.precision ?? this.precision;
   }
-
-  /** Device time of the calls `call` makes, ms (CallTimer). */
-  readonly deviceTimer = async (call: () => Promise<unknown>): Promise<number> => {
-    const before = this.deviceTotalMs;
-    await call();
-    return this.deviceTotalMs - before;
-  };
 
   /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
   stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
@@ -171,7 +162,6 @@ export class GpuCore {
       throwIfAborted(o.signal);
       const data = await this.plumbing.readAll(copies);
       this.deviceMs = await deviceMs;
-      this.deviceTotalMs += this.deviceMs;
       return { data, segments: await segmentMs };
     } finally {
       for (const c of copies) c.staging.destroy();

@@ -257,7 +257,7 @@ export class Recorder {
         const begin = ticks?.[2 * k];
         const end = ticks?.[2 * k + 1];
         let ms = NaN;
-        if (begin !== undefined && end !== undefined && end > begin) ms = Number(end - begin) / 1e6;
+        if (begin !== undefined && end !== undefined && end >= begin) ms = Number(end - begin) / 1e6;
         else if (ends) ms = ends[k]! - prev;
         else if (segs.length === 1) ms = finished - t0;
         if (ends) prev = ends[k]!;

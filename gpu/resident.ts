@@ -114,9 +114,17 @@ async function blameInput(core: GpuCore, named: Named[], e: unknown): Promise<un
   return e;
 }
 
-/** tokenSparseAttentionGpu of a backend. */
-export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
-  return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
+/** A resident call; `syncSegments` times each stage by host waits where the adapter has no timestamps. */
+export type ResidentCall = (input: GpuAttentionInput, options: TsaOptions | undefined, syncSegments: boolean) => Promise<GpuTsaResult>;
+
+/** tokenSparseAttentionGpu of a backend (per-stage host waits where the backend option profileStages asks). */
+export function residentEntry(call: ResidentCall, core: GpuCore) {
+  return (input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> => call(input, options, core.profileStages);
+}
+
+/** The resident layer of a backend (the entry, and the calibration's timed calls). */
+export function residentCall(core: GpuCore, rates: () => Promise<CostModel>): ResidentCall {
+  return async function tokenSparseAttentionGpu(input, options, syncSegments) {
     validateShape(input);
     const o = resolveOptions(options);
     if (o.blockSparse) throw noBlockSparse('webgpu'); // no GPU block-sparse kernels yet
@@ -140,7 +148,7 @@ export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
       let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
       const { deviceMs, submitted, segmentMs } = ctx.rec.submit((enc) => {
         copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));
-      }, core.profileStages);
+      }, syncSegments);
       const done = deviceMs.then((ms) => {
         core.deviceMs = ms;
       });

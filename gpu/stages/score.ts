@@ -2,7 +2,7 @@
 import { POOL } from '../kernels/pool.wgsl.js';
 import { SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
 import { headChunks, headWindow, type HeadTensor } from '../resources.js';
-import { bn } from '../tiles.js';
+import { bn, type TileConfig } from '../tiles.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
@@ -11,7 +11,7 @@ import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './co
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
-  const c = ctx.tiles(d.D);
+  const c = windowTiles(ctx.tiles(d.D), d.W);
   const nKeyBlocks = ceilDiv(d.L, bn(c));
   const partials = ctx.pool.heads(`${tag}score.partials`, d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
   const stats = ctx.pool.heads(`${tag}score.stats`, d.H, d.W * 2, STORAGE_USAGE);
@@ -41,6 +41,18 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     );
   }
   return scores;
+}
+
+/**
+ * The attention tiles with fewer logit rows per thread where the window is
+ * short: both score kernels walk the W window queries BM = NY * TM rows at a
+ * time, so the probe's 16 queries in a 64-row tile would cost half the full
+ * scoring of 128; with TM 1 they cost about an eighth.
+ */
+export function windowTiles(c: TileConfig, window: number): TileConfig {
+  let tm = c.tm;
+  while (tm > 1 && c.ny * (tm / 2) >= window) tm /= 2;
+  return tm === c.tm ? c : { ...c, tm };
 }
 
 /**

@@ -79,7 +79,7 @@ export interface BackendDefinition {
 }
 
 /** `stages`, each call through `run` (given the call's options); the block stages where the backend has them. */
-export function serialised(
+function serialised(
   s: BackendStages,
   run: <T>(call: () => Promise<T>, o: ResolvedTsaOptions) => Promise<T>,
 ): BackendStages {
