@@ -33,6 +33,12 @@ export interface WebGpuBackendOptions {
   maxBindingBytes?: number;
   /** Caps the bytes of one GPUBuffer of a head-major tensor (forces tensors over several buffers; for tests). */
   maxTensorPartBytes?: number;
+  /**
+   * Scoring keeps the window's logits (H W (L - W) floats) in GPU memory, so that Q.K^T runs
+   * once instead of twice, up to this many bytes (default: 4 GiB or the adapter's
+   * maxBufferSize, whichever is smaller; 0 recomputes them). The scores are the same.
+   */
+  scoreLogitsBytes?: number;
   /** Overrides the attend/score tile choice (tuning). */
   tiles?: Partial<TileConfig>;
   /**
@@ -48,12 +54,11 @@ export interface WebGpuBackendOptions {
    */
   precision?: Precision;
   /**
-   * Runs precision 'f16' on the subgroup-matrix kernel with this config (fields of
-   * attend-f16.wgsl.ts F16MatrixConfig over the measured default; `{}` for the default) where
-   * the adapter has subgroup matrices. Experimental: it fails the f16 contract on the H200 as
-   * of 2026-12-01 (BENCHMARKS.md); without it 'f16' runs the plain f16 kernel.
+   * Precision 'f16' runs on the subgroup-matrix kernel where the adapter has subgroup matrices,
+   * with the measured default config; this overrides fields of it (attend-f16.wgsl.ts
+   * F16MatrixConfig; tuning), and `false` runs the plain f16 kernel there too.
    */
-  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>>;
+  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>> | false;
 }
 
 export class GpuCore {
@@ -93,7 +98,8 @@ export class GpuCore {
       pool: this.buffers,
       lim,
       features: gpu.features,
-      f16Tiles: options.f16Tiles ?? null,
+      scoreLogitsBytes: options.scoreLogitsBytes ?? Math.min(2 ** 32, device.limits.maxBufferSize),
+      f16Tiles: options.f16Tiles === false ? null : (options.f16Tiles ?? {}),
       tiles: (headDim) => {
         let t = tileCache.get(headDim);
         if (!t) {

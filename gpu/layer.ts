@@ -19,14 +19,14 @@ import { keptLengthOf, nothingPruned } from '../harness/core/rules.js';
 import { afterProbe, beforeProbe, PROBE_QUERIES, type CostModel } from '../harness/core/cost.js';
 import { maxKeptLength } from './cost.js';
 import { GATE } from './kernels/attend.wgsl.js';
-import { PROBE_GATE } from './kernels/gate.wgsl.js';
+import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
 import { select, type Selection } from './stages/select.js';
-import type { HeadTensor } from './resources.js';
+import type { HeadTensor, Window } from './resources.js';
 
 export interface LayerTensors {
   q: HeadTensor;
@@ -135,8 +135,11 @@ export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel
   if (plan.cost) recordProbe(ctx, plan, t);
   else recordSelection(ctx, plan, t);
   rec.mark('attend');
-  recordDense(ctx, d, t, sel, out, GATE.ifDense);
-  recordSparse(ctx, d, t, sel, out);
+  // Both branches recorded, each launching workgroups only if the mode the GPU left selects it.
+  const branch = (sparse: boolean) => (grids: Window, words: number) =>
+    rec.dispatch(MODE_GATE, { sparse: sparse ? 1 : 0, words }, { state: stateWindow(ctx), grids }, [1]);
+  rec.gated(branch(false), () => recordDense(ctx, d, t, sel, out, GATE.ifDense));
+  rec.gated(branch(true), () => recordSparse(ctx, d, t, sel, out));
 }
 
 /** The buffers a scored layer reads back for its result: state words and [H][L]-strided indices. */

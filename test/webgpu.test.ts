@@ -232,6 +232,33 @@ describe('webgpu backend', () => {
     }
   });
 
+  it('scores with the logits kept in memory (one Q.K^T pass) equal the two-pass scores', async () => {
+    // scoreLogitsBytes 0 recomputes the logits in scoreMean; the default keeps them (they fit here).
+    const twoPass = await createWebGpuBackend({ ...ADAPTER, costRule: false, scoreLogitsBytes: 0 });
+    try {
+      // One head dimension (each one compiles its own pipelines); shapes, windows and inputs vary.
+      const arb = fc.record({
+        kvHeads: fc.integer({ min: 1, max: 2 }),
+        seqLen: fc.integer({ min: 40, max: 400 }),
+        window: fc.integer({ min: 1, max: 32 }),
+        kind: fc.constantFrom('gaussian', 'structured' as const),
+        seed: fc.integer({ min: 0, max: 0x7fffffff }),
+      });
+      await fc.assert(
+        fc.asyncProperty(arb, async (r) => {
+          const input = generateInput(r.kind, { heads: 2 * r.kvHeads, kvHeads: r.kvHeads, headDim: 32, seqLen: r.seqLen }, r.seed);
+          const options = { window: r.window };
+          const [a, b] = [await gpu.scores(input, options), await twoPass.scores(input, options)];
+          expect(a.length).toBe(b.length);
+          for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(2e-6 * Math.abs(b[i]!) + 1e-30);
+        }),
+        { numRuns: 6 },
+      );
+    } finally {
+      await twoPass.dispose();
+    }
+  });
+
   it('a destroyed device makes the next call fail with BackendLostError (no hang, no output)', async () => {
     const b = await createWebGpuBackend({ ...ADAPTER, costRule: false });
     const x = generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 8, seqLen: 64 }, 1);

@@ -14,11 +14,8 @@ import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from '.
 
 /**
  * The f16 attend kernel this context runs for head dimension D, and its query rows per workgroup:
- * the plain f16 kernel, or the subgroup-matrix kernel when the backend option f16Tiles asks for it
- * on an adapter with subgroup matrices. The subgroup-matrix kernel is opt-in because it does not
- * yet pass the f16 contract on the H200 (BENCHMARKS.md, 2026-12-01: wrong outputs there while its
- * logic passes scripts/f16-lab.mjs --emulate and every primitive check), so it is never chosen
- * silently.
+ * the subgroup-matrix kernel where the adapter has subgroup matrices (unless the backend option
+ * f16Tiles is false) and its config fits the workgroup memory, else the plain f16 kernel.
  */
 export function f16Attend(ctx: StageCtx, D: number) {
   const dp = ceilDiv(D, 16) * 16;

@@ -23,7 +23,9 @@ export interface GpuCtx {
   tiles(headDim: number): TileConfig;
   /** shader-f16 and subgroup matrices of the device (features.ts). */
   features: ShaderFeatures;
-  /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null. */
+  /** Scoring keeps its logits in memory (one Q.K^T pass) up to this many bytes (backend option scoreLogitsBytes). */
+  scoreLogitsBytes: number;
+  /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null (f16Tiles false: the plain kernel). */
   f16Tiles: Partial<Omit<F16MatrixConfig, 'dp'>> | null;
 }
 
