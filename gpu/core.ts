@@ -98,6 +98,7 @@ export class GpuCore {
       pool: this.buffers,
       lim,
       features: gpu.features,
+      scoreRowsMax: gpu.software ? 4 : 8,
       scoreLogitsBytes: options.scoreLogitsBytes ?? Math.min(2 ** 32, device.limits.maxBufferSize),
       f16Tiles: options.f16Tiles === false ? null : (options.f16Tiles ?? {}),
       tiles: (headDim) => {

@@ -23,6 +23,11 @@ export interface GpuCtx {
   tiles(headDim: number): TileConfig;
   /** shader-f16 and subgroup matrices of the device (features.ts). */
   features: ShaderFeatures;
+  /**
+   * The most logit rows per thread of the score kernels: 8 on hardware adapters, 4 on software
+   * ones (llvmpipe, lavapipe), whose shader compiler took 168 s for the unrolled TM 8 kernel.
+   */
+  scoreRowsMax: number;
   /** Scoring keeps its logits in memory (one Q.K^T pass) up to this many bytes (backend option scoreLogitsBytes). */
   scoreLogitsBytes: number;
   /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null (f16Tiles false: the plain kernel). */

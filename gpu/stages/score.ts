@@ -2,7 +2,7 @@
 import { POOL } from '../kernels/pool.wgsl.js';
 import { SCORE_MEAN_STORED, SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
 import { headChunks, headWindow, type HeadTensor, type Window } from '../resources.js';
-import { bn, type TileConfig } from '../tiles.js';
+import { bm, bn, type TileConfig } from '../tiles.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
@@ -12,7 +12,7 @@ import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './co
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
-  const c = windowTiles(ctx.tiles(d.D), d.W);
+  const c = windowTiles(ctx.tiles(d.D), d.W, ctx.scoreRowsMax, ctx.device.limits.maxComputeWorkgroupStorageSize);
   const nKeyBlocks = ceilDiv(d.L, bn(c));
   const store = d.H * d.W * d.P * 4 <= ctx.scoreLogitsBytes;
   const partials = ctx.pool.heads(`${tag}score.partials`, d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
@@ -56,15 +56,23 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
 }
 
 /**
- * The attention tiles with fewer logit rows per thread where the window is
- * short: both score kernels walk the W window queries BM = NY * TM rows at a
- * time, so the probe's 16 queries in a 64-row tile would cost half the full
- * scoring of 128; with TM 1 they cost about an eighth.
+ * The score kernels' tiles: the attention tiles with TM (logit rows per thread) set so that
+ * BM = NY * TM covers the window where it can (TM 1 to 8): both kernels walk the W window
+ * queries BM rows at a time and reload the key block for each, so the probe's 16 queries in
+ * a 64-row tile cost half the full scoring of 128, and 128 queries in one 128-row tile load
+ * each key block once (1.2x faster at 128K on an H200 than TM 4). TM is at most `maxRows`
+ * (GpuCtx.scoreRowsMax) and shrinks where the workgroup memory would not hold the tile.
  */
-export function windowTiles(c: TileConfig, window: number): TileConfig {
-  let tm = c.tm;
-  while (tm > 1 && c.ny * (tm / 2) >= window) tm /= 2;
+export function windowTiles(c: TileConfig, window: number, maxRows: number, maxShared: number): TileConfig {
+  let tm = 1;
+  while (tm < maxRows && c.ny * tm < window) tm *= 2;
+  while (tm > 1 && scoreSharedBytes({ ...c, tm }) > maxShared) tm /= 2;
   return tm === c.tm ? c : { ...c, tm };
+}
+
+/** Workgroup memory of the score kernels: the Q/K chunks and the larger of their reductions. */
+export function scoreSharedBytes(c: TileConfig): number {
+  return 16 * (bm(c) + bn(c)) * (c.dk / 4 + 1) + Math.max(8 * bm(c) * c.nx, 4 * bn(c) * c.ny);
 }
 
 /**
