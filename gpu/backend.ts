@@ -9,9 +9,10 @@
  * layers chain on the GPU.
  */
 import { defineBackend, serialised, type BackendStages } from '../harness/core/backend.js';
+import { blockStageCalls } from './block-calls.js';
 import type { CostModel } from '../harness/core/cost.js';
 import { gpuCostModel } from './calibrate.js';
-import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
+import type { AttentionInput, BlockSparseBackend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
 import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
@@ -37,7 +38,7 @@ export interface WebGpuExtras {
 }
 
 /** A WebGPU backend instance (createWebGpuBackend). */
-export type WebGpuBackend = Backend & WebGpuExtras;
+export type WebGpuBackend = BlockSparseBackend & WebGpuExtras;
 
 const instances = new WeakSet<object>();
 
@@ -153,7 +154,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
     `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}, ` +
     `precision ${core.precision}${gpu.features.f16 ? ` (f16 attend: ${attendKernelName(core.stageCtx({ precision: 'f16' }), 128)})` : ''}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
-  const stages = stageCalls(core);
+  const stages = { ...stageCalls(core), ...blockStageCalls(core) };
   // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
   const rates = (): Promise<CostModel> =>
     core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, serialised(stages, run), core.deviceTimer, gpu.software);

@@ -6,7 +6,9 @@
  * output O [H][L][D] f32 as the f32 attend.
  */
 import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
-import { PLAIN_ROWS, attendF16PlainKernel } from '../kernels/attend-f16-plain.wgsl.js';
+import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
+import type { Kernel } from '../kernels/kernel.js';
+import { listWindows, type BlockLists } from './block-select.js';
 import { TO_F16 } from '../kernels/to-f16.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
@@ -61,10 +63,16 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
   return dst;
 }
 
-/** attend (stages/attend.ts) at precision 'f16'. */
-export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
+/** The plain f16 kernel's block mode (attendBlocks at precision 'f16'; the subgroup-matrix kernel has none). */
+function f16AttendBlocks(D: number, B: number) {
+  const dp = ceilDiv(D, 16) * 16;
+  return { kernel: attendF16PlainBlocksKernel({ dp, B }) as Kernel, rows: plainBlockTiles(B).rows, dp };
+}
+
+/** attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list only. */
+export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
   const { rec, lim } = ctx;
-  const { kernel, rows, dp } = f16Attend(ctx, d.D);
+  const { kernel, rows, dp } = blocks ? f16AttendBlocks(d.D, blocks.B) : f16Attend(ctx, d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
   const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
@@ -99,7 +107,7 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         kv0: kw.first,
         gate,
       },
-      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
       [ceilDiv(d.L, rows), h1 - h0],
     );
   }
