@@ -12,7 +12,8 @@ import { defineBackend, serialised, type BackendStages } from '../harness/core/b
 import { blockStageCalls } from './block-calls.js';
 import type { CostModel } from '../harness/core/cost.js';
 import { gpuCostModel } from './calibrate.js';
-import type { AttentionInput, BlockSparseBackend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
+import type { AttentionInput, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
+import { BLOCK_STAGES } from '../harness/core/stages.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
 import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
@@ -111,11 +112,14 @@ function stageCalls(core: GpuCore): BackendStages {
   };
 }
 
-/** The fused layer where core's dense-before-scoring rule did not decide (L > minTokens + W, tau > 0). */
+/**
+ * The fused layer where core's dense-before-scoring rule did not decide (L > minTokens + W,
+ * tau > 0), or with blockSparse where it did (`decided`: XAttention on all rows, on the device).
+ */
 function fusedLayer(core: GpuCore) {
-  return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null): Promise<TsaResult> => {
+  return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null, decided: Budget | null = null): Promise<TsaResult> => {
     const start = performance.now();
-    const plan = planLayer(input, o, cost);
+    const plan = planLayer(input, o, cost, decided);
     const ctx = core.stageCtx(o);
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
@@ -123,7 +127,7 @@ function fusedLayer(core: GpuCore) {
     recordLayer(ctx, plan, t, sel, out);
     const outputs = [{ src: out, bytes: input.seqLen * input.heads * input.headDim * 4 }, ...layerOutputs(ctx, plan, sel)];
     const { data, segments } = await core.execute(ctx, outputs, o, core.profileStages);
-    const { budget, keptLength, indices } = decodeLayer(plan, data.slice(1));
+    const { budget, keptLength, indices, blockSparse } = decodeLayer(plan, data.slice(1));
     const timings: StageTimings = {
       scores: segments.scores ?? 0,
       pool: segments.pool ?? 0,
@@ -132,7 +136,10 @@ function fusedLayer(core: GpuCore) {
       attend: segments.attend ?? NaN,
       total: performance.now() - start,
     };
+    // The block stages are part of attend (StageTimings).
+    if (blockSparse) for (const s of BLOCK_STAGES) timings.attend += timings[s] = segments[s] ?? NaN;
     return {
+      ...(blockSparse ? { blockSparse } : {}),
       output: new Float32Array(data[0]!),
       budget,
       indices,

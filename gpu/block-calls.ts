@@ -12,18 +12,9 @@ import { STATE } from './kernels/state.js';
 import { writeState } from './layer.js';
 import { attend, scatter } from './stages/attend.js';
 import { blockScores } from './stages/block-scores.js';
-import { blockLists, blockSelect, maskBytes } from './stages/block-select.js';
-import { ceilDiv, dimsOf, STORAGE_USAGE } from './stages/common.js';
+import { blockLists, blockSelect, maskBytes, padMaskRows } from './stages/block-select.js';
+import { dimsOf, STORAGE_USAGE } from './stages/common.js';
 import { selectionBuffers } from './stages/select.js';
-
-/** A mask [H][nb][nb] with rows padded to a multiple of 4 bytes (the device layout), or back. */
-export function padMaskRows(mask: Uint8Array, H: number, nb: number, padded: boolean): Uint8Array {
-  const nbp = ceilDiv(nb, 4) * 4;
-  const [from, to] = padded ? [nbp, nb] : [nb, nbp];
-  const out = new Uint8Array(H * nb * to);
-  for (let r = 0; r < H * nb; r++) out.set(mask.subarray(r * from, r * from + nb), r * to);
-  return out;
-}
 
 export function blockStageCalls(core: GpuCore): BlockStages {
   const put = (name: string, bytes: Uint8Array | Float32Array): GPUBuffer => {

@@ -2,16 +2,46 @@
  * The webgpu backend's XAttention stages (blockScores, blockSelect, attendBlocks) on the adapter
  * TSA_WEBGPU_ADAPTER names: the shared block-sparse suite (random shapes, block sizes, strides,
  * thresholds; golden-xattn conformance), and the backend's own cases: lengths that are not a
- * multiple of the block size, odd head dimensions, the mask rule on adversarial masses.
+ * multiple of the block size, odd head dimensions, the mask rule on adversarial masses, the
+ * composed layer on the device (one submission, the mask read back at the end) against the
+ * reference, and its GPU-resident entry against the Float32Array path.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compactInput, scatterCompact } from '../harness/core/block-sparse.js';
 import { generateInput } from '../harness/core/generators.js';
-import type { BlockSparseBackend } from '../harness/core/interface.js';
-import { createWebGpuBackend } from '../gpu/index.js';
+import { createWebGpuBackend, type WebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBlockSparseSuite } from './shared/block-sparse-suite.js';
-import { checkClose } from './shared/checks.js';
+import { check, checkClose } from './shared/checks.js';
+import { readBuffer, toGpu } from './shared/gpu-buffers.js';
 import { ADAPTER } from './shared/webgpu-adapter.js';
+
+/** Small layers with XAttention: coverage 0 (alone), short (dense before scoring), or TSA first. */
+const layerArb = fc
+  .record({
+    kvHeads: fc.integer({ min: 1, max: 2 }),
+    group: fc.integer({ min: 1, max: 2 }),
+    headDim: fc.constantFrom(7, 64),
+    seqLen: fc.integer({ min: 20, max: 420 }),
+    coverage: fc.oneof(fc.constant(0), fc.double({ min: 0.005, max: 0.3, noNaN: true })),
+    blockSize: fc.constantFrom(16, 32, 48),
+    stride: fc.constantFrom(1, 4, 8, 16),
+    threshold: fc.double({ min: 0.3, max: 1, noNaN: true }),
+    kind: fc.constantFrom('gaussian', 'structured' as const),
+    seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  })
+  .filter((r) => r.blockSize % r.stride === 0)
+  .map((r) => ({
+    input: generateInput(r.kind, { heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, seqLen: r.seqLen }, r.seed),
+    options: {
+      coverage: r.coverage,
+      window: 8,
+      poolKernel: 3,
+      minTokens: 32,
+      blockSparse: { method: 'xattention' as const, blockSize: r.blockSize, stride: r.stride, threshold: r.threshold },
+    },
+  }));
 
 // Few head dimensions: Mesa compiles each kernel variant for tens of seconds (64: the golden's).
 describeBlockSparseSuite({
@@ -23,7 +53,7 @@ describeBlockSparseSuite({
 });
 
 describe('webgpu XAttention stages', () => {
-  let b: BlockSparseBackend;
+  let b: WebGpuBackend;
   const reference = createReferenceBackend();
   beforeAll(async () => {
     b = await createWebGpuBackend({ ...ADAPTER, costRule: false });
@@ -65,4 +95,42 @@ describe('webgpu XAttention stages', () => {
     const shape = { heads: 2, blocks: nb };
     expect(Array.from(await b.blockSelect(masses, shape, o))).toEqual(Array.from(await reference.blockSelect(masses, shape, o)));
   }, 120_000);
+
+  it('the composed layer on the device equals the reference: budget and indices exact, mask = the rule on its masses, output', () =>
+    fc.assert(
+      fc.asyncProperty(layerArb, async ({ input, options }) => {
+        const res = await b.tokenSparseAttention(input, options);
+        const ref = await reference.tokenSparseAttention(input, options);
+        expect(res.budget).toEqual(ref.budget);
+        expect(res.indices).toEqual(ref.indices);
+        const bs = res.blockSparse;
+        check(bs !== undefined, () => 'no blockSparse result');
+        expect(bs.composed).toBe(ref.indices !== null);
+        const x = res.indices ? compactInput(input, res.indices, res.keptLength) : input;
+        const masses = await b.blockScores(x, options);
+        checkClose('masses vs reference', masses, await reference.blockScores(x, options), 1e-4, x.heads, 1);
+        expect(Array.from(bs.mask)).toEqual(Array.from(await reference.blockSelect(masses, { heads: x.heads, blocks: bs.blocks }, options)));
+        const out = await reference.attendBlocks(x, bs.mask, options);
+        const expected = res.indices ? scatterCompact(out, res.indices, res.keptLength, input.heads, input.headDim, input.seqLen) : out;
+        checkClose('output vs reference', res.output, expected, 2e-5, input.heads, input.headDim);
+      }),
+      { numRuns: 12 },
+    ), 300_000);
+
+  it('tokenSparseAttentionGpu with blockSparse equals the Float32Array path bit for bit (output, indices, mask)', () =>
+    fc.assert(
+      fc.asyncProperty(layerArb, async ({ input, options }) => {
+        const host = await b.tokenSparseAttention(input, options);
+        const [q, k, v] = [input.q, input.k, input.v].map((x) => toGpu(b, x));
+        const res = await b.tokenSparseAttentionGpu({ ...input, q: q!, k: k!, v: v! }, options);
+        await res.done;
+        const info = await res.info();
+        expect(info.indices).toEqual(host.indices);
+        expect(info.blockSparse).toEqual(host.blockSparse);
+        expect(Object.keys(await res.stageMs)).toEqual(expect.arrayContaining(['blockScores', 'blockSelect', 'attendBlocks']));
+        expect(await readBuffer(b, res.output, host.output.byteLength)).toEqual(host.output);
+        for (const buf of [q, k, v, res.output]) buf!.destroy();
+      }),
+      { numRuns: 4 },
+    ), 300_000);
 });

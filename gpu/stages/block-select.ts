@@ -3,7 +3,7 @@ import { TsaInputError } from '../../harness/core/errors.js';
 import type { ResolvedBlockSparse } from '../../harness/core/interface.js';
 import { blockListsKernel, blockSelectKernel, blockSelectSharedBytes } from '../kernels/block-select.wgsl.js';
 import { wholeWindow, type Window } from '../resources.js';
-import { ceilDiv, stateWindow, STORAGE_USAGE, type StageCtx } from './common.js';
+import { ceilDiv, stateWindow, STORAGE_USAGE, type GpuCtx, type StageCtx } from './common.js';
 
 /** Per-(head, query block) key-block lists on the device (blockLists), for attendBlocks with block size B. */
 export interface BlockLists {
@@ -20,6 +20,20 @@ export function listWindows(blocks: BlockLists | undefined): { counts: Window; l
 /** Bytes of a mask of nb blocks per side on the device: rows padded to a multiple of 4 bytes. */
 export function maskBytes(H: number, nb: number): number {
   return H * nb * (ceilDiv(nb, 4) * 4);
+}
+
+/** A mask [H][nb][nb] with rows padded to a multiple of 4 bytes (the device layout), or back. */
+export function padMaskRows(mask: Uint8Array, H: number, nb: number, padded: boolean): Uint8Array {
+  const nbp = ceilDiv(nb, 4) * 4;
+  const [from, to] = padded ? [nbp, nb] : [nb, nbp];
+  const out = new Uint8Array(H * nb * to);
+  for (let r = 0; r < H * nb; r++) out.set(mask.subarray(r * from, r * from + nb), r * to);
+  return out;
+}
+
+/** The device mask of n rows (blockSelect writes it; a layer reads it back). */
+export function maskBuffer(ctx: GpuCtx, H: number, n: number, B: number): GPUBuffer {
+  return ctx.pool.get('block.mask', maskBytes(H, ceilDiv(n, B)), STORAGE_USAGE);
 }
 
 /** floor(T 2^63) as two u32 words (exact for T >= 2^-10: multiplying by a power of two is exact). */
@@ -40,7 +54,7 @@ export function blockSelect(ctx: StageCtx, H: number, n: number, masses: GPUBuff
   if (blockSelectSharedBytes(size) > ctx.device.limits.maxComputeWorkgroupStorageSize) {
     throw new TsaInputError(`blockSparse: ${nb} blocks per row are more than the webgpu backend's blockSelect sorts in workgroup memory on this adapter; use a larger blockSize`, 'OPTION');
   }
-  const mask = ctx.pool.get('block.mask', maskBytes(H, nb), STORAGE_USAGE);
+  const mask = maskBuffer(ctx, H, n, bs.blockSize);
   ctx.rec.dispatch(
     blockSelectKernel({ B: bs.blockSize, size }),
     { n, gate, ...thresholdWords(bs.threshold) },
