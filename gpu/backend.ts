@@ -147,7 +147,7 @@ function fusedLayer(core: GpuCore) {
       keptFraction: keptLength / input.seqLen,
       timings,
       precision: ctx.precision,
-      attendKernel: attendKernelName(ctx, input.headDim),
+      attendKernel: attendKernelName(ctx, input.headDim, o.blockSparse?.blockSize),
     };
   };
 }

@@ -34,9 +34,10 @@ export function f16Attend(ctx: StageCtx, D: number) {
 /** The fastest subgroup-matrix config measured on an H200 (lab, 147 TFLOP/s dense at L = 32768). */
 const MATRIX_DEFAULT: Omit<F16MatrixConfig, 'dp'> = { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true };
 
-/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel). */
-export function attendKernelName(ctx: StageCtx, D: number): string {
-  return ctx.precision === 'f16' ? f16Attend(ctx, D).kernel.key : 'attend (f32)';
+/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel); with a block size, attendBlocks'. */
+export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): string {
+  if (ctx.precision !== 'f16') return blockSize ? 'attendBlocks (f32)' : 'attend (f32)';
+  return (blockSize ? f16AttendBlocks(D, blockSize) : f16Attend(ctx, D)).kernel.key;
 }
 
 /** src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated sparse). */
