@@ -80,7 +80,7 @@ describe('inputs generated on the device', () => {
     expect(await keptFraction(await onGpu('gaussian', shape, 1))).toBeGreaterThan(0.97);
   });
 
-  it('local: keep the same share of tokens and of XAttention blocks as the CPU generator (mean over 4 seeds)', async () => {
+  it('local: keep the same share of tokens and of XAttention blocks as the CPU generator (mean over 8 seeds)', async () => {
     const shape = { heads: 4, kvHeads: 2, headDim: 64, seqLen: 2048 };
     const o = { coverage: 0, blockSparse: { method: 'xattention' as const, blockSize: 128, stride: 16 } };
     const blockShare = async (input: AttentionInput) => {
@@ -89,16 +89,19 @@ describe('inputs generated on the device', () => {
     };
     const gpu = { kept: [] as number[], blocks: [] as number[] };
     const cpu = { kept: [] as number[], blocks: [] as number[] };
-    for (const seed of [1, 2, 3, 4]) {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       for (const [input, into] of [[await onGpu('local', shape, seed), gpu], [generateInput('local', shape, seed), cpu]] as const) {
         into.kept.push(await keptFraction(input));
         into.blocks.push(await blockShare(input));
       }
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    expect(Math.abs(mean(gpu.kept) - mean(cpu.kept))).toBeLessThan(0.03);
+    // At 4 heads the kept share varies by seed with SD ~0.11 (the random directions u_g and w meet
+    // in q . k), the block share by ~0.03: 8-seed means of independent streams differ by up to ~0.1 and ~0.04.
+    expect(Math.abs(mean(gpu.kept) - mean(cpu.kept))).toBeLessThan(0.1);
     expect(Math.abs(mean(gpu.blocks) - mean(cpu.blocks))).toBeLessThan(0.05);
-    expect(mean(cpu.blocks)).toBeLessThan(0.8); // the locality term shows: XAttention skips blocks
+    // The locality term shows: XAttention skips blocks (structured inputs keep 92-100% of them).
+    expect(mean(gpu.blocks)).toBeLessThan(0.7);
   }, 300_000);
 
   it('differ by seed and are reproducible for one seed', async () => {
