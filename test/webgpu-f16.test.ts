@@ -185,7 +185,7 @@ describe('webgpu precision f16', () => {
           const expectWithin = (a: Float32Array, b: Float32Array) => a.forEach((x, i) => expect(Math.abs(x - b[i]!)).toBeLessThanOrEqual(bound));
           expectWithin(await b.attendBlocks(input, mask, o), await ref.attendBlocks(input, mask, o));
           const res = await b.tokenSparseAttention(input, o);
-          expect(res.attendKernel).toMatch(/^attend-f16-plain:/);
+          expect(res.attendKernel).toMatch(/^attend-f16-plain-blocks:/);
           const bs = res.blockSparse!;
           const x = res.indices ? compactInput(input, res.indices, res.keptLength) : input;
           const out = await ref.attendBlocks(x, bs.mask, o);

@@ -96,10 +96,10 @@ ${unroll(dp4, (d) => `  let q${d} = vec4<f32>(qIn[qb + ${d}u]);\n  var o${d} = v
   var m = -1.0e30;
   var l = 0.0;
   let lastKey = min(t0 + ROWS - 1u, n - 1u);
-${B ? `  let qb = t0 / BLK;
+${B ? `  let qBlock = t0 / BLK;
   let nb = (n + BLK - 1u) / BLK;
-  let listAt = head * (nb * (nb + 1u) / 2u) + qb * (qb + 1u) / 2u;
-  let nKeyTiles = (counts[head * nb + qb] - 1u) * TPB + (lastKey - qb * BLK) / KEYS + 1u;` : '  let nKeyTiles = lastKey / KEYS + 1u;'}
+  let listAt = head * (nb * (nb + 1u) / 2u) + qBlock * (qBlock + 1u) / 2u;
+  let nKeyTiles = (counts[head * nb + qBlock] - 1u) * TPB + (lastKey - qBlock * BLK) / KEYS + 1u;` : '  let nKeyTiles = lastKey / KEYS + 1u;'}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = ${B ? 'keyStart(listAt, kt)' : 'kt * KEYS'};
     workgroupBarrier();
