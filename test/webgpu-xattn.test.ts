@@ -114,7 +114,7 @@ describe('webgpu XAttention stages', () => {
         const expected = res.indices ? scatterCompact(out, res.indices, res.keptLength, input.heads, input.headDim, input.seqLen) : out;
         checkClose('output vs reference', res.output, expected, 2e-5, input.heads, input.headDim);
       }),
-      { numRuns: 12 },
+      { numRuns: 6 },
     ), 300_000);
 
   it('tokenSparseAttentionGpu with blockSparse equals the Float32Array path bit for bit (output, indices, mask)', () =>
