@@ -2,8 +2,9 @@
 /**
  * The WebGPU backend: every stage on the GPU, assembled by core's
  * defineBackend (harness/core/backend.ts). Each stage call records its
- * kernels (gpu/stages/) and runs in one submission; tokenSparseAttention is
- * the fused layer (layer.ts): one submission, no readback between stages.
+ * kernels (gpu/stages/) and runs in one submission (XAttention's block stages:
+ * block-calls.ts); tokenSparseAttention is the fused layer (layer.ts), with
+ * blockSparse too: one submission, no readback between stages.
  * Calls run one at a time and device failures are typed (plumbing.ts);
  * `tokenSparseAttentionGpu` (resident.ts) takes and returns GPUBuffers so
  * layers chain on the GPU.

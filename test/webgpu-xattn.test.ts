@@ -25,13 +25,12 @@ const layerArb = fc
     headDim: fc.constantFrom(7, 64),
     seqLen: fc.integer({ min: 20, max: 420 }),
     coverage: fc.oneof(fc.constant(0), fc.double({ min: 0.005, max: 0.3, noNaN: true })),
-    blockSize: fc.constantFrom(16, 32, 48),
-    stride: fc.constantFrom(1, 4, 8, 16),
+    blockSize: fc.constantFrom(16, 48),
+    stride: fc.constantFrom(4, 16),
     threshold: fc.double({ min: 0.3, max: 1, noNaN: true }),
     kind: fc.constantFrom('gaussian', 'structured' as const),
     seed: fc.integer({ min: 0, max: 0x7fffffff }),
   })
-  .filter((r) => r.blockSize % r.stride === 0)
   .map((r) => ({
     input: generateInput(r.kind, { heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, seqLen: r.seqLen }, r.seed),
     options: {
@@ -43,10 +42,15 @@ const layerArb = fc
     },
   }));
 
-// Few head dimensions: Mesa compiles each kernel variant for tens of seconds (64: the golden's).
+// One backend for the file and few head dimensions, block sizes and strides: Mesa compiles each
+// kernel variant for seconds to tens of seconds (D 64: the golden's). profileStages: per-stage
+// times where the adapter has no timestamp queries (OpenGL), which the suite checks.
+let shared: Promise<WebGpuBackend> | null = null;
+const backend = (): Promise<WebGpuBackend> => (shared ??= createWebGpuBackend({ ...ADAPTER, costRule: false, profileStages: true }));
+
 describeBlockSparseSuite({
   name: 'webgpu',
-  create: () => createWebGpuBackend({ ...ADAPTER, costRule: false, profileStages: true }),
+  create: async () => ({ ...(await backend()), dispose: async () => {} }), // disposed by the describe below
   numRuns: 3,
   maxSeqLen: 600,
   headDims: [7, 64],
@@ -56,7 +60,7 @@ describe('webgpu XAttention stages', () => {
   let b: WebGpuBackend;
   const reference = createReferenceBackend();
   beforeAll(async () => {
-    b = await createWebGpuBackend({ ...ADAPTER, costRule: false });
+    b = await backend();
   }, 120_000);
   afterAll(async () => {
     await b?.dispose();
