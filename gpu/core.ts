@@ -16,7 +16,7 @@ import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
 import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
 import type { F16MatrixConfig } from './kernels/attend-f16.wgsl.js';
-import { chooseTiles, type TileConfig } from './tiles.js';
+import { chooseBlockTiles, chooseTiles, type TileConfig } from './tiles.js';
 
 /** Options of the backend itself (the device and adapter choice are CreateWebGpuOptions, index.ts). */
 export interface WebGpuBackendOptions {
@@ -92,7 +92,7 @@ export class GpuCore {
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
       maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
     };
-    const tileCache = new Map<number, TileConfig>();
+    const tileCache = new Map<string, TileConfig>();
     this.ctx = {
       device,
       pool: this.buffers,
@@ -101,11 +101,12 @@ export class GpuCore {
       scoreRowsMax: gpu.software ? 4 : 8,
       scoreLogitsBytes: options.scoreLogitsBytes ?? Math.min(2 ** 32, device.limits.maxBufferSize),
       f16Tiles: options.f16Tiles === false ? null : (options.f16Tiles ?? {}),
-      tiles: (headDim) => {
-        let t = tileCache.get(headDim);
+      tiles: (headDim, blockSize) => {
+        const key = `${headDim}.${blockSize ?? 0}`;
+        let t = tileCache.get(key);
         if (!t) {
-          t = chooseTiles(headDim, tileLimits, options.tiles);
-          tileCache.set(headDim, t);
+          t = blockSize ? chooseBlockTiles(headDim, blockSize, tileLimits, options.tiles) : chooseTiles(headDim, tileLimits, options.tiles);
+          tileCache.set(key, t);
         }
         return t;
       },

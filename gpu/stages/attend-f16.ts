@@ -6,7 +6,9 @@
  * output O [H][L][D] f32 as the f32 attend.
  */
 import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
-import { PLAIN_ROWS, attendF16PlainKernel } from '../kernels/attend-f16-plain.wgsl.js';
+import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
+import type { Kernel } from '../kernels/kernel.js';
+import { listWindows, type BlockLists } from './block-select.js';
 import { TO_F16 } from '../kernels/to-f16.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
@@ -29,9 +31,10 @@ export function f16Attend(ctx: StageCtx, D: number) {
 /** The fastest subgroup-matrix config measured on an H200 (lab, 147 TFLOP/s dense at L = 32768). */
 const MATRIX_DEFAULT: Omit<F16MatrixConfig, 'dp'> = { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true };
 
-/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel). */
-export function attendKernelName(ctx: StageCtx, D: number): string {
-  return ctx.precision === 'f16' ? f16Attend(ctx, D).kernel.key : 'attend (f32)';
+/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel); with a block size, attendBlocks'. */
+export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): string {
+  if (ctx.precision !== 'f16') return blockSize ? 'attendBlocks (f32)' : 'attend (f32)';
+  return (blockSize ? f16AttendBlocks(D, blockSize) : f16Attend(ctx, D)).kernel.key;
 }
 
 /** src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated sparse). */
@@ -58,10 +61,16 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
   return dst;
 }
 
-/** attend (stages/attend.ts) at precision 'f16'. */
-export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
+/** The plain f16 kernel's block mode (attendBlocks at precision 'f16'; the subgroup-matrix kernel has none). */
+function f16AttendBlocks(D: number, B: number) {
+  const dp = ceilDiv(D, 16) * 16;
+  return { kernel: attendF16PlainBlocksKernel({ dp, B }) as Kernel, rows: plainBlockTiles(B).rows, dp };
+}
+
+/** attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list only. */
+export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
   const { rec, lim } = ctx;
-  const { kernel, rows, dp } = f16Attend(ctx, d.D);
+  const { kernel, rows, dp } = blocks ? f16AttendBlocks(d.D, blocks.B) : f16Attend(ctx, d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
   const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
@@ -96,7 +105,7 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         kv0: kw.first,
         gate,
       },
-      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
       [ceilDiv(d.L, rows), h1 - h0],
     );
   }

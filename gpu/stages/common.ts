@@ -20,7 +20,8 @@ export interface GpuCtx {
   device: GPUDevice;
   pool: BufferPool;
   lim: BindingLimits;
-  tiles(headDim: number): TileConfig;
+  /** Attention tiles for a head dimension; with a block size, tiles whose BM and BN divide it (attendBlocks). */
+  tiles(headDim: number, blockSize?: number): TileConfig;
   /** shader-f16 and subgroup matrices of the device (features.ts). */
   features: ShaderFeatures;
   /**

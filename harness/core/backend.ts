@@ -59,10 +59,12 @@ export interface BackendDefinition {
   run?: <T>(call: () => Promise<T>) => Promise<T>;
   /**
    * The whole layer where it is not dense before scoring (L > minTokens + W,
-   * coverage > 0). Default: runPipeline over `stages`, each stage through `run`.
-   * `cost`: the cost rule's rates where it applies to the call (costRule), else null.
+   * coverage > 0), and with options.blockSparse also where it is (`decided`: that
+   * dense budget; XAttention then runs on all rows). Default: runPipeline over
+   * `stages`, each stage through `run`. `cost`: the cost rule's rates where it
+   * applies to the call (costRule), else null.
    */
-  layer?: (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null) => Promise<TsaResult>;
+  layer?: (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null, decided?: Budget | null) => Promise<TsaResult>;
   /**
    * The cost rule (cost.ts): `enabled` is the backend's default (a call's
    * `costRule` overrides it), `model` its rates (fitted on first use by
@@ -179,15 +181,15 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       admit(o);
       if (o.blockSparse) blockStagesOf(ran, def.name);
       const early = denseBeforeScoring(input.seqLen, o);
-      if (early) return denseLayer(ran, input, o, early);
+      // A fused layer keeps XAttention's stages on its device on all rows too.
+      if (early) return layer && o.blockSparse ? run(o, () => layer(input, o, null, early)) : denseLayer(ran, input, o, early);
       const rule = def.costRule;
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
-      if (layer && !o.blockSparse) {
+      if (layer) {
         const cost = on ? await rule.model(ran) : null;
         return run(o, () => layer(input, o, cost));
       }
-      // A fused layer's backend applies its rule in the layer only (block-sparse: the spec's pipeline).
-      if (!on || layer) return pipelineLayer(ran, input, o);
+      if (!on) return pipelineLayer(ran, input, o);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
       if (pre) return denseLayer(ran, input, o, pre);
