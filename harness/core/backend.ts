@@ -9,7 +9,8 @@
  * tokenSparseAttention is the same for every backend: the dense-before-scoring
  * rule (rules.ts) first, then the backend's fused `layer` where it has one
  * (webgpu), else the cost rule's probe where it is on (wasm) and the
- * pipeline over its stages (reference, wasm). Every defined
+ * pipeline over its stages (reference, wasm); with blockSparse and the rule on, the block stages
+ * run only where core's block rule (block-cost.ts) judges they pay, on any backend. Every defined
  * backend has the block-sparse stages too (BlockSparseStages: blockScores, blockSelect,
  * attendBlocks).
  */
@@ -178,23 +179,25 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       validateInput(input);
       admit(o);
       if (o.blockSparse) blockStagesOf(ran, def.name);
-      const early = denseBeforeScoring(input.seqLen, o);
-      if (early) return denseLayer(ran, input, o, early);
       const rule = def.costRule;
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
+      // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
+      const blockCost = on && o.blockSparse ? await rule.model(ran) : null;
+      const early = denseBeforeScoring(input.seqLen, o);
+      if (early) return denseLayer(ran, input, o, early, blockCost);
       if (layer && !o.blockSparse) {
         const cost = on ? await rule.model(ran) : null;
         return run(o, () => layer(input, o, cost));
       }
-      // A fused layer's backend applies its rule in the layer only (block-sparse: the spec's pipeline).
-      if (!on || layer) return pipelineLayer(ran, input, o);
+      // A fused layer's backend applies its token rule in the layer only (block-sparse: the host pipeline, block rule included).
+      if (!on || layer) return pipelineLayer(ran, input, o, blockCost);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
-      if (pre) return denseLayer(ran, input, o, pre);
+      if (pre) return denseLayer(ran, input, o, pre, blockCost);
       const start = performance.now();
       const verdict = await probeVerdict(ran, input, o, model);
       const probeMs = performance.now() - start;
-      const result = verdict ? await denseLayer(ran, input, o, verdict) : await pipelineLayer(ran, input, o);
+      const result = verdict ? await denseLayer(ran, input, o, verdict, blockCost) : await pipelineLayer(ran, input, o, blockCost);
       result.timings.scores += probeMs;
       result.timings.total += probeMs;
       return result;
