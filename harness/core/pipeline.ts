@@ -68,13 +68,14 @@ async function attention(
 ): Promise<Pick<TsaResult, 'output' | 'blockSparse' | 'blockDecision'>> {
   if (o.blockSparse) {
     const blocks = blockStagesOf(stages, stages.name);
+    if (!blockCost) return blockSparseAttention(blocks, input, indices, keptLength, o, timings);
     const t = performance.now();
-    const blockDecision = blockCost ? await blockVerdict(blocks, input, indices, keptLength, o, blockCost) : null;
+    const blockDecision = await blockVerdict(blocks, input, indices, keptLength, o, blockCost);
     const probeMs = performance.now() - t;
-    if (blockDecision?.verdict !== 'not-worth-it') {
+    if (blockDecision.verdict === 'run') {
       const r = await blockSparseAttention(blocks, input, indices, keptLength, o, timings);
       timings.blockScores! += probeMs;
-      return blockDecision ? { ...r, blockDecision } : r;
+      return { ...r, blockDecision };
     }
     timings.blockScores = probeMs;
     return { output: await plainAttention(stages, input, indices, keptLength, o), blockDecision };
