@@ -10,8 +10,8 @@
  * scores gives scoreRate; pool + budget + select give selectMsPerToken. Where the stages include
  * the block stages (block-cost.ts), with the default XAttention settings: blockScores at the
  * longer length and twice it gives blockScoreRate and blockScoreMsPerRow (t = c H n + flops / r),
- * blockSelect blockSelectMsPerBlock (at the longer length), attendBlocks on every causal block
- * against dense blockAttendPenalty (at the shorter).
+ * blockSelect blockSelectMsPerBlock, attendBlocks on every causal block against dense
+ * blockAttendPenalty (both at the longer length).
  */
 import { blockScoreFlops } from './block-cost.js';
 import { hasBlockStages, type BlockStages } from './block-sparse.js';
@@ -99,7 +99,7 @@ export async function calibrate(stages: PipelineStages & Partial<BlockStages>, p
     await stages.select(pooled, shape, shape.prefixLen >> 1, o);
   }, time);
   const model: CostModel = { attendRate, attendFixedMs, compactPenalty, scoreRate, selectMsPerToken: tp / (heads * long), minGain: DEFAULT_MIN_GAIN };
-  return hasBlockStages(stages) ? { ...model, ...(await blockRates(stages, a, b, model, repeats, time)) } : model;
+  return hasBlockStages(stages) ? { ...model, ...(await blockRates(stages, b, model, repeats, time)) } : model;
 }
 
 /** Calls f and g alternately `repeats` times after a warm-up of each: their times side by side, so a drift of the host's speed hits both alike. */
@@ -112,19 +112,11 @@ async function interleaved(repeats: number, f: () => Promise<unknown>, g: () => 
 }
 
 /**
- * The block stages' rates (default XAttention settings), given the fitted attention rates: scoring
- * and selection on the longer input x and one of twice its length; attendBlocks with every causal
- * block timed alternately with dense on the shorter input `short`: blockAttendPenalty is the
- * median ratio of the two, mapped onto the attention model.
+ * The block stages' rates on input x and one of twice its length (default XAttention settings),
+ * given the fitted attention rates. attendBlocks with every causal block is timed alternately with
+ * dense on x: blockAttendPenalty is the median ratio of the two, mapped onto the attention model.
  */
-async function blockRates(
-  stages: BlockStages & PipelineStages,
-  short: AttentionInput,
-  x: AttentionInput,
-  m: CostModel,
-  repeats: number,
-  time: CallTimer,
-): Promise<Pick<CostModel, (typeof BLOCK_RATES)[number]>> {
+async function blockRates(stages: BlockStages & PipelineStages, x: AttentionInput, m: CostModel, repeats: number, time: CallTimer): Promise<Pick<CostModel, (typeof BLOCK_RATES)[number]>> {
   const o: ResolvedTsaOptions = { ...DEFAULT_OPTIONS, blockSparse: { ...DEFAULT_BLOCK_SPARSE } };
   const nb = Math.ceil(x.seqLen / DEFAULT_BLOCK_SPARSE.blockSize);
   const x2 = generateInput('gaussian', { ...x, seqLen: 2 * x.seqLen }, 3);
@@ -138,12 +130,11 @@ async function blockRates(
   const blockScoreMsPerRow = Math.max(0, (t1 - f1 / blockScoreRate) / (x.heads * x.seqLen));
   const masses = await stages.blockScores(x, o);
   const tSelect = await timed(repeats, () => stages.blockSelect(masses, { heads: x.heads, blocks: nb }, o), time);
-  const ns = Math.ceil(short.seqLen / DEFAULT_BLOCK_SPARSE.blockSize);
-  const all = new Uint8Array(short.heads * ns * ns);
-  for (let h = 0; h < short.heads; h++) for (let i = 0; i < ns; i++) all.fill(1, (h * ns + i) * ns, (h * ns + i) * ns + i + 1);
-  const pairs = await interleaved(repeats, () => stages.attendBlocks(short, all, o), () => stages.dense(short, o), time);
+  const all = new Uint8Array(x.heads * nb * nb);
+  for (let h = 0; h < x.heads; h++) for (let i = 0; i < nb; i++) all.fill(1, (h * nb + i) * nb, (h * nb + i) * nb + i + 1);
+  const pairs = await interleaved(repeats, () => stages.attendBlocks(x, all, o), () => stages.dense(x, o), time);
   const ratio = median(pairs.map(([blocks, dense]) => blocks / dense));
-  const denseWork = causalFlops(short, short.seqLen) / m.attendRate;
+  const denseWork = causalFlops(x, x.seqLen) / m.attendRate;
   return {
     blockScoreRate,
     blockScoreMsPerRow,
