@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWasmBackend } from '../assembly/node.js';
-import { blockWork, minBlockShare } from '../harness/core/block-cost.js';
+import { blockWork, extrapolatedShare, minBlockShare } from '../harness/core/block-cost.js';
 import { describeCostModel, type CostModel } from '../harness/core/cost.js';
 import { TsaInputError } from '../harness/core/errors.js';
 import { generateInput } from '../harness/core/generators.js';
@@ -145,6 +145,28 @@ describe('cost rule: the block stages', () => {
     const r = await bare.tokenSparseAttention(input, small);
     expect(r.blockDecision).toEqual({ verdict: 'run', estimatedShare: null, detail: expect.stringMatching(/no block-stage rates/) });
     expect(r.output).toEqual((await bare.tokenSparseAttention(input, { ...small, costRule: false })).output);
+  });
+
+  it('the probe extrapolates a full map to share 1 and a band of w blocks per row to the band', () => {
+    const mask = (heads: number, m: number, keep: (i: number, j: number) => boolean): Uint8Array => {
+      const x = new Uint8Array(heads * m * m);
+      for (let h = 0; h < heads; h++) for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) x[(h * m + i) * m + j] = +keep(i, j);
+      return x;
+    };
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 0, max: 40 }), (heads, m, extra) => {
+        expect(extrapolatedShare(mask(heads, m, () => true), heads, m, m + extra)).toBeCloseTo(1, 12);
+      }),
+    );
+    // Every fitted row (from m/2 on) keeps w blocks: so does every extrapolated row (min(i + 1, w)).
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 4, max: 12 }), fc.nat(), fc.integer({ min: 0, max: 40 }), (heads, m, u, extra) => {
+        const w = 2 + (u % (m >> 1));
+        const nb = m + extra;
+        const expected = Array.from({ length: nb }, (_, i) => Math.min(i + 1, w)).reduce((a, b) => a + b, 0) / ((nb * (nb + 1)) / 2);
+        expect(extrapolatedShare(mask(heads, m, (i, j) => i - j < w), heads, m, nb)).toBeCloseTo(expected, 12);
+      }),
+    );
   });
 
   it('work(s) is 1 at share 1 and the diagonal alone at the floor; calibration fits the block rates; partial rates are typed errors', async () => {

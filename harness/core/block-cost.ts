@@ -21,12 +21,16 @@
  *   2. the probe: the backend's own blockScores and blockSelect (the spec's rule) on the first
  *      m = max(2, ceil(nb / 4)) block rows of one query head per KV group. Causal rows depend only
  *      on the keys before them, so these are exact rows of the full map, at about (m / nb)^2 Hkv / H
- *      of the full scoring; s_est = selected / causal blocks over rows [floor(m / 2), m);
+ *      of the full scoring. The selected count k_i of block row i (mean over the probed heads) over
+ *      rows [floor(m / 2), m) is fitted by least squares as k_i = a + b (i + 1), b clamped to
+ *      [0, 1], and extrapolated to every row, each clamped to [min(i + 1, 2), i + 1] (the rule
+ *      keeps the diagonal and one more block): s_est = sum_i k_i / (nb (nb + 1) / 2). With fewer
+ *      than two rows to fit, s_est is their selected / causal blocks;
  *   3. plain unless blocks(n, s_est) <= (1 - minGain) plain(n).
- * Where attention is local, early rows keep a larger share than late ones, so s_est errs high and
- * the rule leans to running the stages only when they clearly pay; near-uniform attention
- * (Gaussian inputs), where XAttention keeps about all blocks and its scoring is pure loss, is
- * routed to plain attention at the probe's cost.
+ * Local attention keeps about the same number of blocks per row (b near 0: a small share at
+ * nb rows); near-uniform attention (Gaussian inputs) keeps a fixed fraction of every row (b near
+ * 1, the share near 1), where XAttention's scoring is pure loss: it is routed to plain attention
+ * at the probe's cost.
  *
  * A backend plugs in by supplying the four block rates of its CostModel: calibrate.ts fits them
  * whenever the stages it times include the block stages (a GPU backend that hands calibrate its
@@ -107,17 +111,29 @@ function probeInput(input: AttentionInput, indices: Int32Array | null, n: number
   return { heads: Hkv, kvHeads: Hkv, headDim: D, seqLen: rows, q, k, v: k };
 }
 
-/** Selected / causal blocks over block rows [from, m) of a mask [heads][m][m]. */
-function lateRowShare(mask: Uint8Array, heads: number, m: number, from: number): number {
-  let selected = 0;
-  let causal = 0;
-  for (let h = 0; h < heads; h++) {
-    for (let i = from; i < m; i++) {
-      for (let j = 0; j <= i; j++) selected += mask[(h * m + i) * m + j]!;
-      causal += i + 1;
-    }
+/**
+ * step 2's s_est from the probe's mask [heads][m][m] for nb block rows: the per-row selected
+ * counts of rows [floor(m / 2), m) fitted as a + b (i + 1) and extrapolated (see above).
+ */
+export function extrapolatedShare(mask: Uint8Array, heads: number, m: number, nb: number): number {
+  const from = m >> 1;
+  const xs: number[] = [];
+  const ks: number[] = [];
+  for (let i = from; i < m; i++) {
+    let k = 0;
+    for (let h = 0; h < heads; h++) for (let j = 0; j <= i; j++) k += mask[(h * m + i) * m + j]!;
+    xs.push(i + 1);
+    ks.push(k / heads);
   }
-  return selected / causal;
+  const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+  if (xs.length < 2) return sum(ks) / sum(xs);
+  const mx = sum(xs) / xs.length;
+  const mk = sum(ks) / ks.length;
+  const b = Math.min(1, Math.max(0, sum(xs.map((x, t) => (x - mx) * (ks[t]! - mk))) / sum(xs.map((x) => (x - mx) ** 2))));
+  const a = mk - b * mx;
+  let total = 0;
+  for (let i = 0; i < nb; i++) total += Math.min(i + 1, Math.max(Math.min(i + 1, 2), a + b * (i + 1)));
+  return total / ((nb * (nb + 1)) / 2);
 }
 
 /**
@@ -146,7 +162,7 @@ export async function blockVerdict(
   const rows = probeBlockRows(nb);
   const probe = probeInput(input, indices, n, Math.min(n, rows * bs.blockSize));
   const mask = await stages.blockSelect(await stages.blockScores(probe, o), { heads: probe.heads, blocks: rows }, o);
-  const share = lateRowShare(mask, probe.heads, rows, rows >> 1);
+  const share = extrapolatedShare(mask, probe.heads, rows, nb);
   const est = blockPathMs(input, n, compact, share, bs, m);
   const verdict = est <= (1 - m.minGain) * plain ? 'run' : 'not-worth-it';
   const detail =
