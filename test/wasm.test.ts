@@ -34,7 +34,7 @@ describeBackendSuite({
   skip: {},
 });
 
-describeBlockSparseSuite({ name: 'wasm (simd, 2 threads)', create: () => createWasmBackend({ threads: 2, simd: 'plain' }) });
+describeBlockSparseSuite({ name: 'wasm (simd, 2 threads)', create: () => createWasmBackend({ threads: 2, simd: 'plain', costRule: false }) });
 
 const reference = createReferenceBackend();
 

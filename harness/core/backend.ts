@@ -9,7 +9,8 @@
  * tokenSparseAttention is the same for every backend: the dense-before-scoring
  * rule (rules.ts) first, then the backend's fused `layer` where it has one
  * (webgpu), else the cost rule's probe where it is on (wasm) and the
- * pipeline over its stages (reference, wasm). Every defined
+ * pipeline over its stages (reference, wasm); with blockSparse and the rule on, the block stages
+ * run only where core's block rule (block-cost.ts) judges they pay, on any backend. Every defined
  * backend has the block-sparse stages too (BlockSparseStages: blockScores, blockSelect,
  * attendBlocks).
  */
@@ -180,23 +181,27 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       validateInput(input);
       admit(o);
       if (o.blockSparse) blockStagesOf(ran, def.name);
-      const early = denseBeforeScoring(input.seqLen, o);
-      // A fused layer keeps XAttention's stages on its device on all rows too.
-      if (early) return layer && o.blockSparse ? run(o, () => layer(input, o, null, early)) : denseLayer(ran, input, o, early);
       const rule = def.costRule;
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
+      const early = denseBeforeScoring(input.seqLen, o);
       if (layer) {
+        // A fused layer keeps XAttention's stages on its device on all rows too; it has no block rule
+        // (block-cost.ts runs on the host): with blockSparse its block stages always run.
+        if (early) return o.blockSparse ? run(o, () => layer(input, o, null, early)) : denseLayer(ran, input, o, early);
         const cost = on ? await rule.model(ran) : null;
         return run(o, () => layer(input, o, cost));
       }
-      if (!on) return pipelineLayer(ran, input, o);
+      // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
+      const blockCost = on && o.blockSparse ? await rule.model(ran) : null;
+      if (early) return denseLayer(ran, input, o, early, blockCost);
+      if (!on) return pipelineLayer(ran, input, o, blockCost);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
-      if (pre) return denseLayer(ran, input, o, pre);
+      if (pre) return denseLayer(ran, input, o, pre, blockCost);
       const start = performance.now();
       const verdict = await probeVerdict(ran, input, o, model);
       const probeMs = performance.now() - start;
-      const result = verdict ? await denseLayer(ran, input, o, verdict) : await pipelineLayer(ran, input, o);
+      const result = verdict ? await denseLayer(ran, input, o, verdict, blockCost) : await pipelineLayer(ran, input, o, blockCost);
       result.timings.scores += probeMs;
       result.timings.total += probeMs;
       return result;

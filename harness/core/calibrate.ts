@@ -7,11 +7,17 @@
  *
  * The fit: dense at two lengths gives attendRate and attendFixedMs (t = f + F/r);
  * attendSelected on half the rows of the longer length gives compactPenalty;
- * scores gives scoreRate; pool + budget + select give selectMsPerToken.
+ * scores gives scoreRate; pool + budget + select give selectMsPerToken. Where the stages include
+ * the block stages (block-cost.ts), with the default XAttention settings: blockScores at the
+ * longer length and twice it gives blockScoreRate and blockScoreMsPerRow (t = c H n + flops / r),
+ * blockSelect blockSelectMsPerBlock, attendBlocks on every causal block against dense
+ * blockAttendPenalty (both at the longer length).
  */
-import { causalFlops, type CostModel } from './cost.js';
+import { blockScoreFlops } from './block-cost.js';
+import { hasBlockStages, type BlockStages } from './block-sparse.js';
+import { causalFlops, type BLOCK_RATES, type CostModel } from './cost.js';
 import { generateInput } from './generators.js';
-import { DEFAULT_OPTIONS, type AttentionShape, type ResolvedTsaOptions } from './interface.js';
+import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionInput, type AttentionShape, type ResolvedTsaOptions } from './interface.js';
 import type { PipelineStages } from './pipeline.js';
 import { median } from './stats.js';
 
@@ -41,7 +47,7 @@ export const wallClock: CallTimer = async (call) => {
 const cache = new Map<string, Promise<CostModel>>();
 
 /** The fitted model of the backend `key` (e.g. its description), calibrating once per process. */
-export function calibrated(key: string, stages: PipelineStages, plan: CalibrationPlan = CPU_CALIBRATION, time: CallTimer = wallClock): Promise<CostModel> {
+export function calibrated(key: string, stages: PipelineStages & Partial<BlockStages>, plan: CalibrationPlan = CPU_CALIBRATION, time: CallTimer = wallClock): Promise<CostModel> {
   return cachedFit(key, () => calibrate(stages, plan, time));
 }
 
@@ -89,7 +95,7 @@ export function fitCostModel(s: CalibrationSamples): CostModel {
   return { attendRate, attendFixedMs, compactPenalty, scoreRate, selectMsPerToken: s.select.ms / (s.heads * s.select.seqLen), minGain: DEFAULT_MIN_GAIN };
 }
 
-export async function calibrate(stages: PipelineStages, plan: CalibrationPlan, time: CallTimer = wallClock): Promise<CostModel> {
+export async function calibrate(stages: PipelineStages & Partial<BlockStages>, plan: CalibrationPlan, time: CallTimer = wallClock): Promise<CostModel> {
   const { heads, kvHeads, headDim, repeats } = plan;
   const [short, long] = plan.lengths;
   const shapeOf = (seqLen: number): AttentionShape => ({ heads, kvHeads, headDim, seqLen });
@@ -110,7 +116,7 @@ export async function calibrate(stages: PipelineStages, plan: CalibrationPlan, t
     await stages.budget(pooled, shape, o);
     await stages.select(pooled, shape, shape.prefixLen >> 1, o);
   }, time);
-  return fitCostModel({
+  const model = fitCostModel({
     heads,
     headDim,
     dense: [{ seqLen: short, ms: t1 }, { seqLen: long, ms: t2 }],
@@ -118,4 +124,46 @@ export async function calibrate(stages: PipelineStages, plan: CalibrationPlan, t
     scores: { seqLen: long, window: o.window, ms: ts },
     select: { seqLen: long, ms: tp },
   });
+  return hasBlockStages(stages) ? { ...model, ...(await blockRates(stages, b, model, repeats, time)) } : model;
+}
+
+/** Calls f and g alternately `repeats` times after a warm-up of each: their times side by side, so a drift of the host's speed hits both alike. */
+async function interleaved(repeats: number, f: () => Promise<unknown>, g: () => Promise<unknown>, time: CallTimer): Promise<[number, number][]> {
+  await f();
+  await g();
+  const ts: [number, number][] = [];
+  for (let i = 0; i < repeats; i++) ts.push([await time(f), await time(g)]);
+  return ts;
+}
+
+/**
+ * The block stages' rates on input x and one of twice its length (default XAttention settings),
+ * given the fitted attention rates. attendBlocks with every causal block is timed alternately with
+ * dense on x: blockAttendPenalty is the median ratio of the two, mapped onto the attention model.
+ */
+async function blockRates(stages: BlockStages & PipelineStages, x: AttentionInput, m: CostModel, repeats: number, time: CallTimer): Promise<Pick<CostModel, (typeof BLOCK_RATES)[number]>> {
+  const o: ResolvedTsaOptions = { ...DEFAULT_OPTIONS, blockSparse: { ...DEFAULT_BLOCK_SPARSE } };
+  const nb = Math.ceil(x.seqLen / DEFAULT_BLOCK_SPARSE.blockSize);
+  const x2 = generateInput('gaussian', { ...x, seqLen: 2 * x.seqLen }, 3);
+  const scoring = await interleaved(repeats, () => stages.blockScores(x, o), () => stages.blockScores(x2, o), time);
+  const t1 = median(scoring.map((t) => t[0]));
+  const t2 = median(scoring.map((t) => t[1]));
+  const f1 = blockScoreFlops(x, x.seqLen, DEFAULT_BLOCK_SPARSE);
+  const f2 = blockScoreFlops(x2, x2.seqLen, DEFAULT_BLOCK_SPARSE);
+  // t = c H n + f / r at n and 2n: 1/r = (t2 - 2 t1) / (f2 - 2 f1); the attention rate where timing noise leaves no quadratic part.
+  const blockScoreRate = t2 > 2 * t1 ? (f2 - 2 * f1) / (t2 - 2 * t1) : m.attendRate;
+  const blockScoreMsPerRow = Math.max(0, (t1 - f1 / blockScoreRate) / (x.heads * x.seqLen));
+  const masses = await stages.blockScores(x, o);
+  const tSelect = await timed(repeats, () => stages.blockSelect(masses, { heads: x.heads, blocks: nb }, o), time);
+  const all = new Uint8Array(x.heads * nb * nb);
+  for (let h = 0; h < x.heads; h++) for (let i = 0; i < nb; i++) all.fill(1, (h * nb + i) * nb, (h * nb + i) * nb + i + 1);
+  const pairs = await interleaved(repeats, () => stages.attendBlocks(x, all, o), () => stages.dense(x, o), time);
+  const ratio = median(pairs.map(([blocks, dense]) => blocks / dense));
+  const denseWork = causalFlops(x, x.seqLen) / m.attendRate;
+  return {
+    blockScoreRate,
+    blockScoreMsPerRow,
+    blockSelectMsPerBlock: tSelect / (x.heads * nb * nb),
+    blockAttendPenalty: Math.max(1e-3, (ratio * (m.attendFixedMs + denseWork) - m.attendFixedMs) / denseWork),
+  };
 }

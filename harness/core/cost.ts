@@ -23,6 +23,10 @@
  *      never used as the keep count).
  * Near-uniform attention (Gaussian inputs) is recognised at the probe's cost,
  * about PROBE_QUERIES / W of the full scoring.
+ *
+ * With options.blockSparse the same model's block-stage rates (optional
+ * fields below) decide, after this rule, whether XAttention's block stages pay
+ * on the layer's rows: block-cost.ts.
  */
 import { TsaInputError } from './errors.js';
 import type { AttentionShape, Budget, ResolvedTsaOptions } from './interface.js';
@@ -41,7 +45,21 @@ export interface CostModel {
   selectMsPerToken: number;
   /** Sparse must be estimated at least this fraction faster than dense. */
   minGain: number;
+  /**
+   * The block-sparse stages (block-cost.ts), all four or none; a model without them lets the
+   * block stages run. blockScores rate, FLOP/ms, counting blockScoreFlops.
+   */
+  blockScoreRate?: number;
+  /** blockScores per head and row, ms (packing the strided rows). */
+  blockScoreMsPerRow?: number;
+  /** blockSelect per head and (query block, key block) pair, ms. */
+  blockSelectMsPerBlock?: number;
+  /** attendBlocks over dense attention on the pairs its blocks hold (block-cost.ts work(s) x F / attendRate, past attendFixedMs). */
+  blockAttendPenalty?: number;
 }
+
+/** The block-stage fields of CostModel, present together or not at all. */
+export const BLOCK_RATES = ['blockScoreRate', 'blockScoreMsPerRow', 'blockSelectMsPerBlock', 'blockAttendPenalty'] as const;
 
 /** Window queries the probe scores. */
 export const PROBE_QUERIES = 16;
@@ -108,6 +126,14 @@ function validCostModel(m: CostModel): string | null {
     if (!(m[key] >= 0 && Number.isFinite(m[key]))) return `${key} must be a number >= 0, got ${String(m[key])}`;
   }
   if (!(m.minGain >= 0 && m.minGain < 1)) return `minGain must be in [0, 1), got ${String(m.minGain)}`;
+  const given = BLOCK_RATES.filter((key) => m[key] !== undefined);
+  if (given.length > 0 && given.length < BLOCK_RATES.length) return `${BLOCK_RATES.join(', ')} come together (given: ${given.join(', ')})`;
+  for (const key of ['blockScoreRate', 'blockAttendPenalty'] as const) {
+    if (m[key] !== undefined && !(m[key] > 0 && Number.isFinite(m[key]))) return `${key} must be a positive number, got ${String(m[key])}`;
+  }
+  for (const key of ['blockScoreMsPerRow', 'blockSelectMsPerBlock'] as const) {
+    if (m[key] !== undefined && !(m[key] >= 0 && Number.isFinite(m[key]))) return `${key} must be a number >= 0, got ${String(m[key])}`;
+  }
   return null;
 }
 
@@ -115,6 +141,9 @@ function validCostModel(m: CostModel): string | null {
 export function describeCostModel(m: CostModel): string {
   return (
     `attend ${(m.attendRate / 1e6).toFixed(1)} GFLOP/s + ${m.attendFixedMs.toFixed(2)} ms, compact x${m.compactPenalty.toFixed(2)}, ` +
-    `score ${(m.scoreRate / 1e6).toFixed(1)} GFLOP/s, select ${(m.selectMsPerToken * 1e6).toFixed(1)} ns/token, min gain ${m.minGain * 100}%`
+    `score ${(m.scoreRate / 1e6).toFixed(1)} GFLOP/s, select ${(m.selectMsPerToken * 1e6).toFixed(1)} ns/token, min gain ${m.minGain * 100}%` +
+    (m.blockScoreRate !== undefined
+      ? `; blocks: score ${(m.blockScoreRate / 1e6).toFixed(1)} GFLOP/s + ${(m.blockScoreMsPerRow! * 1e6).toFixed(1)} ns/row, select ${(m.blockSelectMsPerBlock! * 1e6).toFixed(1)} ns/block, attend x${m.blockAttendPenalty!.toFixed(2)}`
+      : '; blocks: no rates')
   );
 }

@@ -174,8 +174,13 @@ export interface TsaResult {
   /** keptLength / L. */
   keptFraction: number;
   timings: StageTimings;
-  /** With options.blockSparse: the block mask and its share. */
+  /** With options.blockSparse, where the block stages ran: the block mask and its share. */
   blockSparse?: BlockSparseResult;
+  /**
+   * With options.blockSparse and the cost rule on: whether the block stages ran ('run') or would
+   * not have paid ('not-worth-it': the layer attended its rows without them, blockSparse absent).
+   */
+  blockDecision?: BlockDecision;
   /** The attention's arithmetic and kernel, where the backend has more than one (the WebGPU backend). */
   precision?: Precision;
   attendKernel?: string;
@@ -191,6 +196,15 @@ export interface BlockSparseResult {
   mask: Uint8Array;
   /** Per head: selected blocks / causal blocks (nb (nb + 1) / 2). */
   selectedShare: Float64Array;
+}
+
+/** The cost rule's verdict on the block stages of one layer (core/block-cost.ts). */
+export interface BlockDecision {
+  verdict: 'run' | 'not-worth-it';
+  /** The probe's estimated selected-block share; null where the rule decided without probing. */
+  estimatedShare: number | null;
+  /** The estimates behind the verdict, e.g. "cost rule: the probe (block rows 8..15 of 64, 2 heads) estimates ...". */
+  detail: string;
 }
 
 /** Shape of block masses and masks: [heads][blocks][blocks]. */

@@ -4,9 +4,12 @@
  * defineBackend (backend.ts) uses it as the tokenSparseAttention of backends
  * without a fused layer (reference, wasm); runPipeline is the public version
  * that validates first. With options.blockSparse the attention is XAttention's three block
- * stages (block-sparse.ts), on the compact rows when the layer is sparse, else on all rows.
+ * stages (block-sparse.ts), on the compact rows when the layer is sparse, else on all rows; given
+ * a cost model (the cost rule on), only where block-cost.ts judges that they pay.
  */
+import { blockVerdict } from './block-cost.js';
 import { blockSparseAttention, blockStagesOf, type BlockStages } from './block-sparse.js';
+import type { CostModel } from './cost.js';
 import type { AttentionInput, Budget, ResolvedTsaOptions, ScoreShape, StageTimings, TsaOptions, TsaResult } from './interface.js';
 import { denseBeforeScoring, keptLengthOf } from './rules.js';
 import { emptyTimings } from './stages.js';
@@ -37,16 +40,23 @@ export async function runPipeline(stages: LayerStages, input: AttentionInput, op
   return early ? denseLayer(stages, input, o, early) : pipelineLayer(stages, input, o);
 }
 
-/** A layer that runs dense under `budget` (decided before any scoring). */
-export async function denseLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions, budget: Budget): Promise<TsaResult> {
+/**
+ * A layer that runs dense under `budget` (decided before any scoring). `blockCost`: the cost
+ * rule's model where it is on (the block stages then run only where they pay), else null.
+ */
+export async function denseLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions, budget: Budget, blockCost: CostModel | null = null): Promise<TsaResult> {
   const timings: StageTimings = emptyTimings();
   const start = performance.now();
-  const { output, blockSparse } = await attention(stages, input, null, input.seqLen, o, timings);
+  const attended = await attention(stages, input, null, input.seqLen, o, timings, blockCost);
   timings.attend = timings.total = performance.now() - start;
-  return { output, budget, indices: null, keptLength: input.seqLen, keptFraction: 1, timings, ...(blockSparse ? { blockSparse } : {}) };
+  return { ...attended, budget, indices: null, keptLength: input.seqLen, keptFraction: 1, timings };
 }
 
-/** The attention of a layer: attendSelected on `indices`, or dense; XAttention's block stages with blockSparse. */
+/**
+ * The attention of a layer: attendSelected on `indices`, or dense; with blockSparse XAttention's
+ * block stages instead, unless the cost rule (`blockCost`) judges they would not pay. The probe's
+ * time counts as blockScores.
+ */
 async function attention(
   stages: LayerStages,
   input: AttentionInput,
@@ -54,13 +64,31 @@ async function attention(
   keptLength: number,
   o: ResolvedTsaOptions,
   timings: StageTimings,
-): Promise<Pick<TsaResult, 'output' | 'blockSparse'>> {
-  if (o.blockSparse) return blockSparseAttention(blockStagesOf(stages, stages.name), input, indices, keptLength, o, timings);
-  return { output: indices !== null ? await stages.attendSelected(input, indices, keptLength, o) : await stages.dense(input, o) };
+  blockCost: CostModel | null,
+): Promise<Pick<TsaResult, 'output' | 'blockSparse' | 'blockDecision'>> {
+  if (o.blockSparse) {
+    const blocks = blockStagesOf(stages, stages.name);
+    if (!blockCost) return blockSparseAttention(blocks, input, indices, keptLength, o, timings);
+    const t = performance.now();
+    const blockDecision = await blockVerdict(blocks, input, indices, keptLength, o, blockCost);
+    const probeMs = performance.now() - t;
+    if (blockDecision.verdict === 'run') {
+      const r = await blockSparseAttention(blocks, input, indices, keptLength, o, timings);
+      timings.blockScores! += probeMs;
+      return { ...r, blockDecision };
+    }
+    timings.blockScores = probeMs;
+    return { output: await plainAttention(stages, input, indices, keptLength, o), blockDecision };
+  }
+  return { output: await plainAttention(stages, input, indices, keptLength, o) };
 }
 
-/** The pipeline where the layer is not dense before scoring (L > minTokens + W, so a prefix remains). */
-export async function pipelineLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions): Promise<TsaResult> {
+function plainAttention(stages: LayerStages, input: AttentionInput, indices: Int32Array | null, keptLength: number, o: ResolvedTsaOptions): Promise<Float32Array> {
+  return indices !== null ? stages.attendSelected(input, indices, keptLength, o) : stages.dense(input, o);
+}
+
+/** The pipeline where the layer is not dense before scoring (L > minTokens + W, so a prefix remains); `blockCost` as for denseLayer. */
+export async function pipelineLayer(stages: LayerStages, input: AttentionInput, o: ResolvedTsaOptions, blockCost: CostModel | null = null): Promise<TsaResult> {
   const L = input.seqLen;
   const timings: StageTimings = emptyTimings();
   const start = performance.now();
@@ -84,8 +112,8 @@ export async function pipelineLayer(stages: LayerStages, input: AttentionInput, 
     timings.select = lap();
   }
   const keptLength = keptLengthOf(budget, L, o);
-  const { output, blockSparse } = await attention(stages, input, indices, keptLength, o, timings);
+  const attended = await attention(stages, input, indices, keptLength, o, timings, blockCost);
   timings.attend = lap();
   timings.total = performance.now() - start;
-  return { output, budget, indices, keptLength, keptFraction: keptLength / L, timings, ...(blockSparse ? { blockSparse } : {}) };
+  return { ...attended, budget, indices, keptLength, keptFraction: keptLength / L, timings };
 }

@@ -5,7 +5,9 @@
  * - fixed-ratio (baseline): the same pooled scores, but a fixed keep count and no coverage rule:
  *   scores -> pool -> select(keep) -> attendSelected;
  * - random (baseline): `keep` prefix positions drawn uniformly per head (seeded), the window
- *   always kept, -> attendSelected.
+ *   always kept, -> attendSelected;
+ * - XAttention (`tsa` with options.blockSparse) alone or on TSA's rows, and its random-blocks
+ *   baseline (block-attention.ts).
  */
 import { Rng } from '../index.js';
 import { resolveOptions, type AttentionInput, type Backend, type TsaOptions } from '../index.js';
@@ -13,11 +15,11 @@ import type { LayerAttentionInfo, PrefillAttention } from './llama.js';
 
 type Attended = { output: Float32Array; info: LayerAttentionInfo };
 
-async function denseLayer(backend: Backend, layer: number, input: AttentionInput, detail: string): Promise<Attended> {
+export async function denseLayer(backend: Backend, layer: number, input: AttentionInput, detail: string): Promise<Attended> {
   return { output: await backend.dense(input), info: { layer, mode: 'dense', keptFraction: 1, detail } };
 }
 
-function layerList(layers: readonly number[]): string {
+export function layerList(layers: readonly number[]): string {
   return layers.length ? layers.join(',') : 'none';
 }
 
@@ -30,20 +32,33 @@ export function denseAttention(backend: Backend): PrefillAttention {
   };
 }
 
-/** Token Sparse Attention in `sparseLayers`, dense elsewhere (short prompts run dense inside the library). */
+/**
+ * Token Sparse Attention in `sparseLayers`, dense elsewhere (short prompts run dense inside the
+ * library). With options.blockSparse it is XAttention: on TSA's kept rows (coverage > 0), or
+ * alone on every row (coverage 0); the layer info then holds the selected blocks per head.
+ */
 export function tsaAttention(backend: Backend, sparseLayers: readonly number[], options: TsaOptions): PrefillAttention {
   const o = resolveOptions(options);
   const sparse = new Set(sparseLayers);
+  const xattn = o.blockSparse ? ` + xattention B ${o.blockSparse.blockSize} S ${o.blockSparse.stride} T ${o.blockSparse.threshold}` : '';
   return {
-    label: `tsa tau=${o.coverage} layers ${layerList(sparseLayers)}`,
+    label: `tsa tau=${o.coverage}${xattn} layers ${layerList(sparseLayers)}`,
     selects: (layer) => sparse.has(layer),
     async attend(layer, input) {
       if (!sparse.has(layer)) return denseLayer(backend, layer, input, 'dense layer');
       const r = await backend.tokenSparseAttention(input, o);
       const detail = r.budget.mode === 'sparse' ? `keep ${r.budget.keep} + window ${o.window} (pruned ${r.budget.pruned})` : `${r.budget.reason}: ${r.budget.detail}`;
-      return { output: r.output, info: { layer, mode: r.budget.mode, keptFraction: r.keptFraction, detail } };
+      const info: LayerAttentionInfo = { layer, mode: r.budget.mode, keptFraction: r.keptFraction, detail };
+      if (r.blockSparse) info.blocks = blocksOf(r.blockSparse.mask, input.heads, r.blockSparse.blocks);
+      return { output: r.output, info };
     },
   };
+}
+
+/** Per head the selected blocks of a mask [H][nb][nb], and the causal count nb (nb + 1) / 2. */
+export function blocksOf(mask: Uint8Array, H: number, nb: number): { selected: number[]; causal: number } {
+  const selected = Array.from({ length: H }, (_, h) => mask.subarray(h * nb * nb, (h + 1) * nb * nb).reduce((n, x) => n + x, 0));
+  return { selected, causal: (nb * (nb + 1)) / 2 };
 }
 
 /** keep prefix tokens such that (keep + W) / L is closest to `fraction`, within [1, L - W]. */

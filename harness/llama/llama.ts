@@ -20,11 +20,14 @@ import type { LayerWeights, LlamaModel } from './checkpoint.js';
 /** How one layer's prefill attention ran. */
 export interface LayerAttentionInfo {
   layer: number;
+  /** Token selection ran ('sparse') or kept every row ('dense'; block-sparse attention may still skip blocks: `blocks`). */
   mode: 'dense' | 'sparse';
   /** Kept positions per head over L (1 when dense). */
   keptFraction: number;
   /** The budget or the reason the layer ran dense. */
   detail: string;
+  /** With block-sparse attention: per head the selected (query block, key block) pairs, of `causal` = nb (nb + 1) / 2. */
+  blocks?: { selected: number[]; causal: number };
 }
 
 /** Attention of every layer during prefill: dense, token-sparse, or a baseline selection. */

@@ -50,7 +50,17 @@ export interface QualityRecord {
   sparseLayers: number[];
   /** Kept fraction of each sparse layer (same order as sparseLayers), mean over texts. */
   layerKeptFraction: number[];
-  /** (text, layer) pairs where a sparse layer ran dense (for tsa: the coverage rule pruned nothing). */
+  /**
+   * With block-sparse attention (XAttention, random blocks): mean over texts, sparse layers and
+   * heads of selected blocks / causal blocks (of the compact rows when composed with TSA); else null.
+   */
+  blockShare: number | null;
+  /** The block share of each sparse layer, mean over texts and heads; null without block-sparse attention. */
+  layerBlockShare: number[] | null;
+  /**
+   * (text, layer) pairs where a sparse layer's token selection ran dense (for tsa: the coverage
+   * rule pruned nothing; for XAttention alone and random blocks, coverage 0: every pair).
+   */
   denseByRule: number;
   /** Continuation tokens scored, over all texts. */
   tokens: number;
@@ -126,6 +136,12 @@ export function summarise(tau: number, method: string, names: string[], dense: C
   const quarter = (q: number) => perPosition.flatMap((pos) => pos.filter((_, j) => Math.floor((4 * j) / pos.length) === q));
   const quarters = [0, 1, 2, 3].map(quarter);
   const layerKeptFraction = sparseLayers.map((l) => mean(runs.map((r) => kept(r, l))));
+  const blockShareOf = (r: Continuation, l: number): number | null => {
+    const b = r.layers.get(l)!.blocks;
+    return b ? mean(b.selected.map((n) => n / b.causal)) : null;
+  };
+  const shares = sparseLayers.map((l) => runs.map((r) => blockShareOf(r, l)));
+  const layerBlockShare = shares.length && shares.every((xs) => xs.every((x) => x !== null)) ? shares.map((xs) => mean(xs as number[])) : null;
   const nll = sum(all, (x) => x.nll);
   const nllDense = sum(all, (x) => x.nllDense);
   return {
@@ -143,20 +159,23 @@ export function summarise(tau: number, method: string, names: string[], dense: C
     klByQuarter: quarters.map((xs) => sum(xs, (x) => x.kl) / xs.length),
     sparseLayers,
     layerKeptFraction,
+    blockShare: layerBlockShare && mean(layerBlockShare),
+    layerBlockShare,
     denseByRule: runs.reduce((s, r) => s + sparseLayers.filter((l) => r.layers.get(l)!.mode === 'dense').length, 0),
     tokens: all.length,
     perText,
   };
 }
 
-/** Records as a Markdown table, one row per (tau, method). */
+/** Records as a Markdown table, one row per (tau, method); `blocks` is the selected-block share ('-': no block-sparse attention). */
 export function qualityTable(records: readonly QualityRecord[], sparseLayers: readonly number[]): string {
-  const head = ['tau', 'method', 'kept', ...sparseLayers.map((l) => `kept L${l}`), 'NLL dense', 'NLL', 'dNLL %', 'top-1 agree %', `flips (near-tie)`, 'KL (nats)'];
+  const head = ['tau', 'method', 'kept', ...sparseLayers.map((l) => `kept L${l}`), 'blocks', 'NLL dense', 'NLL', 'dNLL %', 'top-1 agree %', `flips (near-tie)`, 'KL (nats)'];
   const rows = records.map((r) => [
     String(r.tau),
     r.method,
     r.keptFraction.toFixed(3),
     ...r.layerKeptFraction.map((x) => x.toFixed(3)),
+    r.blockShare === null ? '-' : r.blockShare.toFixed(3),
     r.nllDense.toFixed(4),
     r.nll.toFixed(4),
     (r.nllDeltaPct >= 0 ? '+' : '') + r.nllDeltaPct.toFixed(3),

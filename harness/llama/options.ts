@@ -1,7 +1,7 @@
 /** Command-line plumbing shared by `tsa generate` and `tsa eval`: model files, backend, numbers, layers. */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { createWasmMatmul, DEFAULT_OPTIONS, selectBackend, TsaInputError, type Backend } from '../index.js';
+import { createWasmMatmul, DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, selectBackend, TsaInputError, type Backend, type ResolvedBlockSparse } from '../index.js';
 import { jsMatmul } from './blocks.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { chooseSparseLayers, defaultDriftProfile, parseLayerList, profileDrift, PROFILE_SEED } from './drift.js';
@@ -38,6 +38,21 @@ export function tsaDefaultsFor(seqLen: number): { window: number; minTokens: num
   const { window, minTokens, poolKernel } = DEFAULT_OPTIONS;
   if (seqLen >= LONG_CONTEXT) return { window, minTokens, poolKernel, which: `the library's defaults (context ${seqLen} >= ${LONG_CONTEXT})` };
   return { window: 32, minTokens: 64, poolKernel, which: `scaled to a short context (${seqLen} < ${LONG_CONTEXT}; library: W ${window}, minTokens ${minTokens})` };
+}
+
+/**
+ * XAttention's block size, stride and threshold for a model of context seqLen: the library's
+ * defaults (the authors' composition settings) from LONG_CONTEXT tokens on; below, scaled to a
+ * 512-position model: block 16, stride 4 (a 384-token prefill has 24 block rows, as block 128
+ * has 28 on a 3584-token one; 4 strided rows per block), threshold unchanged; `which` says which.
+ */
+export function xattnDefaultsFor(seqLen: number): { blockSparse: ResolvedBlockSparse; which: string } {
+  const d = DEFAULT_BLOCK_SPARSE;
+  if (seqLen >= LONG_CONTEXT) return { blockSparse: { ...d }, which: `the library's defaults (context ${seqLen} >= ${LONG_CONTEXT})` };
+  return {
+    blockSparse: { ...d, blockSize: 16, stride: 4 },
+    which: `scaled to a short context (${seqLen} < ${LONG_CONTEXT}; library: block ${d.blockSize}, stride ${d.stride})`,
+  };
 }
 
 /** The TSA flags given, else tsaDefaultsFor(seqLen); `which` notes any flag given. */

@@ -7,19 +7,27 @@
  * Baselines get the kept fraction TSA reached at the same tau (mean over texts and sparse
  * layers), as one fixed ratio for every layer and text.
  *
+ * With XAttention settings, three more rows: XAttention alone (coverage 0: every row, tau 0),
+ * random blocks at XAttention's selected count per (text, layer, head) (tau 0), and XAttention on
+ * TSA's kept rows at each tau ('tsa+xattn'); their records add the selected-block share.
+ *
  * Every plan is dense before the first sparse layer, so each text's residual stream entering it,
  * that layer's Q/K/V and its continuation rows' attention are computed once (by the dense run)
  * and every other run resumes from there.
  */
-import { resolveOptions, TsaInputError, type Backend, type TsaOptions } from '../index.js';
+import { resolveOptions, TsaInputError, type Backend, type ResolvedBlockSparse, type TsaOptions } from '../index.js';
 import { denseAttention, fixedRatioAttention, randomAttention, tsaAttention } from './attention.js';
+import { randomBlocksAttention } from './block-attention.js';
 import { chooseSparseLayers, defaultDriftProfile, profileDrift, PROFILE_SEED } from './drift.js';
 import type { LayerState, Llama, PrefillAttention } from './llama.js';
 import { logSoftmaxRow, median, summarise, top2Gap, NEAR_TIE, type Continuation, type QualityRecord } from './metrics.js';
-import { LONG_CONTEXT, tsaDefaultsFor } from './options.js';
+import { LONG_CONTEXT, tsaDefaultsFor, xattnDefaultsFor } from './options.js';
 import { sampleText } from './sampling.js';
 import { FROG_KING } from './texts.js';
 import type { Tokenizer } from './tokenizer.js';
+
+/** The random-blocks baseline of text i draws with seed randomSeed + RANDOM_BLOCKS_SEED + i. */
+export const RANDOM_BLOCKS_SEED = 500;
 
 /** A text by name. */
 export interface NamedText {
@@ -35,6 +43,10 @@ export interface QualitySettings {
   poolKernel: number;
   /** Which rule or flags gave window, minTokens and poolKernel (for the report). */
   tsaSource: string;
+  /** XAttention's settings for the block-sparse rows; null: no such rows. See settingsForContext. */
+  xattention: ResolvedBlockSparse | null;
+  /** Which rule or flags gave them (for the report). */
+  xattentionSource: string;
   /** Tokens per text (BOS included) and how many of them are prefilled (less for a shorter document). */
   textLength: number;
   prefillLength: number;
@@ -54,17 +66,20 @@ export interface QualitySettings {
 }
 
 /**
- * TSA options (tsaDefaultsFor), text lengths and taus for a model of context seqLen: from
+ * TSA options (tsaDefaultsFor), XAttention's (xattnDefaultsFor), text lengths and taus for a model of context seqLen: from
  * LONG_CONTEXT on, texts fill the context with the last 512 tokens scored, taus 0.005..0.02;
  * below, 512-token texts with 384 prefilled, taus up to 0.05.
  */
-export function settingsForContext(seqLen: number): Pick<QualitySettings, 'taus' | 'window' | 'minTokens' | 'poolKernel' | 'tsaSource' | 'textLength' | 'prefillLength'> {
+export function settingsForContext(
+  seqLen: number,
+): Pick<QualitySettings, 'taus' | 'window' | 'minTokens' | 'poolKernel' | 'tsaSource' | 'xattention' | 'xattentionSource' | 'textLength' | 'prefillLength'> {
   const { which, ...t } = tsaDefaultsFor(seqLen);
+  const x = xattnDefaultsFor(seqLen);
   const rest =
     seqLen >= LONG_CONTEXT
       ? { taus: [0.005, 0.01, 0.02], textLength: seqLen, prefillLength: seqLen - 512 }
       : { taus: [0.005, 0.01, 0.02, 0.05], textLength: Math.min(seqLen, 512), prefillLength: 384 };
-  return { ...t, tsaSource: which, ...rest };
+  return { ...t, tsaSource: which, xattention: x.blockSparse, xattentionSource: x.which, ...rest };
 }
 
 export const DEFAULT_QUALITY_SETTINGS: Readonly<QualitySettings> = Object.freeze({
@@ -232,6 +247,21 @@ export async function runQualityEval(
   const dense = await runAll('dense', () => onsetProbe(backend, sparseLayers, tsaOptions(0.005), onset));
   const names = texts.map((t) => t.name);
   const records: QualityRecord[] = [];
+  const bs = s.xattention;
+  const rowLog = (what: string, r: readonly QualityRecord[]) =>
+    log(
+      `${what}: ` +
+        r.map((x) => `${x.method} kept ${x.keptFraction.toFixed(3)}${x.blockShare === null ? '' : ` blocks ${x.blockShare.toFixed(3)}`} dNLL ${x.nllDeltaPct.toFixed(3)}% top1 ${(100 * x.top1Agreement).toFixed(2)}%`).join('; '),
+    );
+  if (bs) {
+    const o: TsaOptions = { ...tsaOptions(0), blockSparse: bs };
+    const xattn = await runAll('xattn', () => tsaAttention(backend, sparseLayers, o));
+    records.push(summarise(0, 'xattn', names, dense, xattn, sparseLayers));
+    const selected = (i: number) => (layer: number) => xattn[i]!.layers.get(layer)!.blocks!.selected;
+    const random = await runAll('random-blocks', (i) => randomBlocksAttention(backend, sparseLayers, o, selected(i), s.randomSeed + RANDOM_BLOCKS_SEED + i));
+    records.push(summarise(0, 'random-blocks', names, dense, random, sparseLayers));
+    rowLog(`XAttention B ${bs.blockSize} S ${bs.stride} T ${bs.threshold}`, records.slice(-2));
+  }
   for (const [ti, tau] of s.taus.entries()) {
     const o = tsaOptions(tau);
     const tsa = summarise(tau, 'tsa', names, dense, await runAll(`tau ${tau} tsa`, () => tsaAttention(backend, sparseLayers, o)), sparseLayers);
@@ -240,8 +270,8 @@ export async function runQualityEval(
       const plan = (i: number) => m.plan({ backend, sparseLayers, options: o, fraction: tsa.keptFraction, seed: s.randomSeed + 1000 * ti + i });
       records.push(summarise(tau, m.name, names, dense, await runAll(`tau ${tau} ${m.name}`, plan), sparseLayers));
     }
-    const r = records.slice(-1 - BASELINES.length);
-    log(`tau ${tau}: ` + r.map((x) => `${x.method} kept ${x.keptFraction.toFixed(3)} dNLL ${x.nllDeltaPct.toFixed(3)}% top1 ${(100 * x.top1Agreement).toFixed(2)}%`).join('; '));
+    if (bs) records.push(summarise(tau, 'tsa+xattn', names, dense, await runAll(`tau ${tau} tsa+xattn`, () => tsaAttention(backend, sparseLayers, { ...o, blockSparse: bs })), sparseLayers));
+    rowLog(`tau ${tau}`, records.slice(-1 - BASELINES.length - (bs ? 1 : 0)));
   }
   return {
     backend: backend.description ? `${backend.name} (${backend.description})` : backend.name,

@@ -22,12 +22,18 @@ export interface BenchCase {
   dispose(): void;
 }
 
-/** L', the selection time (scores + pool + budget + select, ms; NaN where not measured) and, with blockSparse, the mean block share and blockScores + blockSelect ms. */
+/**
+ * L', the selection time (scores + pool + budget + select, ms; NaN where not measured) and, with
+ * blockSparse, the mean block share and blockScores + blockSelect ms (the cost rule's probe
+ * included), or where the cost rule skipped the block stages the probe's estimated share (NaN:
+ * decided without probing) and its time.
+ */
 export interface SparseRun {
   keptLength: number;
   selectionMs: number;
   blockShare?: number;
   blockScoringMs?: number;
+  blockSkipped?: { estimatedShare: number };
 }
 
 const selection = (t: Pick<StageTimings, 'scores' | 'pool' | 'budget' | 'select'>): number => t.scores + t.pool + t.budget + t.select;
@@ -35,6 +41,8 @@ const selection = (t: Pick<StageTimings, 'scores' | 'pool' | 'budget' | 'select'
 function sparseRun(r: TsaResult): SparseRun {
   const bs = r.blockSparse;
   const t = r.timings;
+  const skipped = r.blockDecision?.verdict === 'not-worth-it' ? { estimatedShare: r.blockDecision.estimatedShare ?? NaN } : null;
+  if (skipped) return { keptLength: r.keptLength, selectionMs: selection(t), blockScoringMs: t.blockScores ?? 0, blockSkipped: skipped };
   if (!bs) return { keptLength: r.keptLength, selectionMs: selection(t) };
   const blockShare = bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length;
   return { keptLength: r.keptLength, selectionMs: selection(t), blockShare, blockScoringMs: (t.blockScores ?? 0) + (t.blockSelect ?? 0) };

@@ -22,7 +22,10 @@ export function benchTable(records: BenchRecord[]): string {
   const ours = (r: BenchRecord) => (r.mode === 'tsa' || r.mode === 'xattn' || r.mode === 'tsa+xattn') && !r.peer;
   const ofDense = (r: BenchRecord, ms: number) => percent(ms / timeOf(denseOf(r) ?? { medianMs: NaN, deviceMedianMs: null }));
   // The XAttention columns only where an XAttention method ran.
-  const blocks = records.some((r) => r.blockShare !== undefined);
+  const blocks = records.some((r) => r.blockShare !== undefined || r.blockSkipped);
+  // A share, or where the cost rule skipped the block stages its probe's estimate.
+  const blockCell = (r: BenchRecord): string =>
+    r.blockShare !== undefined ? r.blockShare.toFixed(3) : r.blockSkipped ? `skipped (est. ${f(r.blockSkipped.estimatedShare, 3)})` : '-';
   const header = ['backend', 'mode', 'inputs', 'L', 'median ms', 'device ms', 'GFLOP/s', 'kept', 'blocks', 'speedup', 'ideal', 'select ms', 'select/dense', 'block scoring/dense'];
   const shown = (_: unknown, i: number) => blocks || (header[i] !== 'blocks' && header[i] !== 'block scoring/dense');
   const table = formatTable(
@@ -36,7 +39,7 @@ export function benchTable(records: BenchRecord[]): string {
       r.deviceMedianMs === null ? '-' : f(r.deviceMedianMs),
       f(r.gflops),
       r.mode === 'dense' ? '-' : r.keptFraction.toFixed(3),
-      r.blockShare !== undefined ? r.blockShare.toFixed(3) : '-',
+      blockCell(r),
       Number.isFinite(r.speedup) ? `${f(r.speedup, 2)}x` : '-',
       ours(r) ? `${f(r.idealSpeedup, 2)}x` : '-',
       ours(r) ? f(r.selectionMs, 2) : '-',

@@ -57,6 +57,8 @@ export interface BenchRecord {
   /** XAttention methods: mean selected-block share over heads, and the median of blockScores + blockSelect, ms. */
   blockShare?: number;
   blockScoringMs?: number;
+  /** XAttention methods where the cost rule skipped the block stages: the probe's estimated share (NaN: decided without probing). */
+  blockSkipped?: { estimatedShare: number };
   /** Set when the record is a peer runtime timed beside `comparedWith`. */
   peer?: { comparedWith: string; maxAbsErr: number; checkedAgainst: string };
   /** Why a measurement could not be made (e.g. a peer failing at this length). */
@@ -140,7 +142,7 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
             const m = await measure(async () => {
               runs.push(await c.sparse(methodOptions(method, config.coverage)));
             }, backend);
-            const { keptLength, blockShare } = runs[runs.length - 1]!;
+            const { keptLength, blockShare, blockSkipped, blockScoringMs } = runs[runs.length - 1]!;
             const ratio = seqLen / keptLength;
             const rec: BenchRecord = {
               ...base,
@@ -151,12 +153,14 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
               speedup: timeOf(dense) / timeOf(m),
               idealSpeedup: (ratio * ratio) / (blockShare ?? 1),
               selectionMs: median(runs.map((r) => r.selectionMs)),
-              ...(blockShare !== undefined ? { blockShare, blockScoringMs: median(runs.map((r) => r.blockScoringMs!)) } : {}),
+              ...(blockShare !== undefined ? { blockShare } : {}),
+              ...(blockScoringMs !== undefined ? { blockScoringMs: median(runs.map((r) => r.blockScoringMs!)) } : {}),
+              ...(blockSkipped ? { blockSkipped } : {}),
             };
             ours.push(rec);
             progress(
               `${tag}: ${method} ${timeOf(m).toFixed(1)} ms, kept ${(rec.keptFraction * 100).toFixed(1)}%` +
-                `${blockShare !== undefined ? `, blocks ${(blockShare * 100).toFixed(1)}%` : ''}, speedup ${rec.speedup.toFixed(2)}x (ideal ${rec.idealSpeedup.toFixed(2)}x)`,
+                `${blockShare !== undefined ? `, blocks ${(blockShare * 100).toFixed(1)}%` : ''}${blockSkipped ? ', block stages skipped (cost rule)' : ''}, speedup ${rec.speedup.toFixed(2)}x (ideal ${rec.idealSpeedup.toFixed(2)}x)`,
             );
           }
           if (peers && c.hostInput && denseOut) ours.push(...(await peers.host(backend, c.hostInput, denseOut, denseRec, config, `${tag}:`, progress)));

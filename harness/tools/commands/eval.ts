@@ -1,15 +1,17 @@
 /**
  * `tsa eval`: the quality report on a real model: continuation NLL and top-1 agreement of
  * token-sparse prefill against all-dense, per coverage tau, with fixed-ratio and random
- * baselines at the same kept fraction, on real documents (--texts) or sampled stories.
+ * baselines at the same kept fraction, and XAttention rows (alone, random blocks at its share, and
+ * on TSA's rows), on real documents (--texts) or sampled stories.
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseLayerList } from '../../llama/drift.js';
 import { NEAR_TIE, qualityTable } from '../../llama/metrics.js';
 import { checkBackendNames, parseCommandArgs } from '../args.js';
+import { resolveOptions, type ResolvedBlockSparse } from '../../index.js';
 import { chooseBackend, driftTextFor, int, loadModel, MODEL_FLAGS, MODEL_HELP, num, readText, requireFiles, TSA_FLAGS, TSA_HELP, tsaOptionsFrom } from '../../llama/options.js';
-import { DEFAULT_QUALITY_SETTINGS as D, runQualityEval, settingsForContext, type NamedText, type QualityReport, type QualitySettings } from '../../llama/quality.js';
+import { DEFAULT_QUALITY_SETTINGS as D, RANDOM_BLOCKS_SEED, runQualityEval, settingsForContext, type NamedText, type QualityReport, type QualitySettings } from '../../llama/quality.js';
 
 const HELP = `usage: tsa eval --model M --tokenizer T [--texts DIR|FILE ...] [--json FILE] [options]
 
@@ -18,7 +20,9 @@ On real documents (--texts), or else on ${D.stories} stories sampled from the de
 prefills the first --prefill tokens of each text with token-sparse attention in the sparse
 layers, teacher-forces the rest with dense attention (as dense decode), and compares the
 continuation with the all-dense model: NLL change, top-1 agreement, flips and KL per tau,
-beside a fixed-ratio budget and random selection that keep the same fraction.
+beside a fixed-ratio budget and random selection that keep the same fraction; and XAttention
+(block-sparse attention) alone, random blocks at its selected share (per text, layer and head;
+diagonal kept) and XAttention on TSA's kept rows at each tau, with the selected-block share.
 
 ${MODEL_HELP}
   --texts DIR|FILE        documents to evaluate on (repeatable; a directory gives its *.txt,
@@ -29,7 +33,11 @@ ${MODEL_HELP}
   --stories ${D.stories}              sampled stories (plus the fixture text), without --texts
   --text-length N         tokens per text, BOS included (default: the context from 2048 on, else 512)
   --prefill N             prefilled tokens; the rest is scored (default: text length - 512, else 384)
-  --seed ${D.randomSeed}                seed of the random baseline
+  --seed ${D.randomSeed}                seed of the random baselines
+  --block-size B          XAttention's block (default: 128 from a 2048-token context on, else 16;
+                          0: no XAttention rows)
+  --block-stride S        its antidiagonal stride (default: 16 from 2048 on, else 4)
+  --block-threshold T     its mass threshold (default ${D.xattention!.threshold})
 ${TSA_HELP}`;
 
 /** The documents named by --texts: files as given, directories by their *.txt files in name order. */
@@ -60,6 +68,9 @@ export async function run(argv: string[]): Promise<number> {
       'text-length': { type: 'string' },
       prefill: { type: 'string' },
       seed: { type: 'string', default: String(D.randomSeed) },
+      'block-size': { type: 'string' },
+      'block-stride': { type: 'string' },
+      'block-threshold': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -93,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     delta: num('delta', values.delta, 0, 1),
     sparseLayers: values['sparse-layers'] === undefined ? undefined : parseLayerList(values['sparse-layers'], llama.config.layers),
     randomSeed: int('seed', values.seed, 0),
+    ...xattentionFrom(values, byContext),
   };
   if (settings.prefillLength >= settings.textLength || settings.prefillLength < 1) {
     console.error(`tsa eval: --prefill ${settings.prefillLength} must be in [1, --text-length ${settings.textLength})`);
@@ -121,6 +133,7 @@ export async function run(argv: string[]): Promise<number> {
       poolKernel: settings.poolKernel,
       textLength: settings.textLength,
       prefillLength: settings.prefillLength,
+      xattention: settings.xattention,
       texts: report.texts.length,
     };
     mkdirSync(dirname(values.json), { recursive: true });
@@ -128,6 +141,23 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`wrote ${values.json}`);
   }
   return 0;
+}
+
+/** XAttention's settings: the flags given over the context's defaults (the library validates them); block size 0 turns the rows off. */
+function xattentionFrom(
+  values: { 'block-size'?: string; 'block-stride'?: string; 'block-threshold'?: string },
+  byContext: Pick<QualitySettings, 'xattention' | 'xattentionSource'>,
+): Pick<QualitySettings, 'xattention' | 'xattentionSource'> {
+  const given = (['block-size', 'block-stride', 'block-threshold'] as const).filter((k) => values[k] !== undefined);
+  if (values['block-size'] !== undefined && int('block-size', values['block-size'], 0) === 0) return { xattention: null, xattentionSource: '--block-size 0' };
+  const d = byContext.xattention!;
+  const blockSparse: ResolvedBlockSparse = {
+    method: 'xattention',
+    blockSize: values['block-size'] === undefined ? d.blockSize : int('block-size', values['block-size'], 1),
+    stride: values['block-stride'] === undefined ? d.stride : int('block-stride', values['block-stride'], 1),
+    threshold: values['block-threshold'] === undefined ? d.threshold : num('block-threshold', values['block-threshold'], 0, 1),
+  };
+  return { xattention: resolveOptions({ blockSparse }).blockSparse!, xattentionSource: given.length ? `--${given.join(', --')} given, otherwise ${byContext.xattentionSource}` : byContext.xattentionSource };
 }
 
 /** Which texts, how long, and how much of each is prefilled. */
@@ -156,6 +186,10 @@ function describe(r: QualityReport, cpuSeconds: number): string {
   const lines = [
     `backend: ${r.backend}`,
     `TSA settings: window W = ${s.window}, minTokens = ${s.minTokens}, pool kernel P = ${s.poolKernel} (${s.tsaSource})`,
+    s.xattention
+      ? `XAttention settings: block B = ${s.xattention.blockSize}, stride S = ${s.xattention.stride}, threshold T = ${s.xattention.threshold} (${s.xattentionSource}); ` +
+        `rows at tau 0: xattn alone and random-blocks (its selected count per text, layer and head, diagonal kept, seed --seed + ${RANDOM_BLOCKS_SEED} + text); tsa+xattn at each tau; "blocks" = selected / causal blocks`
+      : `XAttention rows: none (${s.xattentionSource})`,
     ...textsLine(r),
     `sparse layers: ${r.sparseLayers.join(',') || 'none'}` +
       (s.sparseLayers
@@ -170,7 +204,7 @@ function describe(r: QualityReport, cpuSeconds: number): string {
     '',
     `where the damage lands: top-1 flips and mean KL per quarter of each text's continuation:`,
     ...r.records.map(
-      (x) => `  tau ${String(x.tau).padEnd(6)} ${x.method.padEnd(11)} flips ${x.flipsByQuarter.join(' / ')}; KL ${x.klByQuarter.map((k) => k.toExponential(1)).join(' / ')}`,
+      (x) => `  tau ${String(x.tau).padEnd(6)} ${x.method.padEnd(13)} flips ${x.flipsByQuarter.join(' / ')}; KL ${x.klByQuarter.map((k) => k.toExponential(1)).join(' / ')}`,
     ),
     '',
     `per text at tau ${first.tau} (tsa): top-1 agreement % / kept fraction / NLL change %`,
