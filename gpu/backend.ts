@@ -12,7 +12,7 @@
 import { defineBackend, type BackendStages } from '../harness/core/backend.js';
 import { blockStageCalls } from './block-calls.js';
 import type { CostModel } from '../harness/core/cost.js';
-import { gpuCostModel } from './calibrate.js';
+import { gpuBlockCostModel, gpuCostModel } from './calibrate.js';
 import type { AttentionInput, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
 import { BLOCK_STAGES } from '../harness/core/stages.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
@@ -128,7 +128,7 @@ function fusedLayer(core: GpuCore) {
     recordLayer(ctx, plan, t, sel, out);
     const outputs = [{ src: out, bytes: input.seqLen * input.heads * input.headDim * 4 }, ...layerOutputs(ctx, plan, sel)];
     const { data, segments } = await core.execute(ctx, outputs, o, core.profileStages);
-    const { budget, keptLength, indices, blockSparse } = decodeLayer(plan, data.slice(1));
+    const { budget, keptLength, indices, blockSparse, blockDecision } = decodeLayer(plan, data.slice(1));
     const timings: StageTimings = {
       scores: segments.scores ?? 0,
       pool: segments.pool ?? 0,
@@ -141,6 +141,7 @@ function fusedLayer(core: GpuCore) {
     if (blockSparse) for (const s of BLOCK_STAGES) timings.attend += timings[s] = segments[s] ?? NaN;
     return {
       ...(blockSparse ? { blockSparse } : {}),
+      ...(blockDecision ? { blockDecision } : {}),
       output: new Float32Array(data[0]!),
       budget,
       indices,
@@ -164,8 +165,11 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const stages = { ...stageCalls(core), ...blockStageCalls(core) };
   // Pinned, else fitted on this adapter (calibrate.ts) on the resident layer itself.
-  const rates = (): Promise<CostModel> =>
-    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, gpu.device, resident, gpu.timestamps, gpu.software);
+  const rates = (blocks = false): Promise<CostModel> => {
+    if (core.pinnedCost) return Promise.resolve(core.pinnedCost);
+    const fit = blocks ? gpuBlockCostModel : gpuCostModel;
+    return fit(`${gpu.summary} ${core.precision}`, gpu.device, resident, gpu.timestamps, gpu.software);
+  };
   const resident = residentCall(core, rates);
   const backend = defineBackend(
     {
@@ -180,7 +184,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         if (gpu.owned) gpu.device.destroy();
       },
       lastDeviceTimeMs: () => core.deviceMs,
-      costRule: { enabled: core.costDefault, model: rates },
+      costRule: { enabled: core.costDefault, model: (_, blocks) => rates(blocks) },
       precisions: gpu.features.f16
         ? { supported: ['f32', 'f16'], why: '' }
         : { supported: ['f32'], why: `the adapter (${gpu.summary}) has no shader-f16` },

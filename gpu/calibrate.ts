@@ -17,11 +17,12 @@
  * after a warm-up: dense (coverage 0) at L/2 and L on Gaussian inputs, and
  * the spec's pipeline (cost rule off) at L on structured inputs, whose
  * segments give scores, pool + budget + select and the compact attention
- * (gather + attend + scatter) on the L' it kept.
+ * (gather + attend + scatter) on the L' it kept; XAttention on all rows of
+ * Gaussian inputs at L/2 and L gives the block stages' rates (core's fitBlockRates).
  */
-import { cachedFit, fitCostModel } from '../harness/core/calibrate.js';
+import { cachedFit, fitBlockRates, fitCostModel } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
-import { DEFAULT_OPTIONS, type AttentionShape, type TsaOptions } from '../harness/core/interface.js';
+import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionShape, type TsaOptions } from '../harness/core/interface.js';
 import { median } from '../harness/core/stats.js';
 import { H200_COST_MODEL } from './cost.js';
 import { generateInputOnGpu } from './generate.js';
@@ -40,6 +41,8 @@ interface Sample {
   ms: number;
   stageMs: Record<string, number>;
   keptLength: number;
+  /** With blockSparse: the mean selected-block share. */
+  share: number;
 }
 
 /** Timed resident calls on device-generated inputs of one shape. */
@@ -52,8 +55,9 @@ function sampler(device: GPUDevice, call: ResidentCall, sync: boolean, shape: Om
       for (let i = 0; i <= repeats; i++) {
         const r = await call({ ...input, output }, options, sync);
         const stageMs = await r.stageMs;
-        const { keptLength } = await r.info();
-        if (i > 0 || repeats === 0) runs.push({ ms: Object.values(stageMs).reduce((a, b) => a + b, 0), stageMs, keptLength });
+        const { keptLength, blockSparse } = await r.info();
+        const share = blockSparse ? blockSparse.selectedShare.reduce((a, b) => a + b, 0) / blockSparse.selectedShare.length : 1;
+        if (i > 0 || repeats === 0) runs.push({ ms: Object.values(stageMs).reduce((a, b) => a + b, 0), stageMs, keptLength, share });
       }
       const ms = median(runs.map((r) => r.ms));
       return runs.find((r) => r.ms === ms) ?? runs[0]!;
@@ -63,35 +67,68 @@ function sampler(device: GPUDevice, call: ResidentCall, sync: boolean, shape: Om
   };
 }
 
-/**
- * The fitted model of the adapter `key`, calibrating once per process on
- * `call` (the backend's resident layer); H200_COST_MODEL where the timings
- * give no valid rates (a clock too coarse for the shapes).
- */
+/** The fitted model of the adapter `key`, calibrating once per process on `call` (the backend's resident layer). */
 export function gpuCostModel(key: string, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
   return cachedFit(`webgpu ${key}`, async () => {
-    const shape = software ? SOFTWARE_SHAPE : SHAPE;
-    const sample = sampler(device, call, !timestamps, shape);
-    const dense: TsaOptions = { coverage: 0 };
-    let L = FIRST_LENGTH;
-    while (L < MAX_LENGTH && (await sample('gaussian', L, dense, 0)).ms < BUSY_MS) L *= 2;
-    const short = await sample('gaussian', L / 2, dense, REPEATS);
-    const long = await sample('gaussian', L, dense, REPEATS);
+    const { shape, sample, L } = await planned(device, call, timestamps, software);
+    const long = await sample('gaussian', L, DENSE, REPEATS);
+    const short = await sample('gaussian', L / 2, DENSE, REPEATS);
     const sparse = await sample('structured', L, { costRule: false, minTokens: 1 }, REPEATS);
     const s = sparse.stageMs;
-    const m = fitCostModel({
-      ...shape,
-      dense: [{ seqLen: L / 2, ms: short.ms }, { seqLen: L, ms: long.ms }],
-      // Where the budget kept every row, the attend segment is dense attention: no compact penalty measured.
-      compact: sparse.keptLength < L ? { keptLength: sparse.keptLength, ms: s.attend! } : { keptLength: L, ms: long.ms },
-      scores: { seqLen: L, window: DEFAULT_OPTIONS.window, ms: s.scores! },
-      select: { seqLen: L, ms: s.pool! + s.budget! + s.select! },
-    });
-    try {
-      checkCostOptions({ costModel: m });
-      return m;
-    } catch {
-      return H200_COST_MODEL;
-    }
+    return valid(
+      fitCostModel({
+        ...shape,
+        dense: [{ seqLen: L / 2, ms: short.ms }, { seqLen: L, ms: long.ms }],
+        // Where the budget kept every row, the attend segment is dense attention: no compact penalty measured.
+        compact: sparse.keptLength < L ? { keptLength: sparse.keptLength, ms: s.attend! } : { keptLength: L, ms: long.ms },
+        scores: { seqLen: L, window: DEFAULT_OPTIONS.window, ms: s.scores! },
+        select: { seqLen: L, ms: s.pool! + s.budget! + s.select! },
+      }),
+    );
   });
+}
+
+/**
+ * gpuCostModel with the block stages' rates too, fitted apart on the first call with blockSparse
+ * (their kernels compile slowly on software adapters: nobody else pays for them): XAttention on
+ * all rows of Gaussian inputs (nearly every block selected) at L / 2 and L, core's fitBlockRates.
+ */
+export function gpuBlockCostModel(key: string, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
+  return cachedFit(`webgpu blocks ${key}`, async () => {
+    const attention = await gpuCostModel(key, device, call, timestamps, software);
+    if (attention === H200_COST_MODEL) return attention;
+    const { shape, sample, L } = await planned(device, call, timestamps, software);
+    const xattn: TsaOptions = { ...DENSE, blockSparse: { method: 'xattention' } };
+    const [b1, b2] = [await sample('gaussian', L / 2, xattn, REPEATS), await sample('gaussian', L, xattn, REPEATS)];
+    const blocks = {
+      ...shape,
+      scores: [{ seqLen: L / 2, ms: b1.stageMs.blockScores! }, { seqLen: L, ms: b2.stageMs.blockScores! }] as [{ seqLen: number; ms: number }, { seqLen: number; ms: number }],
+      select: { seqLen: L, ms: b2.stageMs.blockSelect! },
+      attend: { seqLen: L, share: b2.share, ms: b2.stageMs.attendBlocks! },
+    };
+    const m = valid({ ...attention, ...fitBlockRates(blocks, DEFAULT_BLOCK_SPARSE, attention) });
+    return m === H200_COST_MODEL ? attention : m;
+  });
+}
+
+/** Dense attention with no cost rule: the calibration's calls never ask for the rates they fit. */
+const DENSE: TsaOptions = { coverage: 0, costRule: false };
+
+/** The calibration length L (growing until dense is busy; see the header) and a sampler of that shape. */
+async function planned(device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean) {
+  const shape = software ? SOFTWARE_SHAPE : SHAPE;
+  const sample = sampler(device, call, !timestamps, shape);
+  let L = FIRST_LENGTH;
+  while (L < MAX_LENGTH && (await sample('gaussian', L, DENSE, 0)).ms < BUSY_MS) L *= 2;
+  return { shape, sample, L };
+}
+
+/** m where its rates are valid, else H200_COST_MODEL (a clock too coarse for the shapes). */
+function valid(m: CostModel): CostModel {
+  try {
+    checkCostOptions({ costModel: m });
+    return m;
+  } catch {
+    return H200_COST_MODEL;
+  }
 }

@@ -14,7 +14,8 @@
  * (harness/core/rules.ts) and is applied before a plan is made.
  */
 import { BackendResourceError } from '../harness/core/errors.js';
-import type { AttentionShape, BlockSparseResult, Budget, ResolvedBlockSparse, ResolvedTsaOptions } from '../harness/core/interface.js';
+import type { AttentionShape, BlockDecision, BlockSparseResult, Budget, ResolvedBlockSparse, ResolvedTsaOptions } from '../harness/core/interface.js';
+import { blockFloorVerdict } from '../harness/core/block-cost.js';
 import { selectedShares } from '../harness/core/block-sparse.js';
 import { blockCount } from '../harness/core/validate.js';
 import { blockScores } from './stages/block-scores.js';
@@ -51,6 +52,12 @@ export interface LayerPlan {
   cost: CostModel | null;
   /** The cost rule's largest L' worth running sparse, the probe's bound (L when the rule is off). */
   maxKeptLength: number;
+  /**
+   * With blockSparse and the cost rule on: 'not-worth-it' where block-cost.ts's first step says
+   * even the floor share would not pay on L rows (then `o` has no blockSparse and the layer
+   * attends plainly), else null (the block stages run; the GPU has no block probe).
+   */
+  blockDecision: BlockDecision | null;
 }
 
 /**
@@ -58,11 +65,19 @@ export interface LayerPlan {
  * dense-before-scoring rule where it applies (defineBackend applies it before
  * calling the fused layer; the GPU-resident entry passes it here).
  */
-export function planLayer(shape: AttentionShape, o: ResolvedTsaOptions, cost: CostRule, decided: Budget | null = null): LayerPlan {
+export function planLayer(shape: AttentionShape, options: ResolvedTsaOptions, cost: CostRule, decided: Budget | null = null): LayerPlan {
+  const bs = options.blockSparse;
+  const blockDecision = bs && cost ? blockFloorVerdict(shape, shape.seqLen, false, bs, cost) : null;
+  const o = blockDecision ? withoutBlocks(options) : options;
   const d = dimsOf(shape, o.window);
-  if (decided || !cost) return { d, o, pre: decided, cost: null, maxKeptLength: d.L };
+  if (decided || !cost) return { d, o, pre: decided, cost: null, maxKeptLength: d.L, blockDecision };
   const pre = beforeProbe(shape, o, cost);
-  return { d, o, pre, cost: pre ? null : cost, maxKeptLength: maxKeptLength(shape, o, cost) };
+  return { d, o, pre, cost: pre ? null : cost, maxKeptLength: maxKeptLength(shape, o, cost), blockDecision };
+}
+
+function withoutBlocks(o: ResolvedTsaOptions): ResolvedTsaOptions {
+  const { blockSparse: _, ...rest } = o;
+  return rest;
 }
 
 /** Writes the given state words (the rest zero): decisions made on the host. */
@@ -182,6 +197,8 @@ export interface LayerInfo {
   indices: Int32Array | null;
   /** With blockSparse: the mask of the rows XAttention ran on (compact when sparse) and its share. */
   blockSparse?: BlockSparseResult;
+  /** With blockSparse and the cost rule: the block rule's verdict (LayerPlan.blockDecision). */
+  blockDecision?: BlockDecision;
 }
 
 /** The layer's Budget, L', kept indices (and block mask) from what layerOutputs read back. */
@@ -189,6 +206,7 @@ export function decodeLayer(plan: LayerPlan, data: ArrayBuffer[]): LayerInfo {
   const budget = plan.pre ?? budgetFromState(new Uint32Array(data[0]!), plan);
   const keptLength = keptLengthOf(budget, plan.d.L, plan.o);
   const indices = budget.mode === 'sparse' ? packIndices(new Int32Array(data[1]!), plan.d, keptLength) : null;
+  if (plan.blockDecision) return { budget, keptLength, indices, blockDecision: plan.blockDecision };
   if (!plan.o.blockSparse) return { budget, keptLength, indices };
   const H = plan.d.H;
   const nb = blockCount(keptLength, plan.o);

@@ -126,14 +126,15 @@ export function residentEntry(call: ResidentCall, core: GpuCore) {
 }
 
 /** The resident layer of a backend (the entry, and the calibration's timed calls). */
-export function residentCall(core: GpuCore, rates: () => Promise<CostModel>): ResidentCall {
+export function residentCall(core: GpuCore, rates: (blocks: boolean) => Promise<CostModel>): ResidentCall {
   return async function tokenSparseAttentionGpu(input, options, syncSegments) {
     validateShape(input);
     const o = resolveOptions(options);
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);
-    const cost = !early && (o.costRule ?? core.costDefault) ? await rates() : null;
+    // The rates also where core's rule decided dense: the block rule's first step needs them (layer.ts).
+    const cost = (!early || o.blockSparse) && (o.costRule ?? core.costDefault) ? await rates(o.blockSparse !== undefined) : null;
     const plan = planLayer(input, o, cost, early);
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);

@@ -73,8 +73,10 @@ export interface BackendDefinition {
    * public as `costRates()`. Without a fused layer the skeleton applies it
    * on the host (beforeProbe, probe.ts); a fused `layer` applies the same
    * rule itself (webgpu: on the device) and the host probe never runs.
+   * `blocks`: the call has blockSparse, so the block stages' rates are wanted
+   * (a backend may fit those apart, on first use).
    */
-  costRule?: { enabled: boolean; model: (stages: PipelineStages) => Promise<CostModel> };
+  costRule?: { enabled: boolean; model: (stages: PipelineStages, blocks?: boolean) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
   /** The precisions a call may ask for (TsaOptions.precision; default ['f32']), and why others are missing. */
@@ -185,11 +187,11 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
       const early = denseBeforeScoring(input.seqLen, o);
       if (layer) {
-        // A fused layer keeps XAttention's stages on its device on all rows too; it has no block rule
-        // (block-cost.ts runs on the host): with blockSparse its block stages always run.
-        if (early) return o.blockSparse ? run(o, () => layer(input, o, null, early)) : denseLayer(ran, input, o, early);
-        const cost = on ? await rule.model(ran) : null;
-        return run(o, () => layer(input, o, cost));
+        // A fused layer keeps XAttention's stages on its device on all rows too; of the block rule it
+        // applies the first step (block-cost.ts blockFloorVerdict), which needs no probe.
+        if (early && !o.blockSparse) return denseLayer(ran, input, o, early);
+        const cost = on ? await rule.model(ran, o.blockSparse !== undefined) : null;
+        return run(o, () => layer(input, o, cost, early));
       }
       // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
       const blockCost = on && o.blockSparse ? await rule.model(ran) : null;

@@ -137,6 +137,23 @@ export function extrapolatedShare(mask: Uint8Array, heads: number, m: number, nb
 }
 
 /**
+ * Step 1 alone: 'not-worth-it' where even the rule's floor share would not beat attending the n
+ * rows (TSA's when `compact`) without the block stages by minGain, else null (go on: probe, or
+ * run). A model without block rates gives null. The GPU's fused layer decides by this step only,
+ * on the host before recording (its probe would need a readback between stages).
+ */
+export function blockFloorVerdict(shape: Shape, n: number, compact: boolean, bs: ResolvedBlockSparse, m: CostModel): BlockDecision | null {
+  if (!hasBlockRates(m)) return null;
+  const nb = Math.ceil(n / bs.blockSize);
+  const plain = plainAttendMs(shape, n, compact, m);
+  const floor = minBlockShare(nb);
+  const best = blockPathMs(shape, n, compact, floor, bs, m);
+  if (best <= (1 - m.minGain) * plain) return null;
+  const what = `${n} rows, ${nb} block rows, without the block stages ${ms(plain)}`;
+  return { verdict: 'not-worth-it', estimatedShare: null, detail: `cost rule: even the least share ${floor.toFixed(3)} would not beat attention without the block stages by ${m.minGain * 100}% (${what}, with them ${ms(best)})` };
+}
+
+/**
  * The verdict on the block stages for a layer attending n rows of `input` (TSA's `indices`
  * [H][n] when composed, else all rows): steps 1-3 above, the probe on `stages`.
  */
@@ -150,15 +167,12 @@ export async function blockVerdict(
 ): Promise<BlockDecision> {
   const bs = o.blockSparse!;
   if (!hasBlockRates(m)) return { verdict: 'run', estimatedShare: null, detail: 'cost rule: the backend has no block-stage rates; the block stages run' };
-  const nb = Math.ceil(n / bs.blockSize);
   const compact = indices !== null;
+  const floor = blockFloorVerdict(input, n, compact, bs, m);
+  if (floor) return floor;
+  const nb = Math.ceil(n / bs.blockSize);
   const plain = plainAttendMs(input, n, compact, m);
   const what = `${n} rows, ${nb} block rows, without the block stages ${ms(plain)}`;
-  const floor = minBlockShare(nb);
-  const best = blockPathMs(input, n, compact, floor, bs, m);
-  if (best > (1 - m.minGain) * plain) {
-    return { verdict: 'not-worth-it', estimatedShare: null, detail: `cost rule: even the least share ${floor.toFixed(3)} would not beat attention without the block stages by ${m.minGain * 100}% (${what}, with them ${ms(best)})` };
-  }
   const rows = probeBlockRows(nb);
   const probe = probeInput(input, indices, n, Math.min(n, rows * bs.blockSize));
   const mask = await stages.blockSelect(await stages.blockScores(probe, o), { heads: probe.heads, blocks: rows }, o);

@@ -13,11 +13,11 @@
  * blockSelect blockSelectMsPerBlock, attendBlocks on every causal block against dense
  * blockAttendPenalty (both at the longer length).
  */
-import { blockScoreFlops } from './block-cost.js';
+import { blockScoreFlops, blockWork } from './block-cost.js';
 import { hasBlockStages, type BlockStages } from './block-sparse.js';
 import { causalFlops, type BLOCK_RATES, type CostModel } from './cost.js';
 import { generateInput } from './generators.js';
-import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionInput, type AttentionShape, type ResolvedTsaOptions } from './interface.js';
+import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionInput, type AttentionShape, type ResolvedBlockSparse, type ResolvedTsaOptions } from './interface.js';
 import type { PipelineStages } from './pipeline.js';
 import { median } from './stats.js';
 
@@ -148,22 +148,56 @@ async function blockRates(stages: BlockStages & PipelineStages, x: AttentionInpu
   const scoring = await interleaved(repeats, () => stages.blockScores(x, o), () => stages.blockScores(x2, o), time);
   const t1 = median(scoring.map((t) => t[0]));
   const t2 = median(scoring.map((t) => t[1]));
-  const f1 = blockScoreFlops(x, x.seqLen, DEFAULT_BLOCK_SPARSE);
-  const f2 = blockScoreFlops(x2, x2.seqLen, DEFAULT_BLOCK_SPARSE);
-  // t = c H n + f / r at n and 2n: 1/r = (t2 - 2 t1) / (f2 - 2 f1); the attention rate where timing noise leaves no quadratic part.
-  const blockScoreRate = t2 > 2 * t1 ? (f2 - 2 * f1) / (t2 - 2 * t1) : m.attendRate;
-  const blockScoreMsPerRow = Math.max(0, (t1 - f1 / blockScoreRate) / (x.heads * x.seqLen));
   const masses = await stages.blockScores(x, o);
   const tSelect = await timed(repeats, () => stages.blockSelect(masses, { heads: x.heads, blocks: nb }, o), time);
   const all = new Uint8Array(x.heads * nb * nb);
   for (let h = 0; h < x.heads; h++) for (let i = 0; i < nb; i++) all.fill(1, (h * nb + i) * nb, (h * nb + i) * nb + i + 1);
   const pairs = await interleaved(repeats, () => stages.attendBlocks(x, all, o), () => stages.dense(x, o), time);
   const ratio = median(pairs.map(([blocks, dense]) => blocks / dense));
-  const denseWork = causalFlops(x, x.seqLen) / m.attendRate;
+  return fitBlockRates(
+    {
+      ...x,
+      scores: [{ seqLen: x.seqLen, ms: t1 }, { seqLen: x2.seqLen, ms: t2 }],
+      select: { seqLen: x.seqLen, ms: tSelect },
+      // Every causal block, as a ratio to dense on the same rows, mapped onto the attention model.
+      attend: { seqLen: x.seqLen, share: 1, ms: ratio * (m.attendFixedMs + causalFlops(x, x.seqLen) / m.attendRate) },
+    },
+    DEFAULT_BLOCK_SPARSE,
+    m,
+  );
+}
+
+/** What a backend measured of its block stages (default XAttention settings), medians (ms). */
+export interface BlockCalibrationSamples {
+  heads: number;
+  headDim: number;
+  /** blockScores at n and 2n rows. */
+  scores: [{ seqLen: number; ms: number }, { seqLen: number; ms: number }];
+  /** blockSelect of one call's masses. */
+  select: { seqLen: number; ms: number };
+  /** attendBlocks at a selected-block share. */
+  attend: { seqLen: number; share: number; ms: number };
+}
+
+/**
+ * The four block rates of a backend's samples, given its fitted attention rates m:
+ * blockScores t = c H n + f / r at n and 2n (1/r = (t2 - 2 t1) / (f2 - 2 f1); the attention rate
+ * where timing noise leaves no quadratic part), blockSelect per block of H nb^2, and attendBlocks
+ * over the attention model at its work share (block-cost.ts blockWork).
+ */
+export function fitBlockRates(s: BlockCalibrationSamples, bs: ResolvedBlockSparse, m: CostModel): Pick<CostModel, (typeof BLOCK_RATES)[number]> {
+  const [a, b] = s.scores;
+  const f1 = blockScoreFlops(s, a.seqLen, bs);
+  const f2 = blockScoreFlops(s, b.seqLen, bs);
+  const blockScoreRate = b.ms > 2 * a.ms ? (f2 - 2 * f1) / (b.ms - 2 * a.ms) : m.attendRate;
+  const blockScoreMsPerRow = Math.max(0, (a.ms - f1 / blockScoreRate) / (s.heads * a.seqLen));
+  const nb = Math.ceil(s.select.seqLen / bs.blockSize);
+  const nbAttend = Math.ceil(s.attend.seqLen / bs.blockSize);
+  const work = (blockWork(nbAttend, bs.blockSize, s.attend.share) * causalFlops(s, s.attend.seqLen)) / m.attendRate;
   return {
     blockScoreRate,
     blockScoreMsPerRow,
-    blockSelectMsPerBlock: tSelect / (x.heads * nb * nb),
-    blockAttendPenalty: Math.max(1e-3, (ratio * (m.attendFixedMs + denseWork) - m.attendFixedMs) / denseWork),
+    blockSelectMsPerBlock: s.select.ms / (s.heads * nb * nb),
+    blockAttendPenalty: Math.max(1e-3, (s.attend.ms - m.attendFixedMs) / work),
   };
 }
