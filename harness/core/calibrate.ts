@@ -125,9 +125,9 @@ async function blockRates(stages: BlockStages & PipelineStages, x: AttentionInpu
   const t2 = median(scoring.map((t) => t[1]));
   const f1 = blockScoreFlops(x, x.seqLen, DEFAULT_BLOCK_SPARSE);
   const f2 = blockScoreFlops(x2, x2.seqLen, DEFAULT_BLOCK_SPARSE);
-  // t = c H n + f / r at n and 2n: 1/r = (t2 - 2 t1) / (f2 - 2 f1); the attention rate where timing noise leaves no quadratic part.
-  const blockScoreRate = t2 > 2 * t1 ? (f2 - 2 * f1) / (t2 - 2 * t1) : m.attendRate;
-  const blockScoreMsPerRow = Math.max(0, (t1 - f1 / blockScoreRate) / (x.heads * x.seqLen));
+  // t = c H n + f / r at n and 2n: 1/r = (t2 - 2 t1) / (f2 - 2 f1), but never below f2 / t2 (all of t2 the GEMM), where timing noise breaks the fit.
+  const blockScoreRate = Math.max(f2 / t2, t2 > 2 * t1 ? (f2 - 2 * f1) / (t2 - 2 * t1) : 0);
+  const blockScoreMsPerRow = Math.max(0, (t2 - f2 / blockScoreRate) / (x2.heads * x2.seqLen));
   const masses = await stages.blockScores(x, o);
   const tSelect = await timed(repeats, () => stages.blockSelect(masses, { heads: x.heads, blocks: nb }, o), time);
   const all = new Uint8Array(x.heads * nb * nb);
