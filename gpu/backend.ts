@@ -2,22 +2,25 @@
 /**
  * The WebGPU backend: every stage on the GPU, assembled by core's
  * defineBackend (harness/core/backend.ts). Each stage call records its
- * kernels (gpu/stages/) and runs in one submission; tokenSparseAttention is
- * the fused layer (layer.ts): one submission, no readback between stages.
+ * kernels (gpu/stages/) and runs in one submission (XAttention's block stages:
+ * block-calls.ts); tokenSparseAttention is the fused layer (layer.ts), with
+ * blockSparse too: one submission, no readback between stages.
  * Calls run one at a time and device failures are typed (plumbing.ts);
  * `tokenSparseAttentionGpu` (resident.ts) takes and returns GPUBuffers so
  * layers chain on the GPU.
  */
-import { defineBackend, serialised, type BackendStages } from '../harness/core/backend.js';
+import { defineBackend, type BackendStages } from '../harness/core/backend.js';
+import { blockStageCalls } from './block-calls.js';
 import type { CostModel } from '../harness/core/cost.js';
 import { gpuCostModel } from './calibrate.js';
-import type { AttentionInput, Backend, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
+import type { AttentionInput, BlockSparseBackend, Budget, ResolvedTsaOptions, ScoreShape, StageTimings, TsaResult } from '../harness/core/interface.js';
+import { BLOCK_STAGES } from '../harness/core/stages.js';
 import { GpuCore, type WebGpuBackendOptions } from './core.js';
 import type { GpuContext } from './context.js';
 import { STATE } from './kernels/state.js';
 import { budgetFromState, decodeLayer, layerOutputs, packIndices, planLayer, recordDense, recordLayer, recordSparse, writeState } from './layer.js';
 import { uploadHeadTensor } from './resources.js';
-import { residentEntry, type GpuAttentionInput, type GpuTsaResult } from './resident.js';
+import { residentCall, residentEntry, type GpuAttentionInput, type GpuTsaResult } from './resident.js';
 import { budget } from './stages/budget.js';
 import { attendKernelName } from './stages/attend-f16.js';
 import { dimsOf, type Dims } from './stages/common.js';
@@ -37,7 +40,7 @@ export interface WebGpuExtras {
 }
 
 /** A WebGPU backend instance (createWebGpuBackend). */
-export type WebGpuBackend = Backend & WebGpuExtras;
+export type WebGpuBackend = BlockSparseBackend & WebGpuExtras;
 
 const instances = new WeakSet<object>();
 
@@ -110,11 +113,14 @@ function stageCalls(core: GpuCore): BackendStages {
   };
 }
 
-/** The fused layer where core's dense-before-scoring rule did not decide (L > minTokens + W, tau > 0). */
+/**
+ * The fused layer where core's dense-before-scoring rule did not decide (L > minTokens + W,
+ * tau > 0), or with blockSparse where it did (`decided`: XAttention on all rows, on the device).
+ */
 function fusedLayer(core: GpuCore) {
-  return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null): Promise<TsaResult> => {
+  return async (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null, decided: Budget | null = null): Promise<TsaResult> => {
     const start = performance.now();
-    const plan = planLayer(input, o, cost);
+    const plan = planLayer(input, o, cost, decided);
     const ctx = core.stageCtx(o);
     const t = core.inputTensors(input);
     const out = core.outputBuffer(input);
@@ -122,7 +128,7 @@ function fusedLayer(core: GpuCore) {
     recordLayer(ctx, plan, t, sel, out);
     const outputs = [{ src: out, bytes: input.seqLen * input.heads * input.headDim * 4 }, ...layerOutputs(ctx, plan, sel)];
     const { data, segments } = await core.execute(ctx, outputs, o, core.profileStages);
-    const { budget, keptLength, indices } = decodeLayer(plan, data.slice(1));
+    const { budget, keptLength, indices, blockSparse } = decodeLayer(plan, data.slice(1));
     const timings: StageTimings = {
       scores: segments.scores ?? 0,
       pool: segments.pool ?? 0,
@@ -131,7 +137,10 @@ function fusedLayer(core: GpuCore) {
       attend: segments.attend ?? NaN,
       total: performance.now() - start,
     };
+    // The block stages are part of attend (StageTimings).
+    if (blockSparse) for (const s of BLOCK_STAGES) timings.attend += timings[s] = segments[s] ?? NaN;
     return {
+      ...(blockSparse ? { blockSparse } : {}),
       output: new Float32Array(data[0]!),
       budget,
       indices,
@@ -139,7 +148,7 @@ function fusedLayer(core: GpuCore) {
       keptFraction: keptLength / input.seqLen,
       timings,
       precision: ctx.precision,
-      attendKernel: attendKernelName(ctx, input.headDim),
+      attendKernel: attendKernelName(ctx, input.headDim, o.blockSparse?.blockSize),
     };
   };
 }
@@ -153,10 +162,11 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
     `${gpu.timestamps ? 'timestamp queries' : 'host-timed'}, cost rule ${core.costDefault ? 'on' : 'off'}, ` +
     `precision ${core.precision}${gpu.features.f16 ? ` (f16 attend: ${attendKernelName(core.stageCtx({ precision: 'f16' }), 128)})` : ''}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
-  const stages = stageCalls(core);
-  // Pinned, else fitted on this adapter (calibrate.ts), each timed stage a call of its own.
+  const stages = { ...stageCalls(core), ...blockStageCalls(core) };
+  // Pinned, else fitted on this adapter (calibrate.ts) on the resident layer itself.
   const rates = (): Promise<CostModel> =>
-    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, serialised(stages, run), core.deviceTimer, gpu.software);
+    core.pinnedCost ? Promise.resolve(core.pinnedCost) : gpuCostModel(`${gpu.summary} ${core.precision}`, gpu.device, resident, gpu.timestamps, gpu.software);
+  const resident = residentCall(core, rates);
   const backend = defineBackend(
     {
       name: 'webgpu',
@@ -175,7 +185,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         ? { supported: ['f32', 'f16'], why: '' }
         : { supported: ['f32'], why: `the adapter (${gpu.summary}) has no shader-f16` },
     },
-    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(core, rates) },
+    { device: gpu.device, tokenSparseAttentionGpu: residentEntry(resident, core) },
   ) as WebGpuBackend;
   instances.add(backend);
   return backend;

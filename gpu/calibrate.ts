@@ -1,26 +1,32 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend's cost model, fitted on first use per adapter (cached
- * by the adapter's description and the backend's precision for the process) with core's fit
- * (harness/core/calibrate.ts) on the fused layer's own paths: the stage
- * calls `dense` (recordDense), `attendSelected` (recordSparse), `scores`,
- * `pool`, `budget`, `select`, timed by device time (timestamp queries where
- * the adapter has them, else the host clock from submit to completion; the
- * uploads and readbacks are not counted).
+ * by the adapter's description and the backend's precision for the process)
+ * with core's fit (harness/core/calibrate.ts, fitCostModel) on the
+ * GPU-resident layer itself: inputs generated on the device (generate.ts),
+ * the output left there, and the stage times read from one call's segments
+ * (timestamp queries; without them, host waits between segments). So the
+ * calibration costs device time and pipeline creation, not host-side input
+ * generation and transfers (which took 3.8 s on the H200 when every stage
+ * was a call of its own with uploads and readbacks).
  *
  * The plan: H 8, Hkv 2, D 128 (H 2, Hkv 1 on a software adapter: llvmpipe,
  * lavapipe); L starts at 256 and doubles until one dense call takes at least
- * BUSY_MS or L reaches 8192, so that a fast GPU is measured busy (about 7 ms
- * of dense at 8K on an H200) and a software adapter stays at the first
- * lengths; core's fit then runs on [L/2, L], medians of 3 after a warm-up.
- * That is about 30 calls, on an H200 of at most a few ms of device time
- * each; on this machine's llvmpipe about 4 s (its ~0.1 s per submission).
+ * BUSY_MS or L reaches MAX_LENGTH, so that a fast GPU is measured busy and a
+ * software adapter stays at the first lengths. Then, medians of REPEATS
+ * after a warm-up: dense (coverage 0) at L/2 and L on Gaussian inputs, and
+ * the spec's pipeline (cost rule off) at L on structured inputs, whose
+ * segments give scores, pool + budget + select and the compact attention
+ * (gather + attend + scatter) on the L' it kept.
  */
-import { cachedFit, calibrate, type CallTimer, type CalibrationPlan } from '../harness/core/calibrate.js';
+import { cachedFit, fitCostModel } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
-import { generateInput } from '../harness/core/generators.js';
-import { DEFAULT_OPTIONS, type ResolvedTsaOptions } from '../harness/core/interface.js';
-import type { PipelineStages } from '../harness/core/pipeline.js';
+import { DEFAULT_OPTIONS, type AttentionShape, type TsaOptions } from '../harness/core/interface.js';
+import { median } from '../harness/core/stats.js';
 import { H200_COST_MODEL } from './cost.js';
+import { generateInputOnGpu } from './generate.js';
+import type { ResidentCall } from './resident.js';
+import { STORAGE_USAGE } from './stages/common.js';
 
 const SHAPE = { heads: 8, kvHeads: 2, headDim: 128 } as const;
 const SOFTWARE_SHAPE = { heads: 2, kvHeads: 1, headDim: 128 } as const;
@@ -28,26 +34,59 @@ const FIRST_LENGTH = 256;
 const MAX_LENGTH = 8192;
 /** A dense call at least this long (ms) is taken as a busy device. */
 const BUSY_MS = 20;
+const REPEATS = 3;
 
-/** The lengths to fit on: grow L until dense is busy or L is MAX_LENGTH. */
-async function gpuPlan(stages: PipelineStages, time: CallTimer, software: boolean): Promise<CalibrationPlan> {
-  const o: ResolvedTsaOptions = { ...DEFAULT_OPTIONS };
-  const shape = software ? SOFTWARE_SHAPE : SHAPE;
-  for (let L = FIRST_LENGTH; ; L *= 2) {
-    const x = generateInput('gaussian', { ...shape, seqLen: L }, L);
-    if (L === FIRST_LENGTH) await stages.dense(x, o); // warm-up: pipelines, buffers
-    if (L >= MAX_LENGTH || (await time(() => stages.dense(x, o))) >= BUSY_MS) return { ...shape, lengths: [L / 2, L], repeats: 3 };
-  }
+interface Sample {
+  ms: number;
+  stageMs: Record<string, number>;
+  keptLength: number;
+}
+
+/** Timed resident calls on device-generated inputs of one shape. */
+function sampler(device: GPUDevice, call: ResidentCall, sync: boolean, shape: Omit<AttentionShape, 'seqLen'>) {
+  return async (kind: 'gaussian' | 'structured', seqLen: number, options: TsaOptions, repeats: number): Promise<Sample> => {
+    const input = await generateInputOnGpu(device, kind, { ...shape, seqLen }, seqLen);
+    const output = device.createBuffer({ label: 'calibration output', size: seqLen * shape.heads * shape.headDim * 4, usage: STORAGE_USAGE });
+    try {
+      const runs: Sample[] = [];
+      for (let i = 0; i <= repeats; i++) {
+        const r = await call({ ...input, output }, options, sync);
+        const stageMs = await r.stageMs;
+        const { keptLength } = await r.info();
+        if (i > 0 || repeats === 0) runs.push({ ms: Object.values(stageMs).reduce((a, b) => a + b, 0), stageMs, keptLength });
+      }
+      const ms = median(runs.map((r) => r.ms));
+      return runs.find((r) => r.ms === ms) ?? runs[0]!;
+    } finally {
+      for (const b of [input.q, input.k, input.v, output]) b.destroy();
+    }
+  };
 }
 
 /**
  * The fitted model of the adapter `key`, calibrating once per process on
- * `stages` timed by `time`; H200_COST_MODEL where the timings give no valid
- * rates (a clock too coarse for the shapes).
+ * `call` (the backend's resident layer); H200_COST_MODEL where the timings
+ * give no valid rates (a clock too coarse for the shapes).
  */
-export function gpuCostModel(key: string, stages: PipelineStages, time: CallTimer, software: boolean): Promise<CostModel> {
+export function gpuCostModel(key: string, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
   return cachedFit(`webgpu ${key}`, async () => {
-    const m = await calibrate(stages, await gpuPlan(stages, time, software), time);
+    const shape = software ? SOFTWARE_SHAPE : SHAPE;
+    const sample = sampler(device, call, !timestamps, shape);
+    const dense: TsaOptions = { coverage: 0 };
+    let L = FIRST_LENGTH;
+    while (L < MAX_LENGTH && (await sample('gaussian', L, dense, 0)).ms < BUSY_MS) L *= 2;
+    const short = await sample('gaussian', L / 2, dense, REPEATS);
+    const long = await sample('gaussian', L, dense, REPEATS);
+    const sparse = await sample('structured', L, { costRule: false, minTokens: 1 }, REPEATS);
+    const s = sparse.stageMs;
+    const m = fitCostModel({
+      ...shape,
+      dense: [{ seqLen: L / 2, ms: short.ms }, { seqLen: L, ms: long.ms }],
+      // Where the budget kept every row, the attend segment is dense attention: no compact penalty measured.
+      compact: sparse.keptLength < L ? { keptLength: sparse.keptLength, ms: s.attend! } : { keptLength: L, ms: long.ms },
+      scores: { seqLen: L, window: DEFAULT_OPTIONS.window, ms: s.scores! },
+      select: { seqLen: L, ms: s.pool! + s.budget! + s.select! },
+    });
     try {
       checkCostOptions({ costModel: m });
       return m;

@@ -16,7 +16,7 @@ import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
 import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
 import type { F16MatrixConfig } from './kernels/attend-f16.wgsl.js';
-import { chooseTiles, type TileConfig } from './tiles.js';
+import { chooseBlockTiles, chooseTiles, type TileConfig } from './tiles.js';
 
 /** Options of the backend itself (the device and adapter choice are CreateWebGpuOptions, index.ts). */
 export interface WebGpuBackendOptions {
@@ -33,6 +33,12 @@ export interface WebGpuBackendOptions {
   maxBindingBytes?: number;
   /** Caps the bytes of one GPUBuffer of a head-major tensor (forces tensors over several buffers; for tests). */
   maxTensorPartBytes?: number;
+  /**
+   * Scoring keeps the window's logits (H W (L - W) floats) in GPU memory, so that Q.K^T runs
+   * once instead of twice, up to this many bytes (default: 4 GiB or the adapter's
+   * maxBufferSize, whichever is smaller; 0 recomputes them). The scores are the same.
+   */
+  scoreLogitsBytes?: number;
   /** Overrides the attend/score tile choice (tuning). */
   tiles?: Partial<TileConfig>;
   /**
@@ -48,12 +54,11 @@ export interface WebGpuBackendOptions {
    */
   precision?: Precision;
   /**
-   * Runs precision 'f16' on the subgroup-matrix kernel with this config (fields of
-   * attend-f16.wgsl.ts F16MatrixConfig over the measured default; `{}` for the default) where
-   * the adapter has subgroup matrices. Experimental: it fails the f16 contract on the H200 as
-   * of 2026-12-01 (BENCHMARKS.md); without it 'f16' runs the plain f16 kernel.
+   * Precision 'f16' runs on the subgroup-matrix kernel where the adapter has subgroup matrices,
+   * with the measured default config; this overrides fields of it (attend-f16.wgsl.ts
+   * F16MatrixConfig; tuning), and `false` runs the plain f16 kernel there too.
    */
-  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>>;
+  f16Tiles?: Partial<Omit<F16MatrixConfig, 'dp'>> | false;
 }
 
 export class GpuCore {
@@ -68,8 +73,6 @@ export class GpuCore {
   readonly precision: Precision;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
-  /** Device milliseconds of every call so far (calibration times a sequence of calls by it). */
-  deviceTotalMs = 0;
 
   constructor(readonly gpu: GpuContext, options: WebGpuBackendOptions) {
     const { device } = gpu;
@@ -89,18 +92,21 @@ export class GpuCore {
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
       maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
     };
-    const tileCache = new Map<number, TileConfig>();
+    const tileCache = new Map<string, TileConfig>();
     this.ctx = {
       device,
       pool: this.buffers,
       lim,
       features: gpu.features,
-      f16Tiles: options.f16Tiles ?? null,
-      tiles: (headDim) => {
-        let t = tileCache.get(headDim);
+      scoreRowsMax: gpu.software ? 4 : 8,
+      scoreLogitsBytes: options.scoreLogitsBytes ?? Math.min(2 ** 32, device.limits.maxBufferSize),
+      f16Tiles: options.f16Tiles === false ? null : (options.f16Tiles ?? {}),
+      tiles: (headDim, blockSize) => {
+        const key = `${headDim}.${blockSize ?? 0}`;
+        let t = tileCache.get(key);
         if (!t) {
-          t = chooseTiles(headDim, tileLimits, options.tiles);
-          tileCache.set(headDim, t);
+          t = blockSize ? chooseBlockTiles(headDim, blockSize, tileLimits, options.tiles) : chooseTiles(headDim, tileLimits, options.tiles);
+          tileCache.set(key, t);
         }
         return t;
       },
@@ -115,13 +121,6 @@ export class GpuCore {
   precisionFor(o: Pick<ResolvedTsaOptions, 'precision'>): Precision {
     return o.precision ?? this.precision;
   }
-
-  /** Device time of the calls `call` makes, ms (CallTimer). */
-  readonly deviceTimer = async (call: () => Promise<unknown>): Promise<number> => {
-    const before = this.deviceTotalMs;
-    await call();
-    return this.deviceTotalMs - before;
-  };
 
   /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
   stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
@@ -171,7 +170,6 @@ export class GpuCore {
       throwIfAborted(o.signal);
       const data = await this.plumbing.readAll(copies);
       this.deviceMs = await deviceMs;
-      this.deviceTotalMs += this.deviceMs;
       return { data, segments: await segmentMs };
     } finally {
       for (const c of copies) c.staging.destroy();

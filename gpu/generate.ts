@@ -6,7 +6,7 @@
  * the host longer to make and upload than the attention takes to run.
  */
 import { TsaInputError } from '../harness/core/errors.js';
-import { Rng, unitVector, type InputKind } from '../harness/core/generators.js';
+import { LOCAL, Rng, STRUCTURED, unitVector, type InputKind } from '../harness/core/generators.js';
 import type { AttentionShape } from '../harness/core/interface.js';
 import { validateShape } from '../harness/core/validate.js';
 import type { GpuAttentionInput } from './backend.js';
@@ -27,6 +27,23 @@ function pipelinesOf(device: GPUDevice): Pipelines {
 }
 
 /**
+ * The locality term of `local` inputs (harness/core/generators.ts): c w [D] (w of norm sqrt(2/D)
+ * in every RoPE pair, random phases; c = LOCAL.cScale D^(1/4)), then theta_i = 10000^(-2i/D).
+ */
+function localityTable(rng: Rng, D: number): Float32Array {
+  const c = LOCAL.cScale * Math.sqrt(Math.sqrt(D));
+  const half = Math.ceil(D / 2);
+  const table = new Float32Array(D + half);
+  for (let i = 0; i < half; i++) {
+    const phase = 2 * Math.PI * rng.uniform();
+    table[2 * i] = c * Math.sqrt(2 / D) * Math.cos(phase);
+    if (2 * i + 1 < D) table[2 * i + 1] = c * Math.sqrt(2 / D) * Math.sin(phase);
+    table[D + i] = 10000 ** ((-2 * i) / D);
+  }
+  return table;
+}
+
+/**
  * Q [H][L][D], K and V [Hkv][L][D] of `kind` on `device` (STORAGE, COPY_SRC,
  * COPY_DST buffers the caller destroys), written once this resolves.
  */
@@ -41,8 +58,10 @@ export async function generateInputOnGpu(device: GPUDevice, kind: InputKind, sha
     throw new TsaInputError(`L*D*4 = ${headBytes} bytes is not a multiple of the device's offset alignment ${align}, needed to split Q over dispatches`, 'SHAPE');
   }
   const rng = new Rng(seed);
-  const dirs = new Float32Array(Hkv * D);
+  const local = kind === 'local';
+  const dirs = new Float32Array(Hkv * D + (local ? D + Math.ceil(D / 2) : 0));
   for (let g = 0; g < Hkv; g++) dirs.set(unitVector(rng, D), g * D);
+  if (local) dirs.set(localityTable(rng, D), Hkv * D);
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const dir = device.createBuffer({ label: 'generate.dir', size: dirs.byteLength, usage });
   device.queue.writeBuffer(dir, 0, dirs);
@@ -51,7 +70,10 @@ export async function generateInputOnGpu(device: GPUDevice, kind: InputKind, sha
     const buf = device.createBuffer({ label: `generate.${'qkv'[id]}`, size: heads * headBytes, usage });
     for (let head0 = 0; head0 < heads; head0 += headsPerDispatch) {
       const n = Math.min(headsPerDispatch, heads - head0);
-      const params = { count: L * D, L, D, group: H / Hkv, seed: seed >>> 0, tensor: id, structured: kind === 'structured' ? 1 : 0, head0 };
+      const params = {
+        ...{ count: L * D, L, D, group: H / Hkv, seed: seed >>> 0, tensor: id, structured: kind === 'gaussian' ? 0 : 1, head0 },
+        ...{ heavyMin: (local ? LOCAL.structured : STRUCTURED).heavyMin, local: local ? 1 : 0, localAt: Hkv * D },
+      };
       const x = { binding: { buffer: buf, offset: head0 * headBytes, size: n * headBytes }, base: 0 };
       rec.dispatch(GENERATE, params, { dir: wholeWindow(dir), x }, [Math.min(maxGroups, Math.ceil((L * D) / GENERATE.workgroupSize)), n]);
     }

@@ -14,19 +14,23 @@
  * (harness/core/rules.ts) and is applied before a plan is made.
  */
 import { BackendResourceError } from '../harness/core/errors.js';
-import type { AttentionShape, Budget, ResolvedTsaOptions } from '../harness/core/interface.js';
+import type { AttentionShape, BlockSparseResult, Budget, ResolvedBlockSparse, ResolvedTsaOptions } from '../harness/core/interface.js';
+import { selectedShares } from '../harness/core/block-sparse.js';
+import { blockCount } from '../harness/core/validate.js';
+import { blockScores } from './stages/block-scores.js';
+import { blockLists, blockSelect, maskBuffer, maskBytes, padMaskRows } from './stages/block-select.js';
 import { keptLengthOf, nothingPruned } from '../harness/core/rules.js';
 import { afterProbe, beforeProbe, PROBE_QUERIES, type CostModel } from '../harness/core/cost.js';
 import { maxKeptLength } from './cost.js';
 import { GATE } from './kernels/attend.wgsl.js';
-import { PROBE_GATE } from './kernels/gate.wgsl.js';
+import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
 import { select, type Selection } from './stages/select.js';
-import type { HeadTensor } from './resources.js';
+import type { HeadTensor, Window } from './resources.js';
 
 export interface LayerTensors {
   q: HeadTensor;
@@ -68,19 +72,37 @@ export function writeState(ctx: GpuCtx, words: Partial<Record<'mode' | 'keep' | 
   ctx.device.queue.writeBuffer(stateBuffer(ctx), 0, init);
 }
 
-/** Dense attention on all L rows, scattered to `out` (the state must say dense). */
-export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, gate: number = GATE.always): void {
-  const o = attend(ctx, d, t.q, t.k, t.v, d.G, gate);
-  scatter(ctx, d, o, sel, out);
+/**
+ * The attention of a layer's rows: attend, or with blockSparse XAttention's three stages on them
+ * (blockScores -> blockSelect -> attendBlocks, each timed under its name, the mask left on the
+ * device in 'block.mask'); n rows: d.L, or the state's L' under `gate`.
+ */
+function attention(ctx: StageCtx, d: Dims, t: LayerTensors, kvDiv: number, gate: number, bs: ResolvedBlockSparse | undefined): HeadTensor {
+  if (!bs) return attend(ctx, d, t.q, t.k, t.v, kvDiv, gate);
+  const { rec } = ctx;
+  rec.mark('blockScores');
+  const masses = blockScores(ctx, d, t.q, t.k, kvDiv, bs, gate);
+  rec.mark('blockSelect');
+  const lists = blockLists(ctx, d.H, d.L, blockSelect(ctx, d.H, d.L, masses, bs, gate), bs.blockSize, gate);
+  rec.mark('attendBlocks');
+  const o = attend(ctx, d, t.q, t.k, t.v, kvDiv, gate, lists);
+  rec.mark('attend');
+  return o;
 }
 
-/** gather (Q, K, V), attend on L' rows, scatter; the kernels but scatter run only if the state says sparse. */
-export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer): void {
-  const qc = gather(ctx, d, t.q, 1, sel, 'gather.q');
-  const kc = gather(ctx, d, t.k, d.G, sel, 'gather.k');
-  const vc = gather(ctx, d, t.v, d.G, sel, 'gather.v');
-  const o = attend(ctx, d, qc, kc, vc, 1, GATE.ifSparse);
-  scatter(ctx, d, o, sel, out);
+/** Dense attention on all L rows (XAttention's with `bs`), scattered to `out` (the state must say dense). */
+export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, gate: number = GATE.always, bs?: ResolvedBlockSparse): void {
+  scatter(ctx, d, attention(ctx, d, t, d.G, gate, bs), sel, out);
+}
+
+/** gather (Q, K, V), attend on L' rows (XAttention with `bs`), scatter; the kernels but scatter run only if the state says sparse. */
+export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, bs?: ResolvedBlockSparse): void {
+  const compact = {
+    q: gather(ctx, d, t.q, 1, sel, 'gather.q'),
+    k: gather(ctx, d, t.k, d.G, sel, 'gather.k'),
+    v: gather(ctx, d, t.v, d.G, sel, 'gather.v'),
+  };
+  scatter(ctx, d, attention(ctx, d, compact, 1, GATE.ifSparse, bs), sel, out);
 }
 
 /** The spec's selection: score, pool, budget (its own, no bound), select. */
@@ -126,40 +148,52 @@ const shapeOf = (d: Dims): AttentionShape => ({ heads: d.H, kvHeads: d.Hkv, head
 export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel: Selection, out: GPUBuffer): void {
   const { rec } = ctx;
   const { d } = plan;
+  const bs = plan.o.blockSparse;
   if (plan.pre) {
     writeState(ctx, { mode: STATE.modeDense, keptLength: d.L });
     rec.mark('attend');
-    recordDense(ctx, d, t, sel, out);
+    recordDense(ctx, d, t, sel, out, GATE.always, bs);
     return;
   }
   if (plan.cost) recordProbe(ctx, plan, t);
   else recordSelection(ctx, plan, t);
   rec.mark('attend');
-  recordDense(ctx, d, t, sel, out, GATE.ifDense);
-  recordSparse(ctx, d, t, sel, out);
+  // Both branches recorded, each launching workgroups only if the mode the GPU left selects it.
+  const branch = (sparse: boolean) => (grids: Window, words: number) =>
+    rec.dispatch(MODE_GATE, { sparse: sparse ? 1 : 0, words }, { state: stateWindow(ctx), grids }, [1]);
+  rec.gated(branch(false), () => recordDense(ctx, d, t, sel, out, GATE.ifDense, bs));
+  rec.gated(branch(true), () => recordSparse(ctx, d, t, sel, out, bs));
 }
 
-/** The buffers a scored layer reads back for its result: state words and [H][L]-strided indices. */
+/**
+ * The buffers a layer reads back for its result: where scored, state words and [H][L]-strided
+ * indices; with blockSparse, the device mask (sized for the nb of L).
+ */
 export function layerOutputs(ctx: GpuCtx, plan: LayerPlan, sel: Selection): { src: GPUBuffer; bytes: number }[] {
-  if (plan.pre) return [];
-  return [
-    { src: stateBuffer(ctx), bytes: STATE.words * 4 },
-    { src: sel.indices.parts[0]!.buffer, bytes: plan.d.H * plan.d.L * 4 },
-  ];
+  const { d, o } = plan;
+  const mask = o.blockSparse ? [{ src: maskBuffer(ctx, d.H, d.L, o.blockSparse.blockSize), bytes: maskBytes(d.H, blockCount(d.L, o)) }] : [];
+  if (plan.pre) return mask;
+  return [{ src: stateBuffer(ctx), bytes: STATE.words * 4 }, { src: sel.indices.parts[0]!.buffer, bytes: d.H * d.L * 4 }, ...mask];
 }
 
 export interface LayerInfo {
   budget: Budget;
   keptLength: number;
   indices: Int32Array | null;
+  /** With blockSparse: the mask of the rows XAttention ran on (compact when sparse) and its share. */
+  blockSparse?: BlockSparseResult;
 }
 
-/** The layer's Budget, L' and kept indices from what layerOutputs read back ([] when decided on the host). */
+/** The layer's Budget, L', kept indices (and block mask) from what layerOutputs read back. */
 export function decodeLayer(plan: LayerPlan, data: ArrayBuffer[]): LayerInfo {
   const budget = plan.pre ?? budgetFromState(new Uint32Array(data[0]!), plan);
   const keptLength = keptLengthOf(budget, plan.d.L, plan.o);
   const indices = budget.mode === 'sparse' ? packIndices(new Int32Array(data[1]!), plan.d, keptLength) : null;
-  return { budget, keptLength, indices };
+  if (!plan.o.blockSparse) return { budget, keptLength, indices };
+  const H = plan.d.H;
+  const nb = blockCount(keptLength, plan.o);
+  const mask = padMaskRows(new Uint8Array(data[data.length - 1]!, 0, maskBytes(H, nb)), H, nb, true);
+  return { budget, keptLength, indices, blockSparse: { composed: indices !== null, blocks: nb, mask, selectedShare: selectedShares(mask, H, nb) } };
 }
 
 /**

@@ -11,7 +11,7 @@
  * and bindings by name, both checked against it. A grid wider than
  * maxComputeWorkgroupsPerDimension is folded here (rowBlocks).
  */
-import type { StageName } from '../harness/core/stages.js';
+import type { BlockStageName, StageName } from '../harness/core/stages.js';
 import type { BindingsOf, Kernel, Pipelines } from './kernels/kernel.js';
 import { packParams } from './kernels/params.js';
 import type { Window } from './resources.js';
@@ -35,7 +35,7 @@ interface Command {
 
 interface Mark {
   kind: 'mark';
-  name: StageName;
+  name: StageName | BlockStageName;
 }
 
 type Step = Dispatch | Command;
@@ -136,7 +136,7 @@ export class Recorder {
   }
 
   /** Starts a new named segment: the work recorded from here on is timed under `name`. */
-  mark(name: StageName): void {
+  mark(name: StageName | BlockStageName): void {
     this.steps.push({ kind: 'mark', name });
   }
 
@@ -257,7 +257,7 @@ export class Recorder {
         const begin = ticks?.[2 * k];
         const end = ticks?.[2 * k + 1];
         let ms = NaN;
-        if (begin !== undefined && end !== undefined && end > begin) ms = Number(end - begin) / 1e6;
+        if (begin !== undefined && end !== undefined && end >= begin) ms = Number(end - begin) / 1e6;
         else if (ends) ms = ends[k]! - prev;
         else if (segs.length === 1) ms = finished - t0;
         if (ends) prev = ends[k]!;

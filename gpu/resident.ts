@@ -4,14 +4,14 @@
  * already on the backend's device, output into a GPUBuffer, no readback
  * (inputs are not scanned for NaN/Inf, which would need one). The same
  * dense-before-scoring rule as every backend (core's rules.ts), the same
- * fused layer and plan as tokenSparseAttention (layer.ts).
+ * fused layer and plan as tokenSparseAttention (layer.ts), XAttention's block stages
+ * included (options.blockSparse; the mask is read back only by `info()`).
  */
 import { BackendResourceError, throwIfAborted, TsaInputError } from '../harness/core/errors.js';
 import type { CostModel } from '../harness/core/cost.js';
-import type { AttentionShape, Budget, TsaOptions } from '../harness/core/interface.js';
+import type { AttentionShape, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
-import { noBlockSparse } from '../harness/core/block-sparse.js';
 import type { GpuCore } from './core.js';
 import { PROBE } from './kernels/probe.wgsl.js';
 import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
@@ -51,10 +51,13 @@ export interface GpuTsaResult {
   output: GPUBuffer;
   /** Resolves when the GPU has finished this call (lastDeviceTimeMs is then valid). */
   done: Promise<void>;
-  /** Device ms per stage (scores, pool, budget, select, attend); NaN unless measurable (see profileStages). */
+  /**
+   * Device ms per stage (scores, pool, budget, select, attend; with blockSparse also blockScores,
+   * blockSelect, attendBlocks, not counted in attend here); NaN unless measurable (see profileStages).
+   */
   stageMs: Promise<Record<string, number>>;
-  /** Reads back the budget, L' and kept indices of this call (a small transfer). */
-  info(): Promise<{ budget: Budget; keptLength: number; indices: Int32Array | null }>;
+  /** Reads back the budget, L' and kept indices of this call (a small transfer), and with blockSparse the block mask and its share. */
+  info(): Promise<LayerInfo>;
 }
 
 type Named = [name: 'q' | 'k' | 'v' | 'output', buffer: GPUBuffer, heads: number];
@@ -114,12 +117,19 @@ async function blameInput(core: GpuCore, named: Named[], e: unknown): Promise<un
   return e;
 }
 
-/** tokenSparseAttentionGpu of a backend. */
-export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
-  return async function tokenSparseAttentionGpu(input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> {
+/** A resident call; `syncSegments` times each stage by host waits where the adapter has no timestamps. */
+export type ResidentCall = (input: GpuAttentionInput, options: TsaOptions | undefined, syncSegments: boolean) => Promise<GpuTsaResult>;
+
+/** tokenSparseAttentionGpu of a backend (per-stage host waits where the backend option profileStages asks). */
+export function residentEntry(call: ResidentCall, core: GpuCore) {
+  return (input: GpuAttentionInput, options?: TsaOptions): Promise<GpuTsaResult> => call(input, options, core.profileStages);
+}
+
+/** The resident layer of a backend (the entry, and the calibration's timed calls). */
+export function residentCall(core: GpuCore, rates: () => Promise<CostModel>): ResidentCall {
+  return async function tokenSparseAttentionGpu(input, options, syncSegments) {
     validateShape(input);
     const o = resolveOptions(options);
-    if (o.blockSparse) throw noBlockSparse('webgpu'); // no GPU block-sparse kernels yet
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);
@@ -140,7 +150,7 @@ export function residentEntry(core: GpuCore, rates: () => Promise<CostModel>) {
       let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
       const { deviceMs, submitted, segmentMs } = ctx.rec.submit((enc) => {
         copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));
-      }, core.profileStages);
+      }, syncSegments);
       const done = deviceMs.then((ms) => {
         core.deviceMs = ms;
       });

@@ -94,3 +94,23 @@ export function chooseTiles(headDim: number, limits: TileLimits, prefer: Partial
     `no attention tile fits head dimension ${headDim} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`,
   );
 }
+
+/**
+ * Tiles of attendBlocks (block mode) for block size B (a multiple of 16): chooseTiles with rows
+ * and keys per thread lowered from 4 until BM and BN divide B, so that a query tile lies in
+ * one block and key tiles tile each block (tm = 1 always does: NY divides 16; so does some tn, NX being a power of two <= 16).
+ */
+export function chooseBlockTiles(headDim: number, B: number, limits: TileLimits, prefer: Partial<TileConfig> = {}): TileConfig {
+  for (const tm of [prefer.tm ?? 4, 2, 1]) {
+    for (const tn of [prefer.tn ?? 4, 2, 1]) {
+      let c: TileConfig;
+      try {
+        c = chooseTiles(headDim, limits, { ...prefer, tm, tn });
+      } catch {
+        continue; // no V chunk fits so few keys per tile
+      }
+      if (B % bm(c) === 0 && B % bn(c) === 0) return c;
+    }
+  }
+  throw new Error(`no attention tile divides block size ${B}`);
+}

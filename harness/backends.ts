@@ -10,12 +10,12 @@ registerWebGpuBackend(
   'WebGPU (Dawn: Vulkan, else OpenGL/GLES compatibility): every stage on the GPU, FlashAttention-style kernels',
   // TSA_WEBGPU_PROFILE=1: per-stage times in TsaResult.timings where the adapter has no timestamp queries.
   // TSA_WEBGPU_ADAPTER=vulkan|opengl: which of Dawn's backends to open (default: Vulkan, else OpenGL).
-  // TSA_WEBGPU_F16_TILES='{"sg":8,...}': the f16 subgroup-matrix kernel's config (tuning, f16Tiles).
+  // TSA_WEBGPU_F16_TILES='{"sg":8,...}': the f16 subgroup-matrix kernel's config (tuning, f16Tiles; 'false': the plain kernel).
   (options) =>
     createWebGpuBackend({
       ...options,
       profileStages: process.env.TSA_WEBGPU_PROFILE === '1',
       ...(process.env.TSA_WEBGPU_ADAPTER ? { adapter: process.env.TSA_WEBGPU_ADAPTER as AdapterChoice } : {}),
-      ...(process.env.TSA_WEBGPU_F16_TILES ? { f16Tiles: JSON.parse(process.env.TSA_WEBGPU_F16_TILES) as Record<string, number | boolean> } : {}),
+      ...(process.env.TSA_WEBGPU_F16_TILES ? { f16Tiles: JSON.parse(process.env.TSA_WEBGPU_F16_TILES) as Record<string, number | boolean> | false } : {}),
     }),
 );

@@ -15,6 +15,7 @@ import { PeerUnavailableError } from '../harness/tools/peers/index.js';
 import { TORCH_PEER } from '../harness/tools/peers/torch.js';
 import { benchSvg, roundTicks } from '../harness/tools/plot.js';
 import { createReferenceBackend } from '../reference/index.js';
+import { expectMethodRows } from './shared/bench-methods.js';
 
 const FIELDS = [
   'backend', 'mode', 'seqLen', 'heads', 'kvHeads', 'headDim', 'inputs', 'threads',
@@ -97,22 +98,10 @@ describe('benchmark', () => {
       backends: [backend], lengths: [1400], heads: 2, kvHeads: 1, headDim: 8, inputs: ['local'], coverage: 0.005, threads: 1, peers: false, seed: 3,
       methods: ['dense', 'tsa', 'xattn', 'tsa+xattn'],
     });
-    expect(records.map((r) => r.mode)).toEqual(['dense', 'tsa', 'xattn', 'tsa+xattn']);
-    const [dense, tsa, xattn, both] = records as [BenchRecord, BenchRecord, BenchRecord, BenchRecord];
-    expect(dense.blockShare).toBeUndefined();
-    expect(tsa.blockShare).toBeUndefined();
-    expect(xattn.keptFraction).toBe(1);
-    expect(both.keptFraction).toBe(tsa.keptFraction);
-    expect(both.keptFraction).toBeLessThan(1);
-    for (const r of [xattn, both]) {
-      expect(r.blockShare).toBeGreaterThan(0);
-      expect(r.blockShare).toBeLessThanOrEqual(1);
-      expect(r.blockScoringMs).toBeGreaterThan(0);
-      expect(r.idealSpeedup).toBeCloseTo(1 / (r.keptFraction ** 2 * r.blockShare!), 10);
-    }
+    expectMethodRows(records);
     expect(benchTable(records)).toMatch(/tsa\+xattn +local +1400 .* 0\.\d{3} /);
     expect(benchSvg(records, 'test')).toContain('reference tsa+xattn (local) measured');
-    // A backend without the block-sparse stages cannot run them (the webgpu backend, until its kernels exist).
+    // A backend without the block-sparse stages cannot run them.
     const { blockScores: _, ...withoutStages } = backend;
     await expect(runBench({ backends: [withoutStages as Backend], lengths: [300], heads: 2, kvHeads: 1, headDim: 8, inputs: ['local'], coverage: 0.005, threads: 1, peers: false, seed: 3, methods: ['xattn'] })).rejects.toThrow(
       /the XAttention methods need the block-sparse stages, which the reference backend does not have yet/,

@@ -81,7 +81,7 @@ describe('tsa CLI', () => {
     const r = tsa('backends', '--rates');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^reference\s+0\s+yes/m);
-    expect(r.stdout).toMatch(/^cost-rule rates:\n(  \S+: attend \d+\.\d GFLOP\/s \+ \d+\.\d\d ms, compact x\d\.\d\d, score .* min gain \d+%\n)+/m);
+    expect(r.stdout).toMatch(/^cost-rule rates:\n(  \S+: attend \d+\.\d GFLOP\/s \+ \d+\.\d\d ms, compact x\d\.\d\d, score .* min gain \d+%(; blocks: (no rates|score .*))?\n)+/m);
     expect(r.stdout).toMatch(/^  reference: attend /m);
     const json = JSON.parse(tsa('backends', '--rates', '--json').stdout) as { rates: Record<string, { attendRate: number } | null> };
     expect(json.rates.reference!.attendRate).toBeGreaterThan(0);

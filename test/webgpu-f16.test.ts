@@ -7,12 +7,15 @@
  *   f16-rounded inputs (q' = f16(q / sqrt(D)), k, v f16), every element written;
  * - the shared suite as its own variant ('float16': f16 outputs within
  *   f16OutputBound of the f64 oracle, selections as f32, golden indices exact);
+ * - attendBlocks and the composed XAttention layer at f16 (the plain f16 kernel in block mode)
+ *   within f16OutputBound of the reference;
  * - per-call f16 where a backend has no f16: TsaInputError PRECISION; bad values: OPTION.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateInput } from '../harness/core/generators.js';
-import { F16_KERNEL_BOUND } from '../harness/core/precision.js';
+import { compactInput, scatterCompact } from '../harness/core/block-sparse.js';
+import { F16_KERNEL_BOUND, f16OutputBound } from '../harness/core/precision.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
@@ -158,6 +161,39 @@ describe('webgpu precision f16', () => {
     expect(mismatches).toBe(0);
     expect((await res.info()).indices).toEqual(want.indices);
   });
+
+  it('attendBlocks at f16 (the plain f16 kernel walking the key-block lists) is within the f16 bound, alone and composed', () =>
+    fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          kvHeads: fc.integer({ min: 1, max: 2 }),
+          group: fc.integer({ min: 1, max: 2 }),
+          headDim: fc.constantFrom(7, 64),
+          seqLen: fc.integer({ min: 40, max: 300 }),
+          blockSize: fc.constantFrom(16, 48, 128),
+          keep: fc.double({ min: 0, max: 1, noNaN: true }),
+          seed: fc.integer({ min: 0, max: 0x7fffffff }),
+        }),
+        async (r) => {
+          const input = generateInput('structured', { heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, seqLen: r.seqLen }, r.seed);
+          const o = { coverage: 0.02, window: 8, minTokens: 24, blockSparse: { method: 'xattention' as const, blockSize: r.blockSize, stride: 4 } };
+          const nb = Math.ceil(r.seqLen / r.blockSize);
+          const mask = new Uint8Array(input.heads * nb * nb);
+          for (let h = 0; h < input.heads; h++) for (let i = 0; i < nb; i++) for (let j = 0; j <= i; j++) mask[(h * nb + i) * nb + j] = j === i || ((i * 31 + j * 17 + h) % 100) / 100 < r.keep ? 1 : 0;
+          const ref = createReferenceBackend();
+          const bound = f16OutputBound(input);
+          const expectWithin = (a: Float32Array, b: Float32Array) => a.forEach((x, i) => expect(Math.abs(x - b[i]!)).toBeLessThanOrEqual(bound));
+          expectWithin(await b.attendBlocks(input, mask, o), await ref.attendBlocks(input, mask, o));
+          const res = await b.tokenSparseAttention(input, o);
+          expect(res.attendKernel).toMatch(/^attend-f16-plain-blocks:/);
+          const bs = res.blockSparse!;
+          const x = res.indices ? compactInput(input, res.indices, res.keptLength) : input;
+          const out = await ref.attendBlocks(x, bs.mask, o);
+          expectWithin(res.output, res.indices ? scatterCompact(out, res.indices, res.keptLength, input.heads, input.headDim, input.seqLen) : out);
+        },
+      ),
+      { numRuns: 6 },
+    ), 300_000);
 
   it('rejects f16 where the backend has none (PRECISION) and unknown precisions (OPTION)', async () => {
     const ref = createReferenceBackend();

@@ -25,6 +25,7 @@ import { createWebGpuBackend, H200_COST_MODEL, SOFTWARE_NOT_AUTO, type WebGpuBac
 import { createReferenceBackend } from '../reference/index.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
 import { ADAPTER } from './shared/webgpu-adapter.js';
+import { readBuffer, toGpu } from './shared/gpu-buffers.js';
 
 describeBackendSuite({
   name: 'webgpu',
@@ -84,17 +85,6 @@ const pooledArb = fc
     return { pooled, shape, options, keep: 1 + Math.floor(r.keepShare * (r.prefixLen - 1)) };
   });
 
-async function readBuffer(b: WebGpuBackend, buffer: GPUBuffer, bytes: number): Promise<Float32Array> {
-  const staging = b.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = b.device.createCommandEncoder();
-  enc.copyBufferToBuffer(buffer, 0, staging, 0, bytes);
-  b.device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0));
-  staging.destroy();
-  return out;
-}
-
 /** b gives bit-identical tokenSparseAttention and dense results to a; returns a's result. */
 async function expectSameResults(a: WebGpuBackend, b: WebGpuBackend, input: AttentionInput, options: ResolvedTsaOptions) {
   const ra = await a.tokenSparseAttention(input, options);
@@ -104,12 +94,6 @@ async function expectSameResults(a: WebGpuBackend, b: WebGpuBackend, input: Atte
   expect(rb.output).toEqual(ra.output);
   expect(await b.dense(input)).toEqual(await a.dense(input));
   return ra;
-}
-
-function toGpu(b: WebGpuBackend, data: Float32Array): GPUBuffer {
-  const buf = b.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-  b.device.queue.writeBuffer(buf, 0, data);
-  return buf;
 }
 
 describe('webgpu backend', () => {
@@ -229,6 +213,33 @@ describe('webgpu backend', () => {
       );
     } finally {
       await split.dispose();
+    }
+  });
+
+  it('scores with the logits kept in memory (one Q.K^T pass) equal the two-pass scores', async () => {
+    // scoreLogitsBytes 0 recomputes the logits in scoreMean; the default keeps them (they fit here).
+    const twoPass = await createWebGpuBackend({ ...ADAPTER, costRule: false, scoreLogitsBytes: 0 });
+    try {
+      // One head dimension (each one compiles its own pipelines); shapes, windows and inputs vary.
+      const arb = fc.record({
+        kvHeads: fc.integer({ min: 1, max: 2 }),
+        seqLen: fc.integer({ min: 40, max: 400 }),
+        window: fc.integer({ min: 1, max: 32 }),
+        kind: fc.constantFrom('gaussian', 'structured' as const),
+        seed: fc.integer({ min: 0, max: 0x7fffffff }),
+      });
+      await fc.assert(
+        fc.asyncProperty(arb, async (r) => {
+          const input = generateInput(r.kind, { heads: 2 * r.kvHeads, kvHeads: r.kvHeads, headDim: 32, seqLen: r.seqLen }, r.seed);
+          const options = { window: r.window };
+          const [a, b] = [await gpu.scores(input, options), await twoPass.scores(input, options)];
+          expect(a.length).toBe(b.length);
+          for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(2e-6 * Math.abs(b[i]!) + 1e-30);
+        }),
+        { numRuns: 6 },
+      );
+    } finally {
+      await twoPass.dispose();
     }
   });
 

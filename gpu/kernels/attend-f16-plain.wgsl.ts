@@ -15,7 +15,7 @@
  * V tiles of KEYS keys are staged in workgroup memory as vec4<f16>.
  */
 import { ATTEND_F16_BINDINGS, ATTEND_F16_PARAMS, gatePrologue } from './attend-f16.wgsl.js';
-import { variants, type Kernel } from './kernel.js';
+import { read, variants, type Kernel } from './kernel.js';
 import { unroll } from './params.js';
 
 /** Query rows per workgroup (one invocation each) and keys per staged K/V tile. */
@@ -32,17 +32,43 @@ export const attendF16PlainKernel = variants(
     bindings: ATTEND_F16_BINDINGS,
     workgroupSize: PLAIN_ROWS,
     enable: ['f16'],
-    source: () => plainSource(dp),
+    source: () => plainSource(dp, PLAIN_ROWS, KEYS),
   }),
 );
 
-function plainSource(dp: number): string {
+/** Query rows per workgroup and keys per tile of block mode: the largest of 64 / 32 / 16 and 32 / 16 dividing B. */
+export function plainBlockTiles(B: number): { rows: number; keys: number } {
+  return { rows: [64, 32, 16].find((r) => B % r === 0)!, keys: [32, 16].find((k) => B % k === 0)! };
+}
+
+/**
+ * The plain f16 kernel over the key blocks of each (head, query block) list (as attendBlocks in
+ * attend.wgsl.ts: counts [H][nb], triangle-packed ascending lists), block size B; `rows` and
+ * `keys` (plainBlockTiles) divide B.
+ */
+export const attendF16PlainBlocksKernel = variants(
+  (a: { dp: number; B: number }) => `attend-f16-plain-blocks:${a.dp}.${a.B}`,
+  ({ dp, B }: { dp: number; B: number }, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists'> => ({
+    name: 'attend-f16-plain-blocks',
+    key,
+    params: ATTEND_F16_PARAMS,
+    bindings: [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')],
+    workgroupSize: plainBlockTiles(B).rows,
+    enable: ['f16'],
+    source: () => plainSource(dp, plainBlockTiles(B).rows, plainBlockTiles(B).keys, B),
+  }),
+);
+
+function plainSource(dp: number, rows: number, keys: number, B?: number): string {
   const dp4 = dp / 4;
-  return `const ROWS: u32 = ${PLAIN_ROWS}u;
-const KEYS: u32 = ${KEYS}u;
+  return `const ROWS: u32 = ${rows}u;
+const KEYS: u32 = ${keys}u;
 const DP4: u32 = ${dp4}u;
-var<workgroup> ks: array<vec4<f16>, ${KEYS * dp4}>;
-var<workgroup> vs: array<vec4<f16>, ${KEYS * dp4}>;
+var<workgroup> ks: array<vec4<f16>, ${keys * dp4}>;
+var<workgroup> vs: array<vec4<f16>, ${keys * dp4}>;
+${B ? `const BLK: u32 = ${B}u;
+const TPB: u32 = BLK / KEYS;
+fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * KEYS; }` : ''}
 
 /**
  * x >= 0 rounded to f16's 11-bit significand (nearest even) with integer operations: lavapipe
@@ -69,9 +95,13 @@ ${gatePrologue()}
 ${unroll(dp4, (d) => `  let q${d} = vec4<f32>(qIn[qb + ${d}u]);\n  var o${d} = vec4<f32>(0.0);`)}
   var m = -1.0e30;
   var l = 0.0;
-  let nKeyTiles = min(t0 + ROWS - 1u, n - 1u) / KEYS + 1u;
+  let lastKey = min(t0 + ROWS - 1u, n - 1u);
+${B ? `  let qBlock = t0 / BLK;
+  let nb = (n + BLK - 1u) / BLK;
+  let listAt = head * (nb * (nb + 1u) / 2u) + qBlock * (qBlock + 1u) / 2u;
+  let nKeyTiles = (counts[head * nb + qBlock] - 1u) * TPB + (lastKey - qBlock * BLK) / KEYS + 1u;` : '  let nKeyTiles = lastKey / KEYS + 1u;'}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
-    let k0 = kt * KEYS;
+    let k0 = ${B ? 'keyStart(listAt, kt)' : 'kt * KEYS'};
     workgroupBarrier();
     for (var e = tid; e < KEYS * DP4; e = e + ROWS) {
       ks[e] = kIn[kb + k0 * DP4 + e];

@@ -65,6 +65,12 @@ export interface F16MatrixConfig {
   lean?: boolean;
   /** One lane per softmax row (no subgroup shuffles); else two lanes per row. */
   soloRows?: boolean;
+  /**
+   * Block mode (XAttention's attendBlocks): the key tiles of each (head, query block of `blocks`
+   * rows) come from its list (counts [H][nb], triangle-packed ascending lists, as the f32
+   * attendBlocks); 16 * sg and bn divide it.
+   */
+  blocks?: number;
 }
 
 /** The f16 kernels take Q pre-scaled (to-f16.wgsl.ts), so no `scale`. */
@@ -108,14 +114,14 @@ export const ATTEND_F16_BINDINGS = [
 ] as const;
 
 const configKey = (c: F16MatrixConfig) =>
-  `attend-f16:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}`;
+  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}`;
 
 /** The subgroup-matrix attend kernel of a config (contract; WGSL generated once per key). */
-export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name']> => ({
-  name: 'attend-f16',
+export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists'> => ({
+  name: c.blocks ? 'attend-f16-blocks' : 'attend-f16',
   key,
   params: ATTEND_F16_PARAMS,
-  bindings: ATTEND_F16_BINDINGS,
+  bindings: c.blocks ? [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')] : ATTEND_F16_BINDINGS,
   workgroupSize: 32 * c.sg,
   enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
   directives: ['diagnostic(off, chromium.subgroup_matrix_uniformity)'],
@@ -178,6 +184,9 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
       vs[at] = ${vx}.x; vs[at + 1u] = ${vx}.y; vs[at + 2u] = ${vx}.z; vs[at + 3u] = ${vx}.w;`;
   const at4 = (base: string, k0: string, e: string) => `(${base} + (${k0} + ${e} / DP4) * DP) / 4u + ${e} % DP4`;
   const slots = Math.ceil((c.bn * (c.dp / 4)) / (32 * c.sg));
+  // The first key of key tile `kt`: kt * BN, or in block mode the tile's place in its block list.
+  const blk = c.blocks !== undefined;
+  const keyStart = (kt: string) => (blk ? `keyStart(listAt, ${kt})` : kt === '0u' ? '0u' : kt === 'kt' ? 'kt * BN' : `(${kt}) * BN`);
   const slot = (i: number, f: (e: string) => string) =>
     `    { let e = lid + ${i * 32 * c.sg}u; if (e < BN * DP4) { ${f('e')} } }`;
   const fetch = (k0: string) =>
@@ -187,7 +196,7 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
 ${unroll(slots, (i) => slot(i, (e) => put(e, `kp${i}`, `vp${i}`)))}
     workgroupBarrier();
     if (kt + 1u < nKeyTiles) {
-${fetch('k0 + BN')}
+${fetch(keyStart('kt + 1u'))}
     }`
     : `    workgroupBarrier();
     for (var e = lid; e < BN * DP4; e = e + THREADS) {
@@ -232,7 +241,10 @@ var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, $
 var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 var<workgroup> aw: array<f32, ${c.sg * 16}>;
 var<workgroup> flags: array<u32, 4>;
-
+${blk ? `const BLK: u32 = ${c.blocks}u;
+const TPB: u32 = BLK / BN;
+fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * BN; }
+` : ''}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_size) sgSize: u32) {
 ${gatePrologue()}
@@ -257,10 +269,18 @@ ${qLoad}
 ${unroll(nf, (f) => `  var o${f} = ${RESULT}();`)}
   var m = NEG;
   var l = 0.0;
-  let nKeyTiles = min(q0 + BM - 1u, n - 1u) / BN + 1u;
-${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();`)}\n${fetch('0u')}` : ''}
+  let lastKey = min(q0 + BM - 1u, n - 1u);
+${
+  blk
+    ? `  let qBlock = q0 / BLK;
+  let nb = (n + BLK - 1u) / BLK;
+  let listAt = head * (nb * (nb + 1u) / 2u) + qBlock * (qBlock + 1u) / 2u;
+  let nKeyTiles = (counts[head * nb + qBlock] - 1u) * TPB + (lastKey - qBlock * BLK) / BN + 1u;`
+    : '  let nKeyTiles = lastKey / BN + 1u;'
+}
+${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();`)}\n${fetch(keyStart('0u'))}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
-    let k0 = kt * BN;
+    let k0 = ${keyStart('kt')};
 ${stage}
 ${unroll(ns, (j) => `    {
       var s = ${RESULT}();

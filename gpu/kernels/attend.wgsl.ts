@@ -57,16 +57,43 @@ export const ATTEND_LAYOUT_PARAMS: ParamFields = [
   ['gate', 'u32'],
 ];
 
+const attendBindings = (c: TileConfig) =>
+  [read('qIn', ioType(c)), read('kIn', ioType(c)), read('vIn', ioType(c)), write('oOut', ioType(c)), read('state', 'u32')] as const;
+
 export const attendKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state'> => ({
   name: 'attend',
   key: `attend:${key}`,
   params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32']],
-  bindings: [read('qIn', ioType(c)), read('kIn', ioType(c)), read('vIn', ioType(c)), write('oOut', ioType(c)), read('state', 'u32')],
+  bindings: attendBindings(c),
   workgroupSize: threads(c),
   source: () => attendSource(c),
 }));
 
-function attendSource(c: TileConfig): string {
+/**
+ * attendBlocks: the same attention over the key blocks of each (head, query block) list
+ * (block-select.wgsl.ts blockLists: counts [H][nb], triangle-packed ascending lists, the
+ * diagonal last) instead of every causal key tile; block size B, with BM and BN dividing B so
+ * that a query tile lies in one block and key tiles tile each block.
+ */
+export const attendBlocksKernel = variants(
+  (a: { c: TileConfig; B: number }) => `${tileKey(a.c)}.b${a.B}`,
+  ({ c, B }: { c: TileConfig; B: number }, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state' | 'counts' | 'lists'> => ({
+    name: 'attendBlocks',
+    key: `attendBlocks:${key}`,
+    params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32']],
+    bindings: [...attendBindings(c), read('counts', 'u32'), read('lists', 'u32')],
+    workgroupSize: threads(c),
+    source: () => attendSource(c, B),
+  }),
+);
+
+/** The key-tile walk of block mode: tile kt of a query tile's list starting at `at`. */
+const keyStartWgsl = (B: number) => `
+const BLK: u32 = ${B}u;
+const TPB: u32 = BLK / BN;
+fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * BN; }`;
+
+function attendSource(c: TileConfig, B?: number): string {
   const dk4 = c.dk / 4;
   const nch = c.dp / c.dk;
   const qu = Math.ceil((bm(c) * dk4) / threads(c));
@@ -107,6 +134,7 @@ ${DIVU_WGSL}
 ${load4Fn('qIn', c)}
 ${load4Fn('kIn', c)}
 ${load4Fn('vIn', c)}
+${B ? keyStartWgsl(B) : ''}
 
 /** Q[row][col .. col+4) * scale, zero outside n rows and dim columns. */
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
@@ -145,12 +173,16 @@ ${unroll(c.tm, (i) => `  var m${i} = NEG;\n  var l${i} = 0.0;`)}
 ${unroll(c.tm, (i) => unroll(td4, (j) => `  var o${i}${j} = vec4<f32>(0.0);`))}
 
   let lastKey = min(q0 + BM - 1u, n - 1u);
-  let nKeyTiles = lastKey / BN + 1u;
+${B ? `  let qb = q0 / BLK;
+  let nb = (n + BLK - 1u) / BLK;
+  let listAt = head * (nb * (nb + 1u) / 2u) + qb * (qb + 1u) / 2u;
+  let nKeyTiles = (counts[head * nb + qb] - 1u) * TPB + (lastKey - qb * BLK) / BN + 1u;` : `  let nKeyTiles = lastKey / BN + 1u;`}
 ${c.prefetch ? `${unroll(ku, (u) => `  var kp${u} = vec4<f32>(0.0);`)}
 ${unroll(vu, (u) => `  var vp${u} = vec4<f32>(0.0);`)}
-${kLoad('0u', '0u')}` : ''}
+  let kFirst = ${B ? 'keyStart(listAt, 0u)' : '0u'};
+${kLoad('kFirst', '0u')}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
-    let k0 = kt * BN;
+    let k0 = ${B ? 'keyStart(listAt, kt)' : 'kt * BN'};
     // V chunks this tile needs (keys beyond the diagonal have P = 0).
     let nV = min(BN / BV, (lastKey - k0) / BV + 1u);
 ${zeroLogits(c)}
@@ -187,7 +219,8 @@ ${c.prefetch ? vStore() : `      for (var e = tid; e < BV * DP4; e = e + THREADS
 ${c.prefetch ? `      if (vc + 1u < nV) {
 ${vLoad('v0 + BV')}
       } else if (kt + 1u < nKeyTiles) {
-${kLoad('k0 + BN', '0u')}
+        let kNext = ${B ? 'keyStart(listAt, kt + 1u)' : 'k0 + BN'};
+${kLoad('kNext', '0u')}
       }` : ''}
       if (vc == 0u) {
 ${unroll(c.tm, (i) => `        var ls${i} = 0.0;

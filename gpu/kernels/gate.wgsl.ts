@@ -9,7 +9,7 @@
  * keep = L'_est - W, so only the dense attention (GATE.ifDense) runs.
  * One workgroup.
  */
-import { write, type Kernel } from './kernel.js';
+import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 
 const S = STATE;
@@ -42,6 +42,30 @@ fn main(@builtin(local_invocation_index) tid: u32) {
     state[${S.keep}] = est - p.W;
     state[${S.keptLength}] = p.L;
   }
+}
+`,
+};
+
+/**
+ * modeGate: zeroes every workgroup count of one attention branch (grids, Recorder.gated)
+ * unless the state's mode selects it: `sparse` 1 keeps the branch when the mode is sparse,
+ * 0 when it is any dense mode. So of the two recorded branches (dense; gather, compact
+ * attention, scatter) only the one the budget chose launches workgroups. One workgroup.
+ */
+export const MODE_GATE: Kernel<'state' | 'grids'> = {
+  name: 'modeGate',
+  key: 'modeGate',
+  params: [
+    ['sparse', 'u32'],
+    ['words', 'u32'],
+  ],
+  bindings: [read('state', 'u32'), write('grids', 'u32')],
+  workgroupSize: 64,
+  source: () => `@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) tid: u32) {
+  let sparse = state[${S.mode}] == ${S.modeSparse}u;
+  if (sparse == (p.sparse == 1u)) { return; }
+  for (var i = tid; i < p.words; i = i + WG) { grids[i] = 0u; }
 }
 `,
 };

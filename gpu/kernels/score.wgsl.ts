@@ -4,14 +4,17 @@
  *   a[h][t] = (1/W) sum_{i=P}^{L-1} exp(s_it - m_i) / l_i,   t < P = L - W,
  *   s_ij = q_i . k_j / sqrt(D),  m_i = max_{j<=i} s_ij,  l_i = sum_{j<=i} exp(s_ij - m_i).
  *
- * Three kernels, two passes over the logits (recomputed, never stored), named as
- * in assembly/kernels/score.ts where they compute the same thing:
+ * Three kernels, named as in assembly/kernels/score.ts where they compute the same thing:
  *   scorePartials per (key block of BN keys, head): partial (m, l) of every window
- *                 query over the block's visible keys -> partials [head][block][W][2]
+ *                 query over the block's visible keys -> partials [head][block][W][2];
+ *                 with `store`, also the prefix logits s_it -> logits [head][W][P]
  *   scoreStats    per (window query, head): folds the partials in block order
  *                 (deterministic) -> stats [head][W][2] = (m_i, l_i)
  *   scoreMean     per (prefix key block, head): (1/W) sum over window queries of
- *                 exp(s - m_i) / l_i -> scores [head][P]
+ *                 exp(s - m_i) / l_i -> scores [head][P], the logits recomputed
+ *                 (a second Q.K^T pass), or read back from `logits` (scoreMeanStored:
+ *                 one Q.K^T pass for W P H floats of memory; the stage picks it where
+ *                 they fit)
  * Layouts: Q [head][L][dim], K [kvHead][L][dim] with kvHead = head / kvDiv,
  * f32; bindings are windows starting at the chunk's first head (`*Base`).
  */
@@ -65,15 +68,30 @@ const BASES = `
   let tx = tid % NX;
   let ty = tid / NX;`;
 
+export interface ScorePartialsConfig {
+  tiles: TileConfig;
+  /** Also write the prefix logits [head][W][P] for scoreMeanStored. */
+  store: boolean;
+}
+
 /** scorePartials: per (key block, head), partial (m, l) of each window query over the block. */
-export const scorePartialsKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'partials'> => ({
+export const scorePartialsKernel = variants(
+  ({ tiles, store }: ScorePartialsConfig) => `${tileKey(tiles)}${store ? '.store' : ''}`,
+  ({ tiles: c, store }: ScorePartialsConfig, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
   name: 'scorePartials',
   key: `scorePartials:${key}`,
-  params: [...QK_PARAMS, ['partBase', 'u32'], ['partHeadStride', 'u32']],
-  bindings: [...qkBindings(c), write('partials')],
+  params: [...QK_PARAMS, ['partBase', 'u32'], ['partHeadStride', 'u32'], ...(store ? ([['logitsBase', 'u32'], ['logitsHeadStride', 'u32']] as ParamFields) : [])],
+  bindings: [...qkBindings(c), write('partials'), ...(store ? [write('logits')] : [])],
   workgroupSize: threads(c),
   source: () => {
     const row = (i: number) => `(ty + ${i}u * NY)`;
+    // The prefix logits of this tile (rows < W, keys < P), before the causal mask (prefix keys are visible to every window query).
+    const keep = store
+      ? `    let lb = p.logitsBase + wg.y * p.logitsHeadStride;
+${unroll(c.tm, (i) => `    if (qw0 + ${row(i)} < p.W) {
+${unroll(c.tn, (j) => `      { let t = k0 + tx + ${j}u * NX; if (t < p.P) { logits[lb + (qw0 + ${row(i)}) * p.P + t] = s${i}${j}; } }`)}
+    }`)}`
+      : '';
     return `${HEADER(c)}
 var<workgroup> redM: array<f32, ${bm(c) * c.nx}>;
 var<workgroup> redL: array<f32, ${bm(c) * c.nx}>;
@@ -84,6 +102,7 @@ ${BASES}
   let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
   for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
 ${logitsOfChunk(c)}
+${keep}
     // Causal among window keys: key k is visible to query P + qw iff k <= P + qw.
 ${maskLogits(c, { q0: 'p.P + qw0', k0: 'k0', shift: '0u', nKeys: 'p.L' })}
 ${unroll(c.tm, (i) => `    redM[${row(i)} * NX + tx] = max(${Array.from({ length: c.tn }, (_, j) => `s${i}${j}`).reduce((a, b) => `max(${a}, ${b})`)}, NEG);`)}
@@ -107,7 +126,8 @@ ${unroll(c.tm, (i) => `      {
 }
 `;
   },
-}));
+  }),
+);
 
 /** scoreStats: per (window query, head), (m_i, l_i) folded from the partials in key-block order. */
 export const SCORE_STATS: Kernel<'partials' | 'stats'> = {
@@ -191,3 +211,40 @@ ${unroll(c.tn, (j) => `  redC[(tx + ${j}u * NX) * NY + ty] = col${j};`)}
 `;
   },
 }));
+
+/**
+ * scoreMeanStored: scoreMean on the logits scorePartials stored, one thread per prefix key t
+ * of a block of 256, per head: scores[t] = (1/W) sum_i exp(logits[i][t] - m_i) / l_i
+ * (logits [head][W][P], stats [head][W][2], scores [head][P]).
+ */
+export const SCORE_MEAN_STORED: Kernel<'logits' | 'stats' | 'scores'> = {
+  name: 'scoreMeanStored',
+  key: 'scoreMeanStored',
+  params: [
+    ['P', 'u32'],
+    ['W', 'u32'],
+    ['logitsBase', 'u32'],
+    ['logitsHeadStride', 'u32'],
+    ['statBase', 'u32'],
+    ['statHeadStride', 'u32'],
+    ['outBase', 'u32'],
+    ['outHeadStride', 'u32'],
+    ['invW', 'f32'],
+  ],
+  bindings: [read('logits'), read('stats'), write('scores')],
+  workgroupSize: 256,
+  source: () => `
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+  let t = gid.x;
+  if (t >= p.P) { return; }
+  let lb = p.logitsBase + wg.y * p.logitsHeadStride + t;
+  let sb = p.statBase + wg.y * p.statHeadStride;
+  var a = 0.0;
+  for (var i = 0u; i < p.W; i = i + 1u) {
+    a = a + exp(logits[lb + i * p.P] - stats[sb + 2u * i]) * (1.0 / stats[sb + 2u * i + 1u]);
+  }
+  scores[p.outBase + wg.y * p.outHeadStride + t] = a * p.invW;
+}
+`,
+};

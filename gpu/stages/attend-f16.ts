@@ -6,7 +6,9 @@
  * output O [H][L][D] f32 as the f32 attend.
  */
 import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
-import { PLAIN_ROWS, attendF16PlainKernel } from '../kernels/attend-f16-plain.wgsl.js';
+import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
+import type { Kernel } from '../kernels/kernel.js';
+import { listWindows, type BlockLists } from './block-select.js';
 import { TO_F16 } from '../kernels/to-f16.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
@@ -14,27 +16,38 @@ import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from '.
 
 /**
  * The f16 attend kernel this context runs for head dimension D, and its query rows per workgroup:
- * the plain f16 kernel, or the subgroup-matrix kernel when the backend option f16Tiles asks for it
- * on an adapter with subgroup matrices. The subgroup-matrix kernel is opt-in because it does not
- * yet pass the f16 contract on the H200 (BENCHMARKS.md, 2026-12-01: wrong outputs there while its
- * logic passes scripts/f16-lab.mjs --emulate and every primitive check), so it is never chosen
- * silently.
+ * the subgroup-matrix kernel where the adapter has subgroup matrices (unless the backend option
+ * f16Tiles is false) and its config fits the workgroup memory, else the plain f16 kernel.
  */
 export function f16Attend(ctx: StageCtx, D: number) {
   const dp = ceilDiv(D, 16) * 16;
-  if (ctx.features.matrix && ctx.f16Tiles) {
-    const c = { ...MATRIX_DEFAULT, ...ctx.f16Tiles, dp };
-    if (attendF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize) return { kernel: attendF16Kernel(c), rows: 16 * c.sg, dp };
+  const c = matrixConfig(ctx, dp);
+  if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
+  return { kernel: attendF16PlainKernel(dp) as Kernel, rows: PLAIN_ROWS, dp };
+}
+
+/**
+ * The subgroup-matrix kernel's config where it runs (see f16Attend), or null; with a block size
+ * B, the block mode, with as many subgroups as divide B / 16 and key tiles dividing B.
+ */
+function matrixConfig(ctx: StageCtx, dp: number, B?: number): F16MatrixConfig | null {
+  if (!ctx.features.matrix || !ctx.f16Tiles) return null;
+  let c: F16MatrixConfig = { ...MATRIX_DEFAULT, ...ctx.f16Tiles, dp };
+  if (B !== undefined) {
+    const sg = [c.sg, 8, 4, 2, 1].find((g) => g <= c.sg && B % (16 * g) === 0);
+    if (sg === undefined || B % c.bn !== 0) return null;
+    c = { ...c, sg, blocks: B };
   }
-  return { kernel: attendF16PlainKernel(dp), rows: PLAIN_ROWS, dp };
+  return attendF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
 /** The fastest subgroup-matrix config measured on an H200 (lab, 147 TFLOP/s dense at L = 32768). */
 const MATRIX_DEFAULT: Omit<F16MatrixConfig, 'dp'> = { sg: 8, bn: 32, threshold: 8, prefetch: true, lean: true, vecKV: true };
 
-/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel). */
-export function attendKernelName(ctx: StageCtx, D: number): string {
-  return ctx.precision === 'f16' ? f16Attend(ctx, D).kernel.key : 'attend (f32)';
+/** The attend kernel a call of this context runs for head dimension D (TsaResult.attendKernel); with a block size, attendBlocks'. */
+export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): string {
+  if (ctx.precision !== 'f16') return blockSize ? 'attendBlocks (f32)' : 'attend (f32)';
+  return (blockSize ? f16AttendBlocks(ctx, D, blockSize) : f16Attend(ctx, D)).kernel.key;
 }
 
 /** src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated sparse). */
@@ -61,10 +74,18 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
   return dst;
 }
 
-/** attend (stages/attend.ts) at precision 'f16'. */
-export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
+/** attendBlocks at precision 'f16': the block mode of the subgroup-matrix kernel where it runs, else of the plain one. */
+function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
+  const dp = ceilDiv(D, 16) * 16;
+  const c = matrixConfig(ctx, dp, B);
+  if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
+  return { kernel: attendF16PlainBlocksKernel({ dp, B }) as Kernel, rows: plainBlockTiles(B).rows, dp };
+}
+
+/** attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list only. */
+export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
   const { rec, lim } = ctx;
-  const { kernel, rows, dp } = f16Attend(ctx, d.D);
+  const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
   const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
@@ -99,7 +120,7 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         kv0: kw.first,
         gate,
       },
-      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
       [ceilDiv(d.L, rows), h1 - h0],
     );
   }

@@ -4,7 +4,8 @@
  * rows, zeros where pruned). Kernels in ../kernels/{gather,attend,scatter}.wgsl.ts;
  * precision 'f16' attends in attend-f16.ts.
  */
-import { attendKernel } from '../kernels/attend.wgsl.js';
+import { attendBlocksKernel, attendKernel } from '../kernels/attend.wgsl.js';
+import type { Kernel } from '../kernels/kernel.js';
 import { attendF16 } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
 import { SCATTER } from '../kernels/scatter.wgsl.js';
@@ -12,6 +13,7 @@ import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resour
 import { bm } from '../tiles.js';
 import { ceilDiv, qkParams, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 import type { Selection } from './select.js';
+import { listWindows, type BlockLists } from './block-select.js';
 
 /** Floats one workgroup of gather or scatter copies at least (fewer dispatches on short rows). */
 const COPY_FLOATS_PER_GROUP = 1024;
@@ -74,13 +76,14 @@ export function splitChunks(chunks: [number, number][], most: number): [number, 
 /**
  * attend: causal attention of every head over L rows (dense), or the L'
  * rows the state says (gate ifSparse); output O [H][L][D]. `gate`: GATE.
+ * With `blocks` (attendBlocks): over the key blocks of each (head, query block) list only.
  */
-export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number): HeadTensor {
-  if (ctx.precision === 'f16') return attendF16(ctx, d, q, k, v, kvDiv, gate);
+export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
+  if (ctx.precision === 'f16') return attendF16(ctx, d, q, k, v, kvDiv, gate, blocks);
   const { rec, lim } = ctx;
-  const c = ctx.tiles(d.D);
+  const c = ctx.tiles(d.D, blocks?.B);
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
-  const kernel = attendKernel(c);
+  const kernel: Kernel = blocks ? attendBlocksKernel({ c, B: blocks.B }) : attendKernel(c);
   const state = stateWindow(ctx);
   const uses = [
     { tensor: q, kvDiv: 1 },
@@ -95,7 +98,7 @@ export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: 
     rec.dispatch(
       kernel,
       { ...qk.params, n: d.L, vBase: vw.base, oBase: ow.base, oHeadStride: o.headElems, gate },
-      { ...qk.windows, vIn: vw, oOut: ow, state },
+      { ...qk.windows, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
       [ceilDiv(d.L, bm(c)), h1 - h0],
     );
   }

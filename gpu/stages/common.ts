@@ -20,10 +20,18 @@ export interface GpuCtx {
   device: GPUDevice;
   pool: BufferPool;
   lim: BindingLimits;
-  tiles(headDim: number): TileConfig;
+  /** Attention tiles for a head dimension; with a block size, tiles whose BM and BN divide it (attendBlocks). */
+  tiles(headDim: number, blockSize?: number): TileConfig;
   /** shader-f16 and subgroup matrices of the device (features.ts). */
   features: ShaderFeatures;
-  /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null. */
+  /**
+   * The most logit rows per thread of the score kernels: 8 on hardware adapters, 4 on software
+   * ones (llvmpipe, lavapipe), whose shader compiler took 168 s for the unrolled TM 8 kernel.
+   */
+  scoreRowsMax: number;
+  /** Scoring keeps its logits in memory (one Q.K^T pass) up to this many bytes (backend option scoreLogitsBytes). */
+  scoreLogitsBytes: number;
+  /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null (f16Tiles false: the plain kernel). */
   f16Tiles: Partial<Omit<F16MatrixConfig, 'dp'>> | null;
 }
 

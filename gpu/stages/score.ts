@@ -1,21 +1,24 @@
 /** The GPU stages score and pool (kernels in ../kernels/score.wgsl.ts and pool.wgsl.ts). */
 import { POOL } from '../kernels/pool.wgsl.js';
-import { SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
-import { headChunks, headWindow, type HeadTensor } from '../resources.js';
-import { bn } from '../tiles.js';
+import { SCORE_MEAN_STORED, SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
+import { headChunks, headWindow, type HeadTensor, type Window } from '../resources.js';
+import { bm, bn, type TileConfig } from '../tiles.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
- * score: [H][P] mean window attention probability of each prefix key.
+ * score: [H][P] mean window attention probability of each prefix key: one Q.K^T pass with
+ * the logits kept in memory where H W P floats fit ctx.scoreLogitsBytes, else two passes.
  * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
-  const c = ctx.tiles(d.D);
+  const c = windowTiles(ctx.tiles(d.D), d.W, ctx.scoreRowsMax, ctx.device.limits.maxComputeWorkgroupStorageSize);
   const nKeyBlocks = ceilDiv(d.L, bn(c));
+  const store = d.H * d.W * d.P * 4 <= ctx.scoreLogitsBytes;
   const partials = ctx.pool.heads(`${tag}score.partials`, d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
   const stats = ctx.pool.heads(`${tag}score.stats`, d.H, d.W * 2, STORAGE_USAGE);
   const scores = ctx.pool.heads(`${tag}scores`, d.H, d.P, STORAGE_USAGE);
+  const logits = store ? ctx.pool.heads(`${tag}score.logits`, d.H, d.W * d.P, STORAGE_USAGE) : null;
   const base = { L: d.L, P: d.P, W: d.W };
   const uses = [
     { tensor: q, kvDiv: 1 },
@@ -23,6 +26,7 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     { tensor: partials, kvDiv: 1 },
     { tensor: stats, kvDiv: 1 },
     { tensor: scores, kvDiv: 1 },
+    ...(logits ? [{ tensor: logits, kvDiv: 1 }] : []),
   ];
   for (const [h0, h1] of headChunks(d.H, uses, lim)) {
     const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
@@ -31,16 +35,44 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     const ow = headWindow(scores, h0, h1, lim.align);
     const part = { partBase: pw.base, partHeadStride: partials.headElems };
     const stat = { statBase: sw.base, statHeadStride: stats.headElems };
-    rec.dispatch(scorePartialsKernel(c), { ...base, ...qk.params, ...part }, { ...qk.windows, partials: pw }, [nKeyBlocks, h1 - h0]);
-    rec.dispatch(SCORE_STATS, { W: d.W, nKeyBlocks, ...part, ...stat }, { partials: pw, stats: sw }, [ceilDiv(d.W, SCORE_STATS.workgroupSize), h1 - h0]);
+    const out = { outBase: ow.base, outHeadStride: scores.headElems, invW: 1 / d.W };
+    const lw = logits ? headWindow(logits, h0, h1, lim.align) : null;
+    const logit: Record<string, number> = lw ? { logitsBase: lw.base, logitsHeadStride: logits!.headElems } : {};
     rec.dispatch(
-      scoreMeanKernel(c),
-      { ...base, ...qk.params, ...stat, outBase: ow.base, outHeadStride: scores.headElems, invW: 1 / d.W },
-      { ...qk.windows, stats: sw, scores: ow },
-      [ceilDiv(d.P, bn(c)), h1 - h0],
+      scorePartialsKernel({ tiles: c, store }),
+      { ...base, ...qk.params, ...part, ...logit },
+      // The store variant alone binds `logits` (the recorder checks the names against the kernel's).
+      { ...qk.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
+      [nKeyBlocks, h1 - h0],
     );
+    rec.dispatch(SCORE_STATS, { W: d.W, nKeyBlocks, ...part, ...stat }, { partials: pw, stats: sw }, [ceilDiv(d.W, SCORE_STATS.workgroupSize), h1 - h0]);
+    if (lw) {
+      rec.dispatch(SCORE_MEAN_STORED, { P: d.P, W: d.W, ...logit, ...stat, ...out }, { logits: lw, stats: sw, scores: ow }, [ceilDiv(d.P, SCORE_MEAN_STORED.workgroupSize), h1 - h0]);
+    } else {
+      rec.dispatch(scoreMeanKernel(c), { ...base, ...qk.params, ...stat, ...out }, { ...qk.windows, stats: sw, scores: ow }, [ceilDiv(d.P, bn(c)), h1 - h0]);
+    }
   }
   return scores;
+}
+
+/**
+ * The score kernels' tiles: the attention tiles with TM (logit rows per thread) set so that
+ * BM = NY * TM covers the window where it can (TM 1 to 8): both kernels walk the W window
+ * queries BM rows at a time and reload the key block for each, so the probe's 16 queries in
+ * a 64-row tile cost half the full scoring of 128, and 128 queries in one 128-row tile load
+ * each key block once (1.2x faster at 128K on an H200 than TM 4). TM is at most `maxRows`
+ * (GpuCtx.scoreRowsMax) and shrinks where the workgroup memory would not hold the tile.
+ */
+export function windowTiles(c: TileConfig, window: number, maxRows: number, maxShared: number): TileConfig {
+  let tm = 1;
+  while (tm < maxRows && c.ny * tm < window) tm *= 2;
+  while (tm > 1 && scoreSharedBytes({ ...c, tm }) > maxShared) tm /= 2;
+  return tm === c.tm ? c : { ...c, tm };
+}
+
+/** Workgroup memory of the score kernels: the Q/K chunks and the larger of their reductions. */
+export function scoreSharedBytes(c: TileConfig): number {
+  return 16 * (bm(c) + bn(c)) * (c.dk / 4 + 1) + Math.max(8 * bm(c) * c.nx, 4 * bn(c) * c.ny);
 }
 
 /**

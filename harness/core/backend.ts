@@ -60,10 +60,12 @@ export interface BackendDefinition {
   run?: <T>(call: () => Promise<T>) => Promise<T>;
   /**
    * The whole layer where it is not dense before scoring (L > minTokens + W,
-   * coverage > 0). Default: runPipeline over `stages`, each stage through `run`.
-   * `cost`: the cost rule's rates where it applies to the call (costRule), else null.
+   * coverage > 0), and with options.blockSparse also where it is (`decided`: that
+   * dense budget; XAttention then runs on all rows). Default: runPipeline over
+   * `stages`, each stage through `run`. `cost`: the cost rule's rates where it
+   * applies to the call (costRule), else null.
    */
-  layer?: (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null) => Promise<TsaResult>;
+  layer?: (input: AttentionInput, o: ResolvedTsaOptions, cost: CostModel | null, decided?: Budget | null) => Promise<TsaResult>;
   /**
    * The cost rule (cost.ts): `enabled` is the backend's default (a call's
    * `costRule` overrides it), `model` its rates (fitted on first use by
@@ -80,7 +82,7 @@ export interface BackendDefinition {
 }
 
 /** `stages`, each call through `run` (given the call's options); the block stages where the backend has them. */
-export function serialised(
+function serialised(
   s: BackendStages,
   run: <T>(call: () => Promise<T>, o: ResolvedTsaOptions) => Promise<T>,
 ): BackendStages {
@@ -181,16 +183,18 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       if (o.blockSparse) blockStagesOf(ran, def.name);
       const rule = def.costRule;
       const on = rule !== undefined && (o.costRule ?? rule.enabled);
-      // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
-      const blockCost = on && o.blockSparse ? await rule.model(ran) : null;
       const early = denseBeforeScoring(input.seqLen, o);
-      if (early) return denseLayer(ran, input, o, early, blockCost);
-      if (layer && !o.blockSparse) {
+      if (layer) {
+        // A fused layer keeps XAttention's stages on its device on all rows too; it has no block rule
+        // (block-cost.ts runs on the host): with blockSparse its block stages always run.
+        if (early) return o.blockSparse ? run(o, () => layer(input, o, null, early)) : denseLayer(ran, input, o, early);
         const cost = on ? await rule.model(ran) : null;
         return run(o, () => layer(input, o, cost));
       }
-      // A fused layer's backend applies its token rule in the layer only (block-sparse: the host pipeline, block rule included).
-      if (!on || layer) return pipelineLayer(ran, input, o, blockCost);
+      // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
+      const blockCost = on && o.blockSparse ? await rule.model(ran) : null;
+      if (early) return denseLayer(ran, input, o, early, blockCost);
+      if (!on) return pipelineLayer(ran, input, o, blockCost);
       const model = await rule.model(ran);
       const pre = beforeProbe(input, o, model);
       if (pre) return denseLayer(ran, input, o, pre, blockCost);

@@ -69,6 +69,32 @@ async function timed(repeats: number, f: () => Promise<unknown>, time: CallTimer
   return median(ts);
 }
 
+/** What a backend measured on its device, medians of repeated calls (ms). */
+export interface CalibrationSamples {
+  heads: number;
+  headDim: number;
+  /** Dense attention at two lengths. */
+  dense: [{ seqLen: number; ms: number }, { seqLen: number; ms: number }];
+  /** attendSelected (gather + attend + scatter) on keptLength rows. */
+  compact: { keptLength: number; ms: number };
+  /** The scores stage: `window` queries over seqLen keys. */
+  scores: { seqLen: number; window: number; ms: number };
+  /** pool + budget + select over a seqLen-token call. */
+  select: { seqLen: number; ms: number };
+}
+
+/** The cost model of a backend's samples (the fit in the header). */
+export function fitCostModel(s: CalibrationSamples): CostModel {
+  const [a, b] = s.dense;
+  const f1 = causalFlops(s, a.seqLen);
+  const f2 = causalFlops(s, b.seqLen);
+  const attendRate = (f2 - f1) / Math.max(b.ms - a.ms, 1e-6);
+  const attendFixedMs = Math.max(0, a.ms - f1 / attendRate);
+  const compactPenalty = Math.max(1, (s.compact.ms - attendFixedMs) / (causalFlops(s, s.compact.keptLength) / attendRate));
+  const scoreRate = (4 * s.heads * s.headDim * s.scores.window * s.scores.seqLen) / s.scores.ms;
+  return { attendRate, attendFixedMs, compactPenalty, scoreRate, selectMsPerToken: s.select.ms / (s.heads * s.select.seqLen), minGain: DEFAULT_MIN_GAIN };
+}
+
 export async function calibrate(stages: PipelineStages & Partial<BlockStages>, plan: CalibrationPlan, time: CallTimer = wallClock): Promise<CostModel> {
   const { heads, kvHeads, headDim, repeats } = plan;
   const [short, long] = plan.lengths;
@@ -78,19 +104,11 @@ export async function calibrate(stages: PipelineStages & Partial<BlockStages>, p
   const b = generateInput('gaussian', shapeOf(long), 2);
   const t1 = await timed(repeats, () => stages.dense(a, o), time);
   const t2 = await timed(repeats, () => stages.dense(b, o), time);
-  const f1 = causalFlops(a, short);
-  const f2 = causalFlops(b, long);
-  const attendRate = (f2 - f1) / Math.max(t2 - t1, 1e-6);
-  const attendFixedMs = Math.max(0, t1 - f1 / attendRate);
-
   const kept = long >> 1;
   const indices = new Int32Array(heads * kept);
   for (let h = 0; h < heads; h++) for (let r = 0; r < kept; r++) indices[h * kept + r] = 2 * r + 1;
   const tc = await timed(repeats, () => stages.attendSelected(b, indices, kept, o), time);
-  const compactPenalty = Math.max(1, (tc - attendFixedMs) / (causalFlops(b, kept) / attendRate));
-
   const ts = await timed(repeats, () => stages.scores(b, o), time);
-  const scoreRate = (4 * heads * headDim * o.window * long) / ts;
   const shape = { heads, prefixLen: long - o.window };
   const scores = await stages.scores(b, o);
   const tp = await timed(repeats, async () => {
@@ -98,7 +116,14 @@ export async function calibrate(stages: PipelineStages & Partial<BlockStages>, p
     await stages.budget(pooled, shape, o);
     await stages.select(pooled, shape, shape.prefixLen >> 1, o);
   }, time);
-  const model: CostModel = { attendRate, attendFixedMs, compactPenalty, scoreRate, selectMsPerToken: tp / (heads * long), minGain: DEFAULT_MIN_GAIN };
+  const model = fitCostModel({
+    heads,
+    headDim,
+    dense: [{ seqLen: short, ms: t1 }, { seqLen: long, ms: t2 }],
+    compact: { keptLength: kept, ms: tc },
+    scores: { seqLen: long, window: o.window, ms: ts },
+    select: { seqLen: long, ms: tp },
+  });
   return hasBlockStages(stages) ? { ...model, ...(await blockRates(stages, b, model, repeats, time)) } : model;
 }
 

@@ -23,8 +23,8 @@
  *   Calibrated once, wasm backend, seeds 1 and 2, L 32768, H 32, Hkv 8, D 128: TSA (tau 0.005)
  *   keeps 0.563 / 0.546 of the tokens and XAttention alone (S 16, T 0.9) 0.131 / 0.171 of the
  *   causal blocks (the issue's 0.45-0.65 and 10-35%); L 16384, H 8, Hkv 2, seed 1: 0.558 and 0.196.
- * gpu/generate.ts writes the structured distribution on the device (its kernel is
- * built from STRUCTURED and the formulas of heavyLift and queryAlignment).
+ * gpu/generate.ts writes the structured and local distributions on the device (its kernel is
+ * built from STRUCTURED, LOCAL and the formulas of heavyLift, queryAlignment and addLocality).
  */
 import type { AttentionInput, AttentionShape } from './interface.js';
 

@@ -7,7 +7,6 @@
  *     output buffer reused across calls; dense is the same call with tau 0.
  */
 import { generateInput, type InputKind } from '../core/generators.js';
-import { TsaInputError } from '../core/errors.js';
 import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
 import type { GpuAttentionInput, WebGpuBackend } from '../../gpu/backend.js';
 import { isWebGpuBackend } from '../../gpu/create.js';
@@ -75,9 +74,6 @@ function uploadInput(device: GPUDevice, input: AttentionInput): GpuAttentionInpu
 }
 
 async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: AttentionShape): Promise<BenchCase> {
-  if ('kind' in source && source.kind === 'local') {
-    throw new TsaInputError("the webgpu bench generates inputs on the device (gpu/generate.ts), which has no 'local' kind yet", 'OPTION');
-  }
   const input = 'kind' in source ? await generateInputOnGpu(backend.device, source.kind, shape, source.seed) : uploadInput(backend.device, source);
   const output = backend.device.createBuffer({
     label: 'bench output',
@@ -97,9 +93,12 @@ async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: Attent
     },
     async sparse(options) {
       const r = await run(options);
-      const { keptLength } = await r.info(); // also releases the call's readback buffers
+      const { keptLength, blockSparse } = await r.info(); // also releases the call's readback buffers
       const s = await r.stageMs;
-      return { keptLength, selectionMs: selection({ scores: s.scores ?? 0, pool: s.pool ?? 0, budget: s.budget ?? 0, select: s.select ?? 0 }) };
+      const selectionMs = selection({ scores: s.scores ?? 0, pool: s.pool ?? 0, budget: s.budget ?? 0, select: s.select ?? 0 });
+      if (!blockSparse) return { keptLength, selectionMs };
+      const blockShare = blockSparse.selectedShare.reduce((a, b) => a + b, 0) / blockSparse.selectedShare.length;
+      return { keptLength, selectionMs, blockShare, blockScoringMs: (s.blockScores ?? 0) + (s.blockSelect ?? 0) };
     },
     dispose() {
       for (const b of [input.q, input.k, input.v, output]) b.destroy();

@@ -3,11 +3,14 @@
  * (../shared/golden-xattn) on a backend, each block stage on the golden inputs of that stage
  * (blockScores on the run's sequence, blockSelect on the golden masses, attendBlocks on the golden
  * mask), then the composed pipeline. Tolerances of the golden README: masks exact, masses
- * relative 1e-5, outputs absolute 2e-5. A backend without the block stages fails every run.
+ * relative 1e-5, outputs absolute 2e-5; with precision 'f16' the attention asks for f16 and the
+ * outputs are held to the f16 contract (core/precision.ts), masses and masks stay exact (the
+ * block scores are f32 in both). A backend without the block stages fails every run.
  */
 import { compactInput, hasBlockStages, scatterCompact } from '../core/block-sparse.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
-import type { Backend } from '../core/interface.js';
+import type { Backend, Precision } from '../core/interface.js';
+import { f16OutputBound } from '../core/precision.js';
 import { TOLERANCE, timed, type ConformanceRow } from './conformance.js';
 import { loadXattnRun, xattnRunNames, type XattnRun } from './golden-xattn.js';
 
@@ -31,12 +34,13 @@ function maskDiff(a: Uint8Array | undefined, b: Uint8Array, nb: number): string 
 }
 
 /** Runs the block stages and the composed pipeline of one golden-xattn run. */
-export async function checkXattnRun(backend: Backend, run: XattnRun): Promise<ConformanceRow[]> {
+export async function checkXattnRun(backend: Backend, run: XattnRun, precision: Precision = 'f32'): Promise<ConformanceRow[]> {
   const rows: ConformanceRow[] = [];
   const row = (stage: ConformanceRow['stage'], pass: boolean, detail: string, ms: number) =>
     rows.push({ case: run.name, backend: backend.name, stage, tau: run.indices ? run.options.coverage : null, pass, detail, ms });
-  const o = run.options;
+  const o = precision === 'f16' ? { ...run.options, precision } : run.options;
   const { input } = run;
+  const outTol = precision === 'f16' ? f16OutputBound(input) : TOLERANCE.outputAbs;
   if (!hasBlockStages(backend)) {
     row('blockScores', false, `the ${backend.name} backend has no block-sparse stages (blockScores, blockSelect, attendBlocks) yet`, 0);
   } else {
@@ -50,7 +54,7 @@ export async function checkXattnRun(backend: Backend, run: XattnRun): Promise<Co
     const [out, ms3] = await timed(() => backend.attendBlocks(x, run.mask, o));
     const full = run.indices ? scatterCompact(out, run.indices, run.n, input.heads, input.headDim, input.seqLen) : out;
     const e3 = maxAbsErr(full, run.output);
-    row('attendBlocks', e3 <= TOLERANCE.outputAbs, `max abs err ${e3.toExponential(2)} (tol ${TOLERANCE.outputAbs})`, ms3);
+    row('attendBlocks', e3 <= outTol, `max abs err ${e3.toExponential(2)} (tol ${outTol.toPrecision(3)})`, ms3);
   }
   const t0 = performance.now();
   try {
@@ -63,7 +67,7 @@ export async function checkXattnRun(backend: Backend, run: XattnRun): Promise<Co
     const diff = maskDiff(bs?.mask, run.mask, run.blocks);
     if (diff) problems.push(diff);
     const e = maxAbsErr(res.output, run.output);
-    if (!(e <= TOLERANCE.outputAbs)) problems.push(`output max abs err ${e.toExponential(2)} > ${TOLERANCE.outputAbs}`);
+    if (!(e <= outTol)) problems.push(`output max abs err ${e.toExponential(2)} > ${outTol.toPrecision(3)}`);
     const share = bs ? `share ${(bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length).toFixed(3)}, ` : '';
     row('pipeline', problems.length === 0, problems.length ? problems.join('; ') : `mask exact, ${share}output max abs err ${e.toExponential(2)}`, performance.now() - t0);
   } catch (err) {
@@ -73,12 +77,12 @@ export async function checkXattnRun(backend: Backend, run: XattnRun): Promise<Co
 }
 
 /** Every run of a golden-xattn directory on each backend. */
-export async function runXattnConformance(dir: string, backends: Backend[], onRow: (row: ConformanceRow) => void): Promise<ConformanceRow[]> {
+export async function runXattnConformance(dir: string, backends: Backend[], onRow: (row: ConformanceRow) => void, precision: Precision = 'f32'): Promise<ConformanceRow[]> {
   const all: ConformanceRow[] = [];
   for (const name of xattnRunNames(dir)) {
     const run = loadXattnRun(dir, name);
     for (const backend of backends) {
-      for (const r of await checkXattnRun(backend, run)) {
+      for (const r of await checkXattnRun(backend, run, precision)) {
         onRow(r);
         all.push(r);
       }

@@ -125,7 +125,7 @@ export async function runConformance(
   onRow: (row: ConformanceRow) => void = () => {},
   precision: Precision = 'f32',
 ): Promise<ConformanceRow[]> {
-  if (isXattnDir(dir)) return runXattnConformance(dir, backends, onRow);
+  if (isXattnDir(dir)) return runXattnConformance(dir, backends, onRow, precision);
   const all: ConformanceRow[] = [];
   for (const name of goldenCaseNames(dir)) {
     const g = loadGoldenCase(dir, name);

@@ -1,7 +1,6 @@
 /**
  * The shared XAttention suite, for every backend with the block-sparse stages (BlockSparseStages:
- * reference and wasm; the webgpu backend has none yet, so it cannot be passed here: a compile
- * error, not a skip). Random shapes, block sizes, strides and thresholds from fast-check; expected
+ * reference, wasm and webgpu). Random shapes, block sizes, strides and thresholds from fast-check; expected
  * values from the reference backend, whose own stages are checked against the golden vectors.
  *
  * - attendBlocks with every causal block selected equals dense attention;
@@ -36,6 +35,10 @@ export interface BlockSparseSuiteOptions {
   precision?: Precision;
   /** fast-check runs per property; default 8. */
   numRuns?: number;
+  /** Longest sequence of the random cases (default 900; slow adapters ask for less). */
+  maxSeqLen?: number;
+  /** Head dimensions of the random cases (default caseArb's); a backend compiling a kernel per dimension asks for few. */
+  headDims?: readonly number[];
 }
 
 const TIMEOUT_MS = 300_000;
@@ -55,8 +58,10 @@ interface BlockCase {
   nb: number;
 }
 
-function blockCases(maxSeqLen: number): fc.Arbitrary<BlockCase> {
-  return fc.tuple(caseArb({ maxSeqLen, work: 5e7 }), blockSparseArb).map(([c, bs]) => {
+function blockCases(maxSeqLen: number, headDims?: readonly number[]): fc.Arbitrary<BlockCase> {
+  const dims = headDims ? fc.constantFrom(...headDims) : fc.constant(null);
+  return fc.tuple(caseArb({ maxSeqLen, work: 5e7 }), blockSparseArb, dims).map(([raw, bs, D]) => {
+    const c = D === null ? raw : { ...raw, headDim: D };
     const o = { ...c.options, blockSparse: bs };
     return { c, input: caseInput(c), o, nb: Math.ceil(c.seqLen / bs.blockSize) };
   });
@@ -93,6 +98,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
     const reference = createReferenceBackend();
     const precision = opts.precision ?? 'float32';
     const runs = { numRuns: opts.numRuns ?? 8 };
+    const longest = (n: number): number => Math.min(n, opts.maxSeqLen ?? n);
     const b = (): BlockSparseBackend => {
       if (!backend) throw new Error(`backend '${opts.name}' was not created (see the beforeAll error)`);
       return backend;
@@ -106,7 +112,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
 
     it('attend-blocks-all-ones-equals-dense: attendBlocks with every causal block selected equals dense attention', () =>
       fc.assert(
-        fc.asyncProperty(blockCases(700), async ({ input, o, nb }) => {
+        fc.asyncProperty(blockCases(longest(700), opts.headDims), async ({ input, o, nb }) => {
           const out = await b().attendBlocks(input, randomMask(input.heads, nb, 1, new Rng(1)), o);
           checkClose('attendBlocks (all blocks) vs dense', out, await b().dense(input), 2 * outTol(precision, input), input.heads, input.headDim);
         }),
@@ -115,7 +121,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
 
     it('attend-blocks-random-mask-vs-reference: attendBlocks on a random causal mask equals the reference', () =>
       fc.assert(
-        fc.asyncProperty(blockCases(700), fc.double({ min: 0, max: 1, noNaN: true }), async ({ c, input, o, nb }, p) => {
+        fc.asyncProperty(blockCases(longest(700), opts.headDims), fc.double({ min: 0, max: 1, noNaN: true }), async ({ c, input, o, nb }, p) => {
           const mask = randomMask(input.heads, nb, p, new Rng(c.seed ^ 0x2545f491));
           const out = await b().attendBlocks(input, mask, o);
           checkClose('attendBlocks vs reference', out, await reference.attendBlocks(input, mask, o), outTol(precision, input), input.heads, input.headDim);
@@ -125,7 +131,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
 
     it('block-scores-vs-reference: blockScores equals the reference (absolute, per B/S probabilities)', () =>
       fc.assert(
-        fc.asyncProperty(blockCases(900), async ({ input, o }) => {
+        fc.asyncProperty(blockCases(longest(900), opts.headDims), async ({ input, o }) => {
           const masses = await b().blockScores(input, o);
           checkClose('blockScores vs reference', masses, await reference.blockScores(input, o), massTol(precision, input, o.blockSparse!), input.heads, 1);
         }),
@@ -147,7 +153,7 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
 
     it('composed-pipeline: mask = blockSelect(blockScores(rows)), output = reference attendBlocks on those rows (scattered when composed)', () =>
       fc.assert(
-        fc.asyncProperty(blockCases(900), fc.boolean(), async ({ input, o: base }, alone) => {
+        fc.asyncProperty(blockCases(longest(900), opts.headDims), fc.boolean(), async ({ input, o: base }, alone) => {
           const o = alone ? { ...base, coverage: 0 } : base;
           const res = await b().tokenSparseAttention(input, o);
           const bs = res.blockSparse;
