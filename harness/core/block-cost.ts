@@ -29,8 +29,8 @@
  *   3. plain unless blocks(n, s_est) <= (1 - minGain) plain(n).
  * Local attention keeps about the same number of blocks per row (b near 0: a small share at
  * nb rows); near-uniform attention (Gaussian inputs) keeps a fixed fraction of every row (b near
- * 1, the share near 1), where XAttention's scoring is pure loss: it is routed to plain attention
- * at the probe's cost.
+ * 1, the share near 1): it is routed to plain attention at the probe's cost wherever that share
+ * plus the scoring would not beat plain attention by minGain.
  *
  * A backend plugs in by supplying the four block rates of its CostModel: calibrate.ts fits them
  * whenever the stages it times include the block stages (a GPU backend that hands calibrate its

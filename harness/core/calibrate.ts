@@ -181,16 +181,16 @@ export interface BlockCalibrationSamples {
 
 /**
  * The four block rates of a backend's samples, given its fitted attention rates m:
- * blockScores t = c H n + f / r at n and 2n (1/r = (t2 - 2 t1) / (f2 - 2 f1); the attention rate
- * where timing noise leaves no quadratic part), blockSelect per block of H nb^2, and attendBlocks
+ * blockScores t = c H n + f / r at n and 2n (1/r = (t2 - 2 t1) / (f2 - 2 f1), at least f2 / t2), blockSelect per block of H nb^2, and attendBlocks
  * over the attention model at its work share (block-cost.ts blockWork).
  */
 export function fitBlockRates(s: BlockCalibrationSamples, bs: ResolvedBlockSparse, m: CostModel): Pick<CostModel, (typeof BLOCK_RATES)[number]> {
   const [a, b] = s.scores;
   const f1 = blockScoreFlops(s, a.seqLen, bs);
   const f2 = blockScoreFlops(s, b.seqLen, bs);
-  const blockScoreRate = b.ms > 2 * a.ms ? (f2 - 2 * f1) / (b.ms - 2 * a.ms) : m.attendRate;
-  const blockScoreMsPerRow = Math.max(0, (a.ms - f1 / blockScoreRate) / (s.heads * a.seqLen));
+  // Never below f2 / t2 (all of t2 the GEMM), where timing noise breaks the fit.
+  const blockScoreRate = Math.max(f2 / b.ms, b.ms > 2 * a.ms ? (f2 - 2 * f1) / (b.ms - 2 * a.ms) : 0);
+  const blockScoreMsPerRow = Math.max(0, (b.ms - f2 / blockScoreRate) / (s.heads * b.seqLen));
   const nb = Math.ceil(s.select.seqLen / bs.blockSize);
   const nbAttend = Math.ceil(s.attend.seqLen / bs.blockSize);
   const work = (blockWork(nbAttend, bs.blockSize, s.attend.share) * causalFlops(s, s.attend.seqLen)) / m.attendRate;
