@@ -15,7 +15,7 @@
  */
 import { BackendResourceError } from '../harness/core/errors.js';
 import type { AttentionShape, BlockDecision, BlockSparseResult, Budget, ResolvedBlockSparse, ResolvedTsaOptions } from '../harness/core/interface.js';
-import { blockFloorVerdict } from '../harness/core/block-cost.js';
+import { blockFloorDecision } from '../harness/core/block-cost.js';
 import { selectedShares } from '../harness/core/block-sparse.js';
 import { blockCount } from '../harness/core/validate.js';
 import { blockScores } from './stages/block-scores.js';
@@ -53,9 +53,9 @@ export interface LayerPlan {
   /** The cost rule's largest L' worth running sparse, the probe's bound (L when the rule is off). */
   maxKeptLength: number;
   /**
-   * With blockSparse and the cost rule on: 'not-worth-it' where block-cost.ts's first step says
-   * even the floor share would not pay on L rows (then `o` has no blockSparse and the layer
-   * attends plainly), else null (the block stages run; the GPU has no block probe).
+   * With blockSparse and the cost rule on, block-cost.ts's first step on L rows: 'not-worth-it'
+   * where even the floor share would not pay (then `o` has no blockSparse and the layer attends
+   * plainly), else 'run' (the GPU has no block probe); null without the rule.
    */
   blockDecision: BlockDecision | null;
 }
@@ -67,8 +67,8 @@ export interface LayerPlan {
  */
 export function planLayer(shape: AttentionShape, options: ResolvedTsaOptions, cost: CostRule, decided: Budget | null = null): LayerPlan {
   const bs = options.blockSparse;
-  const blockDecision = bs && cost ? blockFloorVerdict(shape, shape.seqLen, false, bs, cost) : null;
-  const o = blockDecision ? withoutBlocks(options) : options;
+  const blockDecision = bs && cost ? blockFloorDecision(shape, shape.seqLen, false, bs, cost) : null;
+  const o = blockDecision?.verdict === 'not-worth-it' ? withoutBlocks(options) : options;
   const d = dimsOf(shape, o.window);
   if (decided || !cost) return { d, o, pre: decided, cost: null, maxKeptLength: d.L, blockDecision };
   const pre = beforeProbe(shape, o, cost);
@@ -206,12 +206,12 @@ export function decodeLayer(plan: LayerPlan, data: ArrayBuffer[]): LayerInfo {
   const budget = plan.pre ?? budgetFromState(new Uint32Array(data[0]!), plan);
   const keptLength = keptLengthOf(budget, plan.d.L, plan.o);
   const indices = budget.mode === 'sparse' ? packIndices(new Int32Array(data[1]!), plan.d, keptLength) : null;
-  if (plan.blockDecision) return { budget, keptLength, indices, blockDecision: plan.blockDecision };
-  if (!plan.o.blockSparse) return { budget, keptLength, indices };
+  const decision = plan.blockDecision ? { blockDecision: plan.blockDecision } : {};
+  if (!plan.o.blockSparse) return { budget, keptLength, indices, ...decision };
   const H = plan.d.H;
   const nb = blockCount(keptLength, plan.o);
   const mask = padMaskRows(new Uint8Array(data[data.length - 1]!, 0, maskBytes(H, nb)), H, nb, true);
-  return { budget, keptLength, indices, blockSparse: { composed: indices !== null, blocks: nb, mask, selectedShare: selectedShares(mask, H, nb) } };
+  return { budget, keptLength, indices, blockSparse: { composed: indices !== null, blocks: nb, mask, selectedShare: selectedShares(mask, H, nb) }, ...decision };
 }
 
 /**

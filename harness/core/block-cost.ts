@@ -153,6 +153,16 @@ export function blockFloorVerdict(shape: Shape, n: number, compact: boolean, bs:
   return { verdict: 'not-worth-it', estimatedShare: null, detail: `cost rule: even the least share ${floor.toFixed(3)} would not beat attention without the block stages by ${m.minGain * 100}% (${what}, with them ${ms(best)})` };
 }
 
+/** Step 1 as a decision (a fused GPU layer's whole block rule): its 'not-worth-it', else 'run' saying why. */
+export function blockFloorDecision(shape: Shape, n: number, compact: boolean, bs: ResolvedBlockSparse, m: CostModel): BlockDecision {
+  const floor = blockFloorVerdict(shape, n, compact, bs, m);
+  if (floor) return floor;
+  const detail = hasBlockRates(m)
+    ? `cost rule: the least share would pay on ${n} rows; no probe on this backend, so the block stages run`
+    : 'cost rule: the backend has no block-stage rates; the block stages run';
+  return { verdict: 'run', estimatedShare: null, detail };
+}
+
 /**
  * The verdict on the block stages for a layer attending n rows of `input` (TSA's `indices`
  * [H][n] when composed, else all rows): steps 1-3 above, the probe on `stages`.
