@@ -137,4 +137,38 @@ describe('webgpu XAttention stages', () => {
       }),
       { numRuns: 4 },
     ), 300_000);
+
+  it('the block rule (first step, pinned rates): a slow blockScores routes to plain attention, a fast one runs the block stages unchanged', async () => {
+    const base = { attendRate: 1e7, attendFixedMs: 0, compactPenalty: 1, scoreRate: 1e12, selectMsPerToken: 0, minGain: 0.05, blockScoreMsPerRow: 0, blockSelectMsPerBlock: 0, blockAttendPenalty: 1 };
+    const [slow, fast] = await Promise.all([
+      createWebGpuBackend({ ...ADAPTER, costModel: { ...base, blockScoreRate: 1 } }),
+      // Free scoring and attendBlocks at half the attention rate: even a share of 1 (one block row) pays.
+      createWebGpuBackend({ ...ADAPTER, costModel: { ...base, blockScoreRate: 1e15, blockAttendPenalty: 0.5 } }),
+    ]);
+    try {
+      await fc.assert(
+        fc.asyncProperty(layerArb, async ({ input, options }) => {
+          const plainOptions = { ...options, blockSparse: undefined };
+          const [s, f, off, plain] = [
+            await slow.tokenSparseAttention(input, options),
+            await fast.tokenSparseAttention(input, options),
+            await b.tokenSparseAttention(input, options),
+            await slow.tokenSparseAttention(input, plainOptions),
+          ];
+          expect(s.blockDecision?.verdict).toBe('not-worth-it');
+          expect(s.blockDecision?.detail).toMatch(/even the least share/);
+          expect(s.blockSparse).toBeUndefined();
+          expect(s.output).toEqual(plain.output);
+          expect(f.blockDecision?.verdict).toBe('run');
+          expect(f.blockSparse?.mask).toEqual(off.blockSparse?.mask);
+          expect(f.indices).toEqual(off.indices);
+          expect(f.output).toEqual(off.output);
+        }),
+        { numRuns: 3 },
+      );
+    } finally {
+      await slow.dispose();
+      await fast.dispose();
+    }
+  }, 300_000);
 });
