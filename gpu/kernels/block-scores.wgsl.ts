@@ -52,7 +52,7 @@ export function blockScoresTt(per: number): number {
 /** Workgroup memory bytes of a config. */
 export function blockScoresSharedBytes(c: Pick<BlockScoresConfig, 'tt' | 'dk'>): number {
   const T = 16 * c.tt;
-  return 2 * T * (c.dk / 4 + 1) * 16 + 256 * 4 + 2 * T * 4;
+  return 2 * (T * (c.dk / 4 + 1) + 16) * 16 + 256 * 4 + 2 * T * 4;
 }
 
 const key = (c: BlockScoresConfig) => `blockScores:${c.D}.${c.S}.${c.B}.${c.tt}.${c.dk}${c.vec4 ? '.v4' : ''}`;
@@ -106,13 +106,13 @@ ${cells((a, b) => `    var s${a}${b} = 0.0;`)}
       for (var x = tid; x < T * DK4; x = x + WG) {
         let row = x / DK4;
         let e = e0 + 4u * (x % DK4);
-        sm[row * DPAD + x % DK4] = loadQ4(qBase, r0 + row, e, n);
-        sm[KS + row * DPAD + x % DK4] = loadK4(kBase, c0 + row, e, n);
+        sm[row * DPAD + row / TT + x % DK4] = loadQ4(qBase, r0 + row, e, n);
+        sm[KS + row * DPAD + row / TT + x % DK4] = loadK4(kBase, c0 + row, e, n);
       }
       workgroupBarrier();
       for (var d4 = 0u; d4 < DK4; d4 = d4 + 1u) {
-${unroll(TT, (a) => `        let q${a} = sm[(ty * TT + ${a}u) * DPAD + d4];`)}
-${unroll(TT, (b) => `        let k${b} = sm[KS + (tx * TT + ${b}u) * DPAD + d4];`)}
+${unroll(TT, (a) => `        let q${a} = sm[(ty * TT + ${a}u) * DPAD + ty + d4];`)}
+${unroll(TT, (b) => `        let k${b} = sm[KS + (tx * TT + ${b}u) * DPAD + tx + d4];`)}
 ${cells((a, b) => `        s${a}${b} = s${a}${b} + dot(q${a}, k${b});`)}
       }
       workgroupBarrier();
@@ -129,10 +129,12 @@ const NX: u32 = 16u;
 const DK: u32 = ${c.dk}u;
 const DK4: u32 = ${c.dk / 4}u;
 const DPAD: u32 = ${c.dk / 4 + 1}u;
-const KS: u32 = T * DPAD;
+// Rows padded by one vec4 per DPAD, and one more per TT rows (row / TT): the rows of successive
+// threads (TT DPAD + 1 vec4s apart, odd) fall in different 16-byte bank groups.
+const KS: u32 = T * DPAD + 16u;
 const NBS: u32 = T / PER;
 const NEG: f32 = -1.0e30;
-var<workgroup> sm: array<vec4<f32>, ${2 * 16 * TT * (c.dk / 4 + 1)}>;
+var<workgroup> sm: array<vec4<f32>, ${2 * (16 * TT * (c.dk / 4 + 1) + 16)}>;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> rowM: array<f32, ${16 * TT}>;
 var<workgroup> rowL: array<f32, ${16 * TT}>;
