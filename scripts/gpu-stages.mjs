@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * Per-stage device times of the WebGPU backend's resident layer (tokenSparseAttentionGpu, inputs
+ * generated on the device, timestamp queries), for dense, the cost rule, the spec's pipeline
+ * (costRule false) and XAttention, with the decision of each call; and the wall time of the
+ * cost rule's calibration. The per-stage view `tsa bench` does not print (BENCHMARKS.md quotes it).
+ *
+ *   node scripts/gpu-stages.mjs [--lengths 8192,16384] [--inputs structured,gaussian]
+ *     [--cases dense,rule,spec,xattn] [--precision f32|f16] [--score-logits-bytes N]
+ *     [--heads 32 --kv-heads 8 --head-dim 128] [--calls 4] [--adapter vulkan|opengl]
+ *
+ * Run `npm run build` first. Each case: --calls calls, the median of all but the first.
+ */
+import { parseArgs } from 'node:util';
+import { createWebGpuBackend } from '../dist/harness/index.js';
+import { generateInputOnGpu } from '../dist/gpu/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    lengths: { type: 'string', default: '8192,16384' },
+    inputs: { type: 'string', default: 'structured,gaussian' },
+    cases: { type: 'string', default: 'dense,rule,spec' },
+    precision: { type: 'string', default: 'f32' },
+    'score-logits-bytes': { type: 'string' },
+    heads: { type: 'string', default: '32' },
+    'kv-heads': { type: 'string', default: '8' },
+    'head-dim': { type: 'string', default: '128' },
+    calls: { type: 'string', default: '4' },
+    adapter: { type: 'string', default: 'vulkan' },
+  },
+});
+const CASES = {
+  dense: { coverage: 0 },
+  rule: {},
+  spec: { costRule: false },
+  xattn: { coverage: 0, blockSparse: { method: 'xattention' } },
+};
+const shape = { heads: Number(a.heads), kvHeads: Number(a['kv-heads']), headDim: Number(a['head-dim']) };
+const b = await createWebGpuBackend({
+  adapter: a.adapter,
+  precision: a.precision,
+  ...(a['score-logits-bytes'] ? { scoreLogitsBytes: Number(a['score-logits-bytes']) } : {}),
+});
+globalThis.__keep = b; // the webgpu package needs its object alive while work is pending
+const t = performance.now();
+await b.costRates();
+console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall`);
+const median = (xs) => [...xs].sort((p, q) => p - q)[(xs.length - 1) >> 1];
+const fmt = (o) => Object.entries(o).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+for (const L of a.lengths.split(',').map(Number)) {
+  for (const kind of a.inputs.split(',')) {
+    const input = await generateInputOnGpu(b.device, kind, { ...shape, seqLen: L }, 1);
+    const output = b.device.createBuffer({ size: L * shape.heads * shape.headDim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    for (const name of a.cases.split(',')) {
+      const runs = [];
+      for (let i = 0; i < Number(a.calls); i++) {
+        const r = await b.tokenSparseAttentionGpu({ ...input, output }, CASES[name]);
+        await r.done;
+        runs.push({ ms: b.lastDeviceTimeMs(), info: await r.info(), stages: await r.stageMs });
+      }
+      const ms = median(runs.slice(1).map((r) => r.ms));
+      const { info, stages } = runs.find((r) => r.ms === ms) ?? runs[0];
+      const why = info.budget.reason ? ` ${info.budget.reason}` : '';
+      const blocks = info.blockDecision ? `; blocks ${info.blockDecision.verdict}` : '';
+      console.log(`L ${L} ${kind} ${name}: ${ms.toFixed(2)} ms, L' ${info.keptLength} (${info.budget.mode}${why}${blocks}) | ${fmt(stages)}`);
+    }
+    for (const x of [input.q, input.k, input.v, output]) x.destroy();
+  }
+}
+process.exit(0);
