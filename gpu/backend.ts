@@ -165,10 +165,12 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const stages = { ...stageCalls(core), ...blockStageCalls(core) };
   // Pinned, else fitted on this adapter (calibrate.ts) on the resident layer itself.
-  const rates = (blocks = false): Promise<CostModel> => {
+  // Pinned, else fitted on this adapter per precision (calibrate.ts); the block rates on the first blockSparse call.
+  const rates = (o?: Pick<ResolvedTsaOptions, 'precision' | 'blockSparse'>): Promise<CostModel> => {
     if (core.pinnedCost) return Promise.resolve(core.pinnedCost);
-    const fit = blocks ? gpuBlockCostModel : gpuCostModel;
-    return fit(`${gpu.summary} ${core.precision}`, gpu.device, resident, gpu.timestamps, gpu.software);
+    const precision = core.precisionFor(o ?? {});
+    const fit = o?.blockSparse ? gpuBlockCostModel : gpuCostModel;
+    return fit(`${gpu.summary} ${precision}`, precision, gpu.device, resident, gpu.timestamps, gpu.software);
   };
   const resident = residentCall(core, rates);
   const backend = defineBackend(
@@ -184,7 +186,7 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
         if (gpu.owned) gpu.device.destroy();
       },
       lastDeviceTimeMs: () => core.deviceMs,
-      costRule: { enabled: core.costDefault, model: (_, blocks) => rates(blocks) },
+      costRule: { enabled: core.costDefault, model: (_, o) => rates(o) },
       precisions: gpu.features.f16
         ? { supported: ['f32', 'f16'], why: '' }
         : { supported: ['f32'], why: `the adapter (${gpu.summary}) has no shader-f16` },

@@ -22,7 +22,7 @@
  */
 import { cachedFit, fitBlockRates, fitCostModel } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
-import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionShape, type TsaOptions } from '../harness/core/interface.js';
+import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionShape, type Precision, type TsaOptions } from '../harness/core/interface.js';
 import { median } from '../harness/core/stats.js';
 import { H200_COST_MODEL } from './cost.js';
 import { generateInputOnGpu } from './generate.js';
@@ -68,12 +68,13 @@ function sampler(device: GPUDevice, call: ResidentCall, sync: boolean, shape: Om
 }
 
 /** The fitted model of the adapter `key`, calibrating once per process on `call` (the backend's resident layer). */
-export function gpuCostModel(key: string, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
+export function gpuCostModel(key: string, precision: Precision, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
   return cachedFit(`webgpu ${key}`, async () => {
-    const { shape, sample, L } = await planned(device, call, timestamps, software);
-    const long = await sample('gaussian', L, DENSE, REPEATS);
-    const short = await sample('gaussian', L / 2, DENSE, REPEATS);
-    const sparse = await sample('structured', L, { costRule: false, minTokens: 1 }, REPEATS);
+    const { shape, sample, L } = await planned(device, call, timestamps, software, precision);
+    const dense = { ...DENSE, precision };
+    const long = await sample('gaussian', L, dense, REPEATS);
+    const short = await sample('gaussian', L / 2, dense, REPEATS);
+    const sparse = await sample('structured', L, { costRule: false, minTokens: 1, precision }, REPEATS);
     const s = sparse.stageMs;
     return valid(
       fitCostModel({
@@ -93,12 +94,12 @@ export function gpuCostModel(key: string, device: GPUDevice, call: ResidentCall,
  * (their kernels compile slowly on software adapters: nobody else pays for them): XAttention on
  * all rows of Gaussian inputs (nearly every block selected) at L / 2 and L, core's fitBlockRates.
  */
-export function gpuBlockCostModel(key: string, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
+export function gpuBlockCostModel(key: string, precision: Precision, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
   return cachedFit(`webgpu blocks ${key}`, async () => {
-    const attention = await gpuCostModel(key, device, call, timestamps, software);
+    const attention = await gpuCostModel(key, precision, device, call, timestamps, software);
     if (attention === H200_COST_MODEL) return attention;
-    const { shape, sample, L } = await planned(device, call, timestamps, software);
-    const xattn: TsaOptions = { ...DENSE, blockSparse: { method: 'xattention' } };
+    const { shape, sample, L } = await planned(device, call, timestamps, software, precision);
+    const xattn: TsaOptions = { ...DENSE, precision, blockSparse: { method: 'xattention' } };
     const [b1, b2] = [await sample('gaussian', L / 2, xattn, REPEATS), await sample('gaussian', L, xattn, REPEATS)];
     const blocks = {
       ...shape,
@@ -115,11 +116,11 @@ export function gpuBlockCostModel(key: string, device: GPUDevice, call: Resident
 const DENSE: TsaOptions = { coverage: 0, costRule: false };
 
 /** The calibration length L (growing until dense is busy; see the header) and a sampler of that shape. */
-async function planned(device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean) {
+async function planned(device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean, precision: Precision) {
   const shape = software ? SOFTWARE_SHAPE : SHAPE;
   const sample = sampler(device, call, !timestamps, shape);
   let L = FIRST_LENGTH;
-  while (L < MAX_LENGTH && (await sample('gaussian', L, DENSE, 0)).ms < BUSY_MS) L *= 2;
+  while (L < MAX_LENGTH && (await sample('gaussian', L, { ...DENSE, precision }, 0)).ms < BUSY_MS) L *= 2;
   return { shape, sample, L };
 }
 

@@ -9,7 +9,7 @@
  */
 import { BackendResourceError, throwIfAborted, TsaInputError } from '../harness/core/errors.js';
 import type { CostModel } from '../harness/core/cost.js';
-import type { AttentionShape, TsaOptions } from '../harness/core/interface.js';
+import type { AttentionShape, ResolvedTsaOptions, TsaOptions } from '../harness/core/interface.js';
 import { denseBeforeScoring } from '../harness/core/rules.js';
 import { resolveOptions, validateShape } from '../harness/core/validate.js';
 import type { GpuCore } from './core.js';
@@ -126,7 +126,7 @@ export function residentEntry(call: ResidentCall, core: GpuCore) {
 }
 
 /** The resident layer of a backend (the entry, and the calibration's timed calls). */
-export function residentCall(core: GpuCore, rates: (blocks: boolean) => Promise<CostModel>): ResidentCall {
+export function residentCall(core: GpuCore, rates: (o: ResolvedTsaOptions) => Promise<CostModel>): ResidentCall {
   return async function tokenSparseAttentionGpu(input, options, syncSegments) {
     validateShape(input);
     const o = resolveOptions(options);
@@ -134,7 +134,7 @@ export function residentCall(core: GpuCore, rates: (blocks: boolean) => Promise<
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);
     // The rates also where core's rule decided dense: the block rule's first step needs them (layer.ts).
-    const cost = (!early || o.blockSparse) && (o.costRule ?? core.costDefault) ? await rates(o.blockSparse !== undefined) : null;
+    const cost = (!early || o.blockSparse) && (o.costRule ?? core.costDefault) ? await rates(o) : null;
     const plan = planLayer(input, o, cost, early);
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);

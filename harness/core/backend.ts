@@ -73,10 +73,11 @@ export interface BackendDefinition {
    * public as `costRates()`. Without a fused layer the skeleton applies it
    * on the host (beforeProbe, probe.ts); a fused `layer` applies the same
    * rule itself (webgpu: on the device) and the host probe never runs.
-   * `blocks`: the call has blockSparse, so the block stages' rates are wanted
-   * (a backend may fit those apart, on first use).
+   * `o`: the call's options, where the rates depend on them (a backend may fit
+   * the block stages' rates apart on the first blockSparse call, and rates per
+   * precision).
    */
-  costRule?: { enabled: boolean; model: (stages: PipelineStages, blocks?: boolean) => Promise<CostModel> };
+  costRule?: { enabled: boolean; model: (stages: PipelineStages, o?: ResolvedTsaOptions) => Promise<CostModel> };
   dispose(): Promise<void>;
   lastDeviceTimeMs?(): number | null;
   /** The precisions a call may ask for (TsaOptions.precision; default ['f32']), and why others are missing. */
@@ -190,7 +191,7 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
         // A fused layer keeps XAttention's stages on its device on all rows too; of the block rule it
         // applies the first step (block-cost.ts blockFloorVerdict), which needs no probe.
         if (early && !o.blockSparse) return denseLayer(ran, input, o, early);
-        const cost = on ? await rule.model(ran, o.blockSparse !== undefined) : null;
+        const cost = on ? await rule.model(ran, o) : null;
         return run(o, () => layer(input, o, cost, early));
       }
       // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
