@@ -164,13 +164,11 @@ export function webGpuBackendOn(gpu: GpuContext, options: WebGpuBackendOptions =
     `precision ${core.precision}${gpu.features.f16 ? ` (f16 attend: ${attendKernelName(core.stageCtx({ precision: 'f16' }), 128)})` : ''}`;
   const run = <T>(call: () => Promise<T>) => core.plumbing.run(call);
   const stages = { ...stageCalls(core), ...blockStageCalls(core) };
-  // Pinned, else fitted on this adapter (calibrate.ts) on the resident layer itself.
   // Pinned, else fitted on this adapter per precision (calibrate.ts); the block rates on the first blockSparse call.
   const rates = (o?: Pick<ResolvedTsaOptions, 'precision' | 'blockSparse'>): Promise<CostModel> => {
     if (core.pinnedCost) return Promise.resolve(core.pinnedCost);
-    const precision = core.precisionFor(o ?? {});
-    const fit = o?.blockSparse ? gpuBlockCostModel : gpuCostModel;
-    return fit(`${gpu.summary} ${precision}`, precision, gpu.device, resident, gpu.timestamps, gpu.software);
+    const target = { adapter: gpu.summary, precision: core.precisionFor(o ?? {}), device: gpu.device, call: resident, timestamps: gpu.timestamps, software: gpu.software };
+    return o?.blockSparse ? gpuBlockCostModel(target) : gpuCostModel(target);
   };
   const resident = residentCall(core, rates);
   const backend = defineBackend(

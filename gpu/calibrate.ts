@@ -20,10 +20,10 @@
  * (gather + attend + scatter) on the L' it kept; XAttention on all rows of
  * Gaussian inputs at L/2 and L gives the block stages' rates (core's fitBlockRates).
  */
-import { cachedFit, fitBlockRates, fitCostModel } from '../harness/core/calibrate.js';
+import { cachedFit, fitBlockRates, fitCostModel, type Timing } from '../harness/core/calibrate.js';
 import { checkCostOptions, type CostModel } from '../harness/core/cost.js';
 import { DEFAULT_BLOCK_SPARSE, DEFAULT_OPTIONS, type AttentionShape, type Precision, type TsaOptions } from '../harness/core/interface.js';
-import { median } from '../harness/core/stats.js';
+import { mean } from '../harness/core/stats.js';
 import { H200_COST_MODEL } from './cost.js';
 import { generateInputOnGpu } from './generate.js';
 import type { ResidentCall } from './resident.js';
@@ -45,36 +45,72 @@ interface Sample {
   share: number;
 }
 
-/** Timed resident calls on device-generated inputs of one shape. */
-function sampler(device: GPUDevice, call: ResidentCall, sync: boolean, shape: Omit<AttentionShape, 'seqLen'>) {
-  return async (kind: 'gaussian' | 'structured', seqLen: number, options: TsaOptions, repeats: number): Promise<Sample> => {
-    const input = await generateInputOnGpu(device, kind, { ...shape, seqLen }, seqLen);
-    const output = device.createBuffer({ label: 'calibration output', size: seqLen * shape.heads * shape.headDim * 4, usage: STORAGE_USAGE });
+/** Where a fit runs: the backend's resident layer on its adapter, at one precision. */
+export interface CalibrationTarget {
+  /** The adapter's description (the cache key, with the precision). */
+  adapter: string;
+  precision: Precision;
+  device: GPUDevice;
+  call: ResidentCall;
+  timestamps: boolean;
+  software: boolean;
+}
+
+type Sampler = (kind: 'gaussian' | 'structured', seqLen: number, options: TsaOptions, repeats: number) => Promise<Sample>;
+
+/**
+ * Timed resident calls on device-generated inputs of the target's shape, at its precision and
+ * with no cost rule (the calls never ask for the rates they fit): the middle one of `repeats`
+ * after a warm-up (the one call where `repeats` is 0).
+ */
+function sampler(t: CalibrationTarget, shape: Omit<AttentionShape, 'seqLen'>): Sampler {
+  return async (kind, seqLen, options, repeats) => {
+    const input = await generateInputOnGpu(t.device, kind, { ...shape, seqLen }, seqLen);
+    const output = t.device.createBuffer({ label: 'calibration output', size: seqLen * shape.heads * shape.headDim * 4, usage: STORAGE_USAGE });
     try {
       const runs: Sample[] = [];
       for (let i = 0; i <= repeats; i++) {
-        const r = await call({ ...input, output }, options, sync);
+        const r = await t.call({ ...input, output }, { ...options, costRule: false, precision: t.precision }, !t.timestamps);
         const stageMs = await r.stageMs;
         const { keptLength, blockSparse } = await r.info();
-        const share = blockSparse ? blockSparse.selectedShare.reduce((a, b) => a + b, 0) / blockSparse.selectedShare.length : 1;
+        const share = blockSparse ? mean(blockSparse.selectedShare) : 1;
         if (i > 0 || repeats === 0) runs.push({ ms: Object.values(stageMs).reduce((a, b) => a + b, 0), stageMs, keptLength, share });
       }
-      const ms = median(runs.map((r) => r.ms));
-      return runs.find((r) => r.ms === ms) ?? runs[0]!;
+      return runs.sort((a, b) => a.ms - b.ms)[(runs.length - 1) >> 1]!;
     } finally {
       for (const b of [input.q, input.k, input.v, output]) b.destroy();
     }
   };
 }
 
-/** The fitted model of the adapter `key`, calibrating once per process on `call` (the backend's resident layer). */
-export function gpuCostModel(key: string, precision: Precision, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
-  return cachedFit(`webgpu ${key}`, async () => {
-    const { shape, sample, L } = await planned(device, call, timestamps, software, precision);
-    const dense = { ...DENSE, precision };
-    const long = await sample('gaussian', L, dense, REPEATS);
-    const short = await sample('gaussian', L / 2, dense, REPEATS);
-    const sparse = await sample('structured', L, { costRule: false, minTokens: 1, precision }, REPEATS);
+const DENSE: TsaOptions = { coverage: 0 };
+
+/** The calibration length L (doubling until dense is busy; see the header) and a sampler, once per target. */
+const plans = new Map<string, Promise<{ shape: Omit<AttentionShape, 'seqLen'>; sample: Sampler; L: number }>>();
+function planned(t: CalibrationTarget) {
+  const key = `${t.adapter} ${t.precision}`;
+  let plan = plans.get(key);
+  if (!plan) {
+    plan = (async () => {
+      const shape = t.software ? SOFTWARE_SHAPE : SHAPE;
+      const sample = sampler(t, shape);
+      let L = FIRST_LENGTH;
+      while (L < MAX_LENGTH && (await sample('gaussian', L, DENSE, 0)).ms < BUSY_MS) L *= 2;
+      return { shape, sample, L };
+    })();
+    plans.set(key, plan);
+    plan.catch(() => plans.delete(key));
+  }
+  return plan;
+}
+
+/** The fitted model of the target, calibrating once per process on its resident layer. */
+export function gpuCostModel(t: CalibrationTarget): Promise<CostModel> {
+  return cachedFit(`webgpu ${t.adapter} ${t.precision}`, async () => {
+    const { shape, sample, L } = await planned(t);
+    const long = await sample('gaussian', L, DENSE, REPEATS);
+    const short = await sample('gaussian', L / 2, DENSE, REPEATS);
+    const sparse = await sample('structured', L, { minTokens: 1 }, REPEATS);
     const s = sparse.stageMs;
     return valid(
       fitCostModel({
@@ -94,34 +130,22 @@ export function gpuCostModel(key: string, precision: Precision, device: GPUDevic
  * (their kernels compile slowly on software adapters: nobody else pays for them): XAttention on
  * all rows of Gaussian inputs (nearly every block selected) at L / 2 and L, core's fitBlockRates.
  */
-export function gpuBlockCostModel(key: string, precision: Precision, device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean): Promise<CostModel> {
-  return cachedFit(`webgpu blocks ${key}`, async () => {
-    const attention = await gpuCostModel(key, precision, device, call, timestamps, software);
+export function gpuBlockCostModel(t: CalibrationTarget): Promise<CostModel> {
+  return cachedFit(`webgpu blocks ${t.adapter} ${t.precision}`, async () => {
+    const attention = await gpuCostModel(t);
     if (attention === H200_COST_MODEL) return attention;
-    const { shape, sample, L } = await planned(device, call, timestamps, software, precision);
-    const xattn: TsaOptions = { ...DENSE, precision, blockSparse: { method: 'xattention' } };
+    const { shape, sample, L } = await planned(t);
+    const xattn: TsaOptions = { ...DENSE, blockSparse: { method: 'xattention' } };
     const [b1, b2] = [await sample('gaussian', L / 2, xattn, REPEATS), await sample('gaussian', L, xattn, REPEATS)];
     const blocks = {
       ...shape,
-      scores: [{ seqLen: L / 2, ms: b1.stageMs.blockScores! }, { seqLen: L, ms: b2.stageMs.blockScores! }] as [{ seqLen: number; ms: number }, { seqLen: number; ms: number }],
+      scores: [{ seqLen: L / 2, ms: b1.stageMs.blockScores! }, { seqLen: L, ms: b2.stageMs.blockScores! }] as [Timing, Timing],
       select: { seqLen: L, ms: b2.stageMs.blockSelect! },
       attend: { seqLen: L, share: b2.share, ms: b2.stageMs.attendBlocks! },
     };
     const m = valid({ ...attention, ...fitBlockRates(blocks, DEFAULT_BLOCK_SPARSE, attention) });
     return m === H200_COST_MODEL ? attention : m;
   });
-}
-
-/** Dense attention with no cost rule: the calibration's calls never ask for the rates they fit. */
-const DENSE: TsaOptions = { coverage: 0, costRule: false };
-
-/** The calibration length L (growing until dense is busy; see the header) and a sampler of that shape. */
-async function planned(device: GPUDevice, call: ResidentCall, timestamps: boolean, software: boolean, precision: Precision) {
-  const shape = software ? SOFTWARE_SHAPE : SHAPE;
-  const sample = sampler(device, call, !timestamps, shape);
-  let L = FIRST_LENGTH;
-  while (L < MAX_LENGTH && (await sample('gaussian', L, { ...DENSE, precision }, 0)).ms < BUSY_MS) L *= 2;
-  return { shape, sample, L };
 }
 
 /** m where its rates are valid, else H200_COST_MODEL (a clock too coarse for the shapes). */

@@ -186,7 +186,7 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
   const slots = Math.ceil((c.bn * (c.dp / 4)) / (32 * c.sg));
   // The first key of key tile `kt`: kt * BN, or in block mode the tile's place in its block list.
   const blk = c.blocks !== undefined;
-  const keyStart = (kt: string) => (blk ? `keyStart(listAt, ${kt})` : kt === '0u' ? '0u' : kt === 'kt' ? 'kt * BN' : `(${kt}) * BN`);
+  const keyStart = (kt: string) => (blk ? `keyStart(listAt, ${kt})` : `(${kt}) * BN`);
   const slot = (i: number, f: (e: string) => string) =>
     `    { let e = lid + ${i * 32 * c.sg}u; if (e < BN * DP4) { ${f('e')} } }`;
   const fetch = (k0: string) =>

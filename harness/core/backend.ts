@@ -185,20 +185,19 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       admit(o);
       if (o.blockSparse) blockStagesOf(ran, def.name);
       const rule = def.costRule;
-      const on = rule !== undefined && (o.costRule ?? rule.enabled);
       const early = denseBeforeScoring(input.seqLen, o);
+      // The rates, where the token rule probes (not early) or the block rule decides (blockSparse).
+      const model = rule && (o.costRule ?? rule.enabled) && (!early || o.blockSparse) ? await rule.model(ran, o) : null;
       if (layer) {
         // A fused layer keeps XAttention's stages on its device on all rows too; of the block rule it
-        // applies the first step (block-cost.ts blockFloorVerdict), which needs no probe.
+        // applies the first step (block-cost.ts blockFloorDecision), which needs no probe.
         if (early && !o.blockSparse) return denseLayer(ran, input, o, early);
-        const cost = on ? await rule.model(ran, o) : null;
-        return run(o, () => layer(input, o, cost, early));
+        return run(o, () => layer(input, o, model, early));
       }
       // With blockSparse and the rule on, every path below lets the block stages run only where they pay (block-cost.ts).
-      const blockCost = on && o.blockSparse ? await rule.model(ran) : null;
+      const blockCost = o.blockSparse ? model : null;
       if (early) return denseLayer(ran, input, o, early, blockCost);
-      if (!on) return pipelineLayer(ran, input, o, blockCost);
-      const model = await rule.model(ran);
+      if (!model) return pipelineLayer(ran, input, o, blockCost);
       const pre = beforeProbe(input, o, model);
       if (pre) return denseLayer(ran, input, o, pre, blockCost);
       const start = performance.now();

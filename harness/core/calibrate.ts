@@ -69,18 +69,24 @@ async function timed(repeats: number, f: () => Promise<unknown>, time: CallTimer
   return median(ts);
 }
 
+/** One stage's median time (ms) on seqLen rows. */
+export interface Timing {
+  seqLen: number;
+  ms: number;
+}
+
 /** What a backend measured on its device, medians of repeated calls (ms). */
 export interface CalibrationSamples {
   heads: number;
   headDim: number;
   /** Dense attention at two lengths. */
-  dense: [{ seqLen: number; ms: number }, { seqLen: number; ms: number }];
+  dense: [Timing, Timing];
   /** attendSelected (gather + attend + scatter) on keptLength rows. */
   compact: { keptLength: number; ms: number };
   /** The scores stage: `window` queries over seqLen keys. */
   scores: { seqLen: number; window: number; ms: number };
   /** pool + budget + select over a seqLen-token call. */
-  select: { seqLen: number; ms: number };
+  select: Timing;
 }
 
 /** The cost model of a backend's samples (the fit in the header). */
@@ -172,9 +178,9 @@ export interface BlockCalibrationSamples {
   heads: number;
   headDim: number;
   /** blockScores at n and 2n rows. */
-  scores: [{ seqLen: number; ms: number }, { seqLen: number; ms: number }];
+  scores: [Timing, Timing];
   /** blockSelect of one call's masses. */
-  select: { seqLen: number; ms: number };
+  select: Timing;
   /** attendBlocks at a selected-block share. */
   attend: { seqLen: number; share: number; ms: number };
 }

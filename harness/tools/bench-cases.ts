@@ -8,6 +8,7 @@
  */
 import { generateInput, type InputKind } from '../core/generators.js';
 import type { AttentionInput, AttentionShape, Backend, StageTimings, TsaOptions, TsaResult } from '../core/interface.js';
+import { mean } from '../core/stats.js';
 import type { GpuAttentionInput, WebGpuBackend } from '../../gpu/backend.js';
 import { isWebGpuBackend } from '../../gpu/create.js';
 import { generateInputOnGpu } from '../../gpu/generate.js';
@@ -44,7 +45,7 @@ function sparseRun(r: TsaResult): SparseRun {
   const skipped = r.blockDecision?.verdict === 'not-worth-it' ? { estimatedShare: r.blockDecision.estimatedShare ?? NaN } : null;
   if (skipped) return { keptLength: r.keptLength, selectionMs: selection(t), blockScoringMs: t.blockScores ?? 0, blockSkipped: skipped };
   if (!bs) return { keptLength: r.keptLength, selectionMs: selection(t) };
-  const blockShare = bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length;
+  const blockShare = mean(bs.selectedShare);
   return { keptLength: r.keptLength, selectionMs: selection(t), blockShare, blockScoringMs: (t.blockScores ?? 0) + (t.blockSelect ?? 0) };
 }
 
@@ -97,7 +98,7 @@ async function gpuCase(backend: WebGpuBackend, source: CaseSource, shape: Attent
       const s = await r.stageMs;
       const selectionMs = selection({ scores: s.scores ?? 0, pool: s.pool ?? 0, budget: s.budget ?? 0, select: s.select ?? 0 });
       if (!blockSparse) return { keptLength, selectionMs };
-      const blockShare = blockSparse.selectedShare.reduce((a, b) => a + b, 0) / blockSparse.selectedShare.length;
+      const blockShare = mean(blockSparse.selectedShare);
       return { keptLength, selectionMs, blockShare, blockScoringMs: (s.blockScores ?? 0) + (s.blockSelect ?? 0) };
     },
     dispose() {

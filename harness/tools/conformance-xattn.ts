@@ -11,8 +11,9 @@ import { compactInput, hasBlockStages, scatterCompact } from '../core/block-spar
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
 import type { Backend, Precision } from '../core/interface.js';
 import { f16OutputBound } from '../core/precision.js';
+import { mean } from '../core/stats.js';
 import { TOLERANCE, timed, type ConformanceRow } from './conformance.js';
-import { loadXattnRun, xattnRunNames, type XattnRun } from './golden-xattn.js';
+import type { XattnRun } from './golden-xattn.js';
 
 /** Relative tolerance of block masses (golden-xattn README). */
 export const MASS_REL = 1e-5;
@@ -68,25 +69,10 @@ export async function checkXattnRun(backend: Backend, run: XattnRun, precision: 
     if (diff) problems.push(diff);
     const e = maxAbsErr(res.output, run.output);
     if (!(e <= outTol)) problems.push(`output max abs err ${e.toExponential(2)} > ${outTol.toPrecision(3)}`);
-    const share = bs ? `share ${(bs.selectedShare.reduce((a, b) => a + b, 0) / bs.selectedShare.length).toFixed(3)}, ` : '';
+    const share = bs ? `share ${mean(bs.selectedShare).toFixed(3)}, ` : '';
     row('pipeline', problems.length === 0, problems.length ? problems.join('; ') : `mask exact, ${share}output max abs err ${e.toExponential(2)}`, performance.now() - t0);
   } catch (err) {
     row('pipeline', false, `threw ${(err as Error).name}: ${(err as Error).message}`, performance.now() - t0);
   }
   return rows;
-}
-
-/** Every run of a golden-xattn directory on each backend. */
-export async function runXattnConformance(dir: string, backends: Backend[], onRow: (row: ConformanceRow) => void, precision: Precision = 'f32'): Promise<ConformanceRow[]> {
-  const all: ConformanceRow[] = [];
-  for (const name of xattnRunNames(dir)) {
-    const run = loadXattnRun(dir, name);
-    for (const backend of backends) {
-      for (const r of await checkXattnRun(backend, run, precision)) {
-        onRow(r);
-        all.push(r);
-      }
-    }
-  }
-  return all;
 }

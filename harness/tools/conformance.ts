@@ -10,9 +10,9 @@ import type { Backend, Budget, Precision } from '../core/interface.js';
 import type { BlockStageName, StageMethod } from '../core/stages.js';
 import { f16OutputBound } from '../core/precision.js';
 import { maxAbsErr, maxRelErr } from '../core/compare.js';
-import { runXattnConformance } from './conformance-xattn.js';
+import { checkXattnRun } from './conformance-xattn.js';
 import { loadGoldenCase, goldenCaseNames, type GoldenCase } from './golden.js';
-import { isXattnDir } from './golden-xattn.js';
+import { isXattnDir, loadXattnRun, xattnRunNames } from './golden-xattn.js';
 
 export const TOLERANCE = { scoresRel: 1e-5, outputAbs: 2e-5 } as const;
 
@@ -125,12 +125,19 @@ export async function runConformance(
   onRow: (row: ConformanceRow) => void = () => {},
   precision: Precision = 'f32',
 ): Promise<ConformanceRow[]> {
-  if (isXattnDir(dir)) return runXattnConformance(dir, backends, onRow, precision);
+  const xattn = isXattnDir(dir);
   const all: ConformanceRow[] = [];
-  for (const name of goldenCaseNames(dir)) {
-    const g = loadGoldenCase(dir, name);
+  for (const name of xattn ? xattnRunNames(dir) : goldenCaseNames(dir)) {
+    let check: (backend: Backend) => Promise<ConformanceRow[]>;
+    if (xattn) {
+      const run = loadXattnRun(dir, name);
+      check = (b) => checkXattnRun(b, run, precision);
+    } else {
+      const g = loadGoldenCase(dir, name);
+      check = (b) => checkCase(b, g, precision);
+    }
     for (const backend of backends) {
-      for (const r of await checkCase(backend, g, precision)) {
+      for (const r of await check(backend)) {
         onRow(r);
         all.push(r);
       }
