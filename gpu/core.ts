@@ -48,6 +48,12 @@ export interface WebGpuBackendOptions {
    */
   profileStages?: boolean;
   /**
+   * Diagnostics: every dispatch in its own compute pass between two timestamp queries, so that
+   * GpuTsaResult.dispatchMs has each kernel's device time (the extra passes add barriers, so
+   * totals grow a little). Needs timestamp queries; without them dispatchMs is null.
+   */
+  profileDispatches?: boolean;
+  /**
    * The attention's default precision (a call's `precision` overrides it):
    * 'f32' (default) or 'f16' (needs shader-f16; subgroup matrices where the
    * adapter has them, else the plain f16 kernel). See README "Precision".
@@ -70,6 +76,7 @@ export class GpuCore {
   readonly pinnedCost: CostModel | null;
   readonly costDefault: boolean;
   readonly profileStages: boolean;
+  readonly profileDispatches: boolean;
   readonly precision: Precision;
   private readonly pipelines: Pipelines;
   deviceMs: number | null = null;
@@ -114,6 +121,7 @@ export class GpuCore {
     this.pinnedCost = options.costModel ?? null;
     this.costDefault = options.costRule ?? true;
     this.profileStages = options.profileStages ?? false;
+    this.profileDispatches = options.profileDispatches ?? false;
     this.precision = options.precision ?? 'f32';
   }
 
@@ -124,7 +132,7 @@ export class GpuCore {
 
   /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
   stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
-    const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps);
+    const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps, this.profileDispatches);
     return { ...this.ctx, rec, precision: this.precisionFor(o) };
   }
 

@@ -10,6 +10,7 @@ import { backendOnContext, type SelectableWebGpuBackend } from './create.js';
 import { attemptsFor, openGpu, type AdapterAttempt, type AdapterChoice } from './device.js';
 
 export type { GpuAttentionInput, GpuDtype, GpuTsaResult, WebGpuBackend, WebGpuBackendOptions } from './backend.js';
+export type { DispatchTime } from './recorder.js';
 export type { CostModel } from '../harness/core/cost.js';
 export { H200_COST_MODEL } from './cost.js';
 export { isWebGpuBackend } from './create.js';

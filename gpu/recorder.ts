@@ -47,6 +47,19 @@ export interface SubmitResult {
   segmentMs: Promise<Record<string, number>>;
   /** Resolves once every command buffer is submitted (map readback buffers only after it). */
   submitted: Promise<void>;
+  /**
+   * With per-dispatch timing (the Recorder's `perDispatch`, and timestamp queries): each dispatch's
+   * device ms in recording order, under its kernel's name and its segment; else null. Gated
+   * dispatches whose grid the device zeroed read about 0.
+   */
+  dispatchMs: Promise<DispatchTime[] | null>;
+}
+
+/** One dispatch's device time (SubmitResult.dispatchMs). */
+export interface DispatchTime {
+  kernel: string;
+  segment: string;
+  ms: number;
 }
 
 const SLOT = 256;
@@ -66,6 +79,8 @@ export class Recorder {
     private pipelines: Pipelines,
     private maxGroups: number,
     private timestamps: boolean,
+    /** Each dispatch in its own compute pass between two timestamps (diagnostics: the passes add barriers). */
+    private perDispatch = false,
   ) {}
 
   /** Records `kernel` over `groups` workgroups with its parameters and bindings by name. */
@@ -170,7 +185,11 @@ export class Recorder {
     const bytes = new Uint8Array(Math.max(1, dispatches.length) * SLOT);
     dispatches.forEach((d, i) => bytes.set(new Uint8Array(d.params), i * SLOT));
     device.queue.writeBuffer(paramBuf, 0, bytes);
-    const query = this.timestamps && segs.length > 0 ? device.createQuerySet({ type: 'timestamp', count: 2 * segs.length }) : null;
+    // Two timestamps per segment, or per dispatch (perDispatch: a segment then spans its first begin to its last end).
+    const perDispatch = this.perDispatch && this.timestamps;
+    const stampCount = 2 * (perDispatch ? dispatches.length : segs.length);
+    const query = this.timestamps && stampCount > 0 ? device.createQuerySet({ type: 'timestamp', count: stampCount }) : null;
+    const spans: { first: number; last: number }[] = [];
 
     let slot = 0;
     const buffers = segs.map((seg, k) => {
@@ -182,7 +201,10 @@ export class Recorder {
           s.encode(encoder);
           return;
         }
-        if (!pass) {
+        if (perDispatch) {
+          spans[k] = { first: spans[k]?.first ?? slot, last: slot };
+          pass = encoder.beginComputePass({ timestampWrites: { querySet: query!, beginningOfPassWriteIndex: 2 * slot, endOfPassWriteIndex: 2 * slot + 1 } });
+        } else if (!pass) {
           const first = i === passStarts[0];
           const last = i === passStarts[passStarts.length - 1];
           const timestampWrites: GPUComputePassTimestampWrites | undefined =
@@ -204,7 +226,7 @@ export class Recorder {
         pass.setBindGroup(0, device.createBindGroup({ label: s.label, layout: s.pipeline.getBindGroupLayout(0), entries }));
         if (s.indirect) pass.dispatchWorkgroupsIndirect(s.indirect.buffer, s.indirect.offset);
         else pass.dispatchWorkgroups(...s.groups);
-        if (i === seg.steps.length - 1 || seg.steps[i + 1]!.kind !== 'dispatch') {
+        if (perDispatch || i === seg.steps.length - 1 || seg.steps[i + 1]!.kind !== 'dispatch') {
           pass.end();
           pass = null;
         }
@@ -215,7 +237,7 @@ export class Recorder {
     let stamps: GPUBuffer | null = null;
     const tail = device.createCommandEncoder({ label: 'readback' });
     if (query) {
-      const n = 2 * segs.length;
+      const n = stampCount;
       const resolve = device.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
       stamps = device.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       tail.resolveQuerySet(query, 0, n, resolve, 0);
@@ -225,6 +247,7 @@ export class Recorder {
 
     const t0 = performance.now();
     let hostTotal = NaN;
+    let perDispatchMs: DispatchTime[] | null = null;
     const submitted = (async () => {
       const ends: number[] = [];
       for (const encoder of buffers) {
@@ -254,8 +277,9 @@ export class Recorder {
         query?.destroy();
       }
       segs.forEach((seg, k) => {
-        const begin = ticks?.[2 * k];
-        const end = ticks?.[2 * k + 1];
+        const span = perDispatch ? spans[k] : { first: k, last: k };
+        const begin = span ? ticks?.[2 * span.first] : undefined;
+        const end = span ? ticks?.[2 * span.last + 1] : undefined;
         let ms = NaN;
         if (begin !== undefined && end !== undefined && end >= begin) ms = Number(end - begin) / 1e6;
         else if (ends) ms = ends[k]! - prev;
@@ -263,8 +287,14 @@ export class Recorder {
         if (ends) prev = ends[k]!;
         out[seg.name] = (out[seg.name] ?? 0) + ms;
       });
+      if (perDispatch && ticks) {
+        const t = ticks;
+        const segOf = segs.flatMap((seg) => seg.steps.filter((x) => x.kind === 'dispatch').map(() => seg.name));
+        perDispatchMs = dispatches.map((d, i) => ({ kernel: d.label, segment: segOf[i]!, ms: t[2 * i + 1]! >= t[2 * i]! ? Number(t[2 * i + 1]! - t[2 * i]!) / 1e6 : NaN }));
+      }
       return out;
     })();
+    const dispatchMs = segmentMs.then(() => perDispatchMs);
     const deviceMs = segmentMs.then((m) => {
       const sum = Object.values(m).reduce((a, b) => a + b, 0);
       return Number.isNaN(sum) ? hostTotal : sum;
@@ -272,7 +302,7 @@ export class Recorder {
     const done = submitted.then(() => undefined);
     // A caller that fails first (a readback on a lost device) never awaits the others: each
     // rejection is marked handled here, and still rejects for whoever awaits it.
-    for (const p of [deviceMs, segmentMs, done]) p.catch(() => {});
-    return { deviceMs, segmentMs, submitted: done };
+    for (const p of [deviceMs, segmentMs, done, dispatchMs]) p.catch(() => {});
+    return { deviceMs, segmentMs, submitted: done, dispatchMs };
   }
 }

@@ -15,6 +15,7 @@ import { resolveOptions, validateShape } from '../harness/core/validate.js';
 import type { GpuCore } from './core.js';
 import { PROBE } from './kernels/probe.wgsl.js';
 import { decodeLayer, layerOutputs, planLayer, recordLayer, type LayerInfo } from './layer.js';
+import type { DispatchTime } from './recorder.js';
 import { bufferAsHeadTensor } from './resources.js';
 import { STORAGE_USAGE } from './stages/common.js';
 import { narrow, widen } from './stages/convert.js';
@@ -56,6 +57,8 @@ export interface GpuTsaResult {
    * blockSelect, attendBlocks, not counted in attend here); NaN unless measurable (see profileStages).
    */
   stageMs: Promise<Record<string, number>>;
+  /** Each dispatch's device ms where the backend option profileDispatches asks (and the adapter has timestamps), else null. */
+  dispatchMs: Promise<DispatchTime[] | null>;
   /** Reads back the budget, L' and kept indices of this call (a small transfer), and with blockSparse the block mask and its share. */
   info(): Promise<LayerInfo>;
 }
@@ -149,7 +152,7 @@ export function residentCall(core: GpuCore, rates: (o: ResolvedTsaOptions) => Pr
       recordLayer(ctx, plan, t, sel, layerOut);
       if (f16Out) narrow(ctx, layerOut, output, L * H * D);
       let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
-      const { deviceMs, submitted, segmentMs } = ctx.rec.submit((enc) => {
+      const { deviceMs, submitted, segmentMs, dispatchMs } = ctx.rec.submit((enc) => {
         copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));
       }, syncSegments);
       const done = deviceMs.then((ms) => {
@@ -161,6 +164,7 @@ export function residentCall(core: GpuCore, rates: (o: ResolvedTsaOptions) => Pr
         output,
         done,
         stageMs: segmentMs,
+        dispatchMs,
         info: () => (info ??= submitted.then(() => core.plumbing.readAll(copies)).then((data) => decodeLayer(plan, data))),
       };
     };

@@ -8,6 +8,8 @@
  *   node scripts/gpu-stages.mjs [--lengths 8192,16384] [--inputs structured,gaussian]
  *     [--cases dense,rule,spec,xattn] [--precision f32|f16] [--score-logits-bytes N]
  *     [--heads 32 --kv-heads 8 --head-dim 128] [--calls 4] [--adapter vulkan|opengl]
+ *     [--dispatches]   also each kernel's device time (backend option profileDispatches:
+ *                      one timed pass per dispatch), summed per kernel name and segment
  *
  * Run `npm run build` first. Each case: --calls calls, the median of all but the first.
  */
@@ -27,6 +29,7 @@ const { values: a } = parseArgs({
     'head-dim': { type: 'string', default: '128' },
     calls: { type: 'string', default: '4' },
     adapter: { type: 'string', default: 'vulkan' },
+    dispatches: { type: 'boolean', default: false },
   },
 });
 const CASES = {
@@ -39,6 +42,7 @@ const shape = { heads: Number(a.heads), kvHeads: Number(a['kv-heads']), headDim:
 const b = await createWebGpuBackend({
   adapter: a.adapter,
   precision: a.precision,
+  profileDispatches: a.dispatches,
   ...(a['score-logits-bytes'] ? { scoreLogitsBytes: Number(a['score-logits-bytes']) } : {}),
 });
 globalThis.__keep = b; // the webgpu package needs its object alive while work is pending
@@ -46,6 +50,18 @@ const t = performance.now();
 await b.costRates();
 console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall`);
 const median = (xs) => [...xs].sort((p, q) => p - q)[(xs.length - 1) >> 1];
+/** Dispatch times summed per (segment, kernel): "segment/kernel xN ms", largest first. */
+const perKernel = (ds) => {
+  const sums = new Map();
+  for (const d of ds) {
+    const key = `${d.segment}/${d.kernel}`;
+    const e = sums.get(key) ?? { n: 0, ms: 0 };
+    sums.set(key, { n: e.n + 1, ms: e.ms + d.ms });
+  }
+  const total = ds.reduce((t, d) => t + d.ms, 0);
+  const rows = [...sums].sort((x, y) => y[1].ms - x[1].ms).map(([k, e]) => `${k} x${e.n} ${e.ms.toFixed(3)}`);
+  return `  ${ds.length} dispatches, ${total.toFixed(3)} ms in kernels: ${rows.join(', ')}`;
+};
 const fmt = (o) => Object.entries(o).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
 for (const L of a.lengths.split(',').map(Number)) {
   for (const kind of a.inputs.split(',')) {
@@ -56,13 +72,14 @@ for (const L of a.lengths.split(',').map(Number)) {
       for (let i = 0; i < Number(a.calls); i++) {
         const r = await b.tokenSparseAttentionGpu({ ...input, output }, CASES[name]);
         await r.done;
-        runs.push({ ms: b.lastDeviceTimeMs(), info: await r.info(), stages: await r.stageMs });
+        runs.push({ ms: b.lastDeviceTimeMs(), info: await r.info(), stages: await r.stageMs, dispatches: await r.dispatchMs });
       }
       const ms = median(runs.slice(1).map((r) => r.ms));
-      const { info, stages } = runs.find((r) => r.ms === ms) ?? runs[0];
+      const { info, stages, dispatches } = runs.find((r) => r.ms === ms) ?? runs[0];
       const why = info.budget.reason ? ` ${info.budget.reason}` : '';
       const blocks = info.blockDecision ? `; blocks ${info.blockDecision.verdict}` : '';
       console.log(`L ${L} ${kind} ${name}: ${ms.toFixed(2)} ms, L' ${info.keptLength} (${info.budget.mode}${why}${blocks}) | ${fmt(stages)}`);
+      if (dispatches) console.log(perKernel(dispatches));
     }
     for (const x of [input.q, input.k, input.v, output]) x.destroy();
   }

