@@ -14,7 +14,7 @@ import type { LayerTensors } from './layer.js';
 import { DevicePlumbing } from './plumbing.js';
 import { Recorder } from './recorder.js';
 import { BufferPool, type BindingLimits, type HeadTensor } from './resources.js';
-import { STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
+import { RADIX_ONE_GROUP_KEYS, STORAGE_USAGE, type GpuCtx, type StageCtx } from './stages/common.js';
 import type { F16MatrixConfig } from './kernels/attend-f16.wgsl.js';
 import { chooseBlockTiles, chooseTiles, type TileConfig } from './tiles.js';
 
@@ -39,6 +39,12 @@ export interface WebGpuBackendOptions {
    * maxBufferSize, whichever is smaller; 0 recomputes them). The scores are the same.
    */
   scoreLogitsBytes?: number;
+  /**
+   * Prefix lengths P = L - W up to which the radix selects of budget and select run in one
+   * workgroup (per head for select), one dispatch for all byte passes (default 65536; beyond,
+   * two dispatches per byte across workgroups). Tuning and tests; the result is the same.
+   */
+  radixOneGroupKeys?: number;
   /** Overrides the attend/score tile choice (tuning). */
   tiles?: Partial<TileConfig>;
   /**
@@ -106,6 +112,7 @@ export class GpuCore {
       lim,
       features: gpu.features,
       scoreRowsMax: gpu.software ? 4 : 8,
+      radixOneGroupKeys: options.radixOneGroupKeys ?? RADIX_ONE_GROUP_KEYS,
       scoreLogitsBytes: options.scoreLogitsBytes ?? Math.min(2 ** 32, device.limits.maxBufferSize),
       f16Tiles: options.f16Tiles === false ? null : (options.f16Tiles ?? {}),
       tiles: (headDim, blockSize) => {

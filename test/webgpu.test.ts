@@ -133,6 +133,27 @@ describe('webgpu backend', () => {
     );
   });
 
+  it('budget and select in one workgroup equal their multi-workgroup radix passes (radixOneGroupKeys 0) and the reference', async () => {
+    // The default runs these prefixes (P <= 3000) in one dispatch each; radixOneGroupKeys 0 takes
+    // the two-dispatches-per-byte path that prefixes over 64K positions take.
+    const multi = await createWebGpuBackend({ ...ADAPTER, costRule: false, radixOneGroupKeys: 0 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(pooledArb, async ({ pooled, shape, options, keep }) => {
+          const expected = await reference.budget(pooled, shape, options);
+          expect(await gpu.budget(pooled, shape, options)).toEqual(expected);
+          expect(await multi.budget(pooled, shape, options)).toEqual(expected);
+          const selected = await reference.select(pooled, shape, keep, options);
+          expect(await gpu.select(pooled, shape, keep, options)).toEqual(selected);
+          expect(await multi.select(pooled, shape, keep, options)).toEqual(selected);
+        }),
+        { numRuns: 25 },
+      );
+    } finally {
+      await multi.dispose();
+    }
+  });
+
   it('GPU-buffer I/O equals the Float32Array path bit for bit (output, budget, indices)', async () => {
     await fc.assert(
       fc.asyncProperty(caseArb, async ({ input, options }) => {

@@ -26,6 +26,7 @@
  * (count, 128-bit sum); state u32 words per STATE.
  */
 import { read, write, type Kernel } from './kernel.js';
+import type { ParamFields } from './params.js';
 import { STATE } from './state.js';
 import { U128_WGSL } from './u128.wgsl.js';
 
@@ -113,11 +114,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /** Shared by the radix passes: is key in the group fixed by the prefix bytes above (word, shift)? */
 const IN_GROUP = `
-fn inGroup(key: vec4<u32>, prefix: vec4<u32>) -> bool {
-  for (var w = p.word + 1u; w < 4u; w = w + 1u) {
+fn inGroup(key: vec4<u32>, prefix: vec4<u32>, word: u32, shift: u32) -> bool {
+  for (var w = word + 1u; w < 4u; w = w + 1u) {
     if (key[w] != prefix[w]) { return false; }
   }
-  if (p.shift < 24u && (key[p.word] >> (p.shift + 8u)) != (prefix[p.word] >> (p.shift + 8u))) { return false; }
+  if (shift < 24u && (key[word] >> (shift + 8u)) != (prefix[word] >> (shift + 8u))) { return false; }
   return true;
 }
 `;
@@ -139,6 +140,33 @@ function atomicAdd128Fn(name: string, arr: string): string {
 }`;
 }
 
+/**
+ * `histRange(t0, t1, prefix, word, shift)`: adds keys[t0 .. t1) that are in the group to the
+ * workgroup histogram `local` [WG][5] (count, 128-bit sum) of byte (word, shift); runs of one
+ * bucket (sorted-ish keys) cost one atomic update.
+ */
+const HIST_RANGE = `${atomicAdd128Fn('atomicAdd128Local', 'local')}
+fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
+  if (n == 0u) { return; }
+  atomicAdd(&local[bucket * 5u], n);
+  atomicAdd128Local(bucket * 5u + 1u, sum);
+}
+fn histRange(t0: u32, t1: u32, prefix: vec4<u32>, word: u32, shift: u32) {
+  var bucket = 0u;
+  var n = 0u;
+  var sum = vec4<u32>(0u);
+  for (var t = t0; t < t1; t = t + 1u) {
+    let key = keys[t];
+    if (!inGroup(key, prefix, word, shift)) { continue; }
+    let b = (key[word] >> shift) & 255u;
+    if (b != bucket) { flush(bucket, n, sum); bucket = b; n = 0u; sum = vec4<u32>(0u); }
+    n = n + 1u;
+    sum = add128(sum, key);
+  }
+  flush(bucket, n, sum);
+}
+`;
+
 /** Histogram (count, 128-bit sum) of the current byte over the keys still in the group. */
 export const BUDGET_HIST: Kernel<'keys' | 'state' | 'hist'> = {
   name: 'budgetHist',
@@ -153,14 +181,8 @@ export const BUDGET_HIST: Kernel<'keys' | 'state' | 'hist'> = {
   source: () => `var<workgroup> local: array<atomic<u32>, WG * 5u>;
 ${U128_WGSL}
 ${IN_GROUP}
-
-${atomicAdd128Fn('atomicAdd128Local', 'local')}
+${HIST_RANGE}
 ${atomicAdd128Fn('atomicAdd128Global', 'hist')}
-fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
-  if (n == 0u) { return; }
-  atomicAdd(&local[bucket * 5u], n);
-  atomicAdd128Local(bucket * 5u + 1u, sum);
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -169,18 +191,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   workgroupBarrier();
   let prefix = vec4<u32>(state[${S.prefix}], state[${S.prefix + 1}], state[${S.prefix + 2}], state[${S.prefix + 3}]);
   let t0 = (wg.x * WG + tid) * ${HIST_ITEMS}u;
-  var bucket = 0u;
-  var n = 0u;
-  var sum = vec4<u32>(0u);
-  for (var t = t0; t < min(t0 + ${HIST_ITEMS}u, p.P); t = t + 1u) {
-    let key = keys[t];
-    if (!inGroup(key, prefix)) { continue; }
-    let b = (key[p.word] >> p.shift) & 255u;
-    if (b != bucket) { flush(bucket, n, sum); bucket = b; n = 0u; sum = vec4<u32>(0u); }
-    n = n + 1u;
-    sum = add128(sum, key);
-  }
-  flush(bucket, n, sum);
+  histRange(t0, min(t0 + ${HIST_ITEMS}u, p.P), prefix, p.word, p.shift);
   workgroupBarrier();
   let cnt = atomicLoad(&local[tid * 5u]);
   if (cnt != 0u) {
@@ -192,37 +203,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
 `,
 };
 
-/** Picks this byte's bucket (see the file comment); one workgroup, thread = bucket. */
-export const BUDGET_CHOOSE: Kernel<'state' | 'hist'> = {
-  name: 'budgetChoose',
-  key: 'budgetChoose',
-  params: [
-    ['word', 'u32'],
-    ['shift', 'u32'],
-    ['first', 'u32'],
-    ['last', 'u32'],
-    ['tauLo', 'u32'],
-    ['tauHi', 'u32'],
-    ['cHi', 'f32'],
-    ['cLo', 'f32'],
-  ],
-  bindings: [write('state', 'u32'), write('hist', 'u32')],
-  workgroupSize: WG,
-  source: () => `var<workgroup> sums: array<vec4<u32>, WG>;
+/**
+ * `choose(b, cnt, own, word, shift, first, last)`, called by every thread b of a workgroup of WG
+ * with bucket b's count and 128-bit sum of byte (word, shift): picks the bucket where the running
+ * sum first reaches Theta (see the file comment) and updates the radix state, or finishes
+ * (state.done, state.count). `first`: the first byte (Theta from the total); `last`: byte 0.
+ */
+const CHOOSE_FN = `var<workgroup> sums: array<vec4<u32>, WG>;
 var<workgroup> counts: array<u32, WG>;
 var<workgroup> chosen: atomic<u32>;
 var<workgroup> flag: u32;
-${U128_WGSL}
 
 fn load4(at: u32) -> vec4<u32> { return vec4<u32>(state[at], state[at + 1u], state[at + 2u], state[at + 3u]); }
 fn store4(at: u32, v: vec4<u32>) { state[at] = v.x; state[at + 1u] = v.y; state[at + 2u] = v.z; state[at + 3u] = v.w; }
 fn finish(count: u32) { state[${S.count}] = count; state[${S.done}] = 1u; }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) b: u32) {
-  let cnt = hist[b * 5u];
-  let own = vec4<u32>(hist[b * 5u + 1u], hist[b * 5u + 2u], hist[b * 5u + 3u], hist[b * 5u + 4u]);
-  for (var w = 0u; w < 5u; w = w + 1u) { hist[b * 5u + w] = 0u; }
+fn choose(b: u32, cnt: u32, own: vec4<u32>, word: u32, shift: u32, first: bool, last: bool) {
   if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, WG); }
   if (workgroupUniformLoad(&flag) != 0u) { return; }
 
@@ -240,7 +236,7 @@ fn main(@builtin(local_invocation_index) b: u32) {
   }
   workgroupBarrier();
 
-  if (p.first != 0u && b == 0u) {
+  if (first && b == 0u) {
     // Theta = floor((T + C) * tau_64 / 2^64), T = every key (all are in the first pass).
     let s = bitcast<i32>(state[${S.shift}]);
     let total = add128(sums[WG - 1u], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
@@ -265,13 +261,13 @@ fn main(@builtin(local_invocation_index) b: u32) {
   let newCount = baseCount + belowCount;
   let inBucket = counts[bs] - belowCount;
   var prefix = load4(${S.prefix}u);
-  prefix[p.word] = prefix[p.word] | (bs << p.shift);
+  prefix[word] = prefix[word] | (bs << shift);
   store4(${S.baseSum}u, newBase);
   store4(${S.prefix}u, prefix);
   state[${S.baseCount}] = newCount;
   state[${S.groupCount}] = inBucket;
   if (inBucket == 1u) { finish(newCount); return; }
-  if (p.last != 0u) {
+  if (last) {
     // Every key left equals v = prefix: the largest j < inBucket with base + j v < Theta.
     var lo = 0u;
     var hi = inBucket - 1u;
@@ -280,6 +276,76 @@ fn main(@builtin(local_invocation_index) b: u32) {
       if (ge128(add128(newBase, mulSmall128(prefix, mid)), theta)) { hi = mid - 1u; } else { lo = mid; }
     }
     finish(newCount + lo);
+  }
+}
+`;
+
+/** Theta's parameters: the coverage as a 64-bit fraction and C = H * 1e-8 as two f32. */
+const THETA_PARAMS: ParamFields = [
+  ['tauLo', 'u32'],
+  ['tauHi', 'u32'],
+  ['cHi', 'f32'],
+  ['cLo', 'f32'],
+];
+
+/** Picks this byte's bucket from the global histogram (zeroing it for the next byte); one workgroup, thread = bucket. */
+export const BUDGET_CHOOSE: Kernel<'state' | 'hist'> = {
+  name: 'budgetChoose',
+  key: 'budgetChoose',
+  params: [['word', 'u32'], ['shift', 'u32'], ['first', 'u32'], ['last', 'u32'], ...THETA_PARAMS],
+  bindings: [write('state', 'u32'), write('hist', 'u32')],
+  workgroupSize: WG,
+  source: () => `${U128_WGSL}
+${CHOOSE_FN}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) b: u32) {
+  let cnt = hist[b * 5u];
+  let own = vec4<u32>(hist[b * 5u + 1u], hist[b * 5u + 2u], hist[b * 5u + 3u], hist[b * 5u + 4u]);
+  for (var w = 0u; w < 5u; w = w + 1u) { hist[b * 5u + w] = 0u; }
+  choose(b, cnt, own, p.word, p.shift, p.first != 0u, p.last != 0u);
+}
+`,
+};
+
+/**
+ * The whole radix select in one workgroup (one dispatch instead of two per byte, for prefixes
+ * up to GpuCtx.radixOneGroupKeys): for bytes firstByte .. 0, the histogram of the keys still
+ * in the group (each thread a contiguous range) in workgroup memory, then `choose`, until the
+ * state says done. The same state words and result as budgetHist + budgetChoose.
+ */
+export const BUDGET_RADIX: Kernel<'keys' | 'state'> = {
+  name: 'budgetRadix',
+  key: 'budgetRadix',
+  params: [['P', 'u32'], ['firstByte', 'u32'], ...THETA_PARAMS],
+  bindings: [read('keys', 'vec4<u32>'), write('state', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> local: array<atomic<u32>, WG * 5u>;
+var<workgroup> stop: u32;
+${U128_WGSL}
+${IN_GROUP}
+${HIST_RANGE}
+${CHOOSE_FN}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) tid: u32) {
+  let per = (p.P + WG - 1u) / WG;
+  let t0 = min(tid * per, p.P);
+  let t1 = min(t0 + per, p.P);
+  for (var byte = i32(p.firstByte); byte >= 0; byte = byte - 1) {
+    let word = u32(byte) >> 2u;
+    let shift = 8u * (u32(byte) & 3u);
+    for (var i = tid; i < (WG * 5u); i = i + WG) { atomicStore(&local[i], 0u); }
+    workgroupBarrier();
+    histRange(t0, t1, load4(${S.prefix}u), word, shift);
+    workgroupBarrier();
+    let own = vec4<u32>(atomicLoad(&local[tid * 5u + 1u]), atomicLoad(&local[tid * 5u + 2u]),
+                        atomicLoad(&local[tid * 5u + 3u]), atomicLoad(&local[tid * 5u + 4u]));
+    choose(tid, atomicLoad(&local[tid * 5u]), own, word, shift, u32(byte) == p.firstByte, byte == 0);
+    storageBarrier();
+    workgroupBarrier();
+    if (tid == 0u) { stop = state[${S.done}]; }
+    if (workgroupUniformLoad(&stop) != 0u) { break; }
   }
 }
 `,

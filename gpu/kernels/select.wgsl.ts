@@ -55,6 +55,60 @@ ${IF_SPARSE}
 `,
 };
 
+/**
+ * `histRange(h, t0, t1, prefix, shift)`: counts positions t0 .. t1 of head h whose bytes above
+ * `shift` equal the prefix's into the workgroup histogram `local` of byte `shift` (runs of one
+ * bucket cost one atomic).
+ */
+const HIST_RANGE = `${KEY}
+fn histRange(h: u32, t0: u32, t1: u32, prefix: u32, shift: u32) {
+  var bucket = 0u;
+  var n = 0u;
+  for (var t = t0; t < t1; t = t + 1u) {
+    let k = key(pooled[h * p.P + t]);
+    if (shift < 24u && (k >> (shift + 8u)) != (prefix >> (shift + 8u))) { continue; }
+    let b = (k >> shift) & 255u;
+    if (b != bucket) {
+      if (n != 0u) { atomicAdd(&local[bucket], n); }
+      bucket = b;
+      n = 0u;
+    }
+    n = n + 1u;
+  }
+  if (n != 0u) { atomicAdd(&local[bucket], n); }
+}
+`;
+
+/**
+ * `pickBucket(b, cnt, need)`, called by every thread b of a workgroup with bucket b's count: the
+ * highest bucket bs whose count from the top reaches need, and the count strictly above it, as
+ * (bs, above) in every thread.
+ */
+const PICK_BUCKET = `var<workgroup> above: array<u32, WG>;
+var<workgroup> chosen: atomic<u32>;
+
+fn pickBucket(b: u32, cnt: u32, need: u32) -> vec2<u32> {
+  // Inclusive suffix sums: above[b] = count of buckets >= b.
+  above[b] = cnt;
+  if (b == 0u) { atomicStore(&chosen, 0u); }
+  for (var off = 1u; off < WG; off = off * 2u) {
+    workgroupBarrier();
+    var c = 0u;
+    if (b + off < WG) { c = above[b + off]; }
+    workgroupBarrier();
+    above[b] = above[b] + c;
+  }
+  workgroupBarrier();
+  if (above[b] >= need) { atomicMax(&chosen, b); }
+  workgroupBarrier();
+  let bs = atomicLoad(&chosen);
+  var strictlyAbove = 0u;
+  if (bs < 255u) { strictlyAbove = above[bs + 1u]; }
+  workgroupBarrier();
+  return vec2<u32>(bs, strictlyAbove);
+}
+`;
+
 /** Histogram of the current byte over the positions whose higher bytes equal the prefix. */
 export const SELECT_HIST: Kernel<'state' | 'pooled' | 'selState' | 'selHist'> = {
   name: 'selectHist',
@@ -66,28 +120,14 @@ export const SELECT_HIST: Kernel<'state' | 'pooled' | 'selState' | 'selHist'> = 
   bindings: [read('state', 'u32'), read('pooled'), read('selState', 'u32'), write('selHist', 'atomic<u32>')],
   workgroupSize: WG,
   source: () => `var<workgroup> local: array<atomic<u32>, WG>;
-${KEY}
+${HIST_RANGE}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${IF_SPARSE}
   let h = wg.y;
-  let prefix = selState[h * 4u];
   let t0 = (wg.x * WG + tid) * ${HIST_ITEMS}u;
-  var bucket = 0u;
-  var n = 0u;
-  for (var t = t0; t < min(t0 + ${HIST_ITEMS}u, p.P); t = t + 1u) {
-    let k = key(pooled[h * p.P + t]);
-    if (p.shift < 24u && (k >> (p.shift + 8u)) != (prefix >> (p.shift + 8u))) { continue; }
-    let b = (k >> p.shift) & 255u;
-    if (b != bucket) {
-      if (n != 0u) { atomicAdd(&local[bucket], n); }
-      bucket = b;
-      n = 0u;
-    }
-    n = n + 1u;
-  }
-  if (n != 0u) { atomicAdd(&local[bucket], n); }
+  histRange(h, t0, min(t0 + ${HIST_ITEMS}u, p.P), selState[h * 4u], p.shift);
   workgroupBarrier();
   let c = atomicLoad(&local[tid]);
   if (c != 0u) { atomicAdd(&selHist[h * WG + tid], c); }
@@ -102,9 +142,8 @@ export const SELECT_CHOOSE: Kernel<'state' | 'selHist' | 'selState'> = {
   params: [['shift', 'u32']],
   bindings: [read('state', 'u32'), write('selHist', 'u32'), write('selState', 'u32')],
   workgroupSize: WG,
-  source: () => `var<workgroup> above: array<u32, WG>;
-var<workgroup> need: u32;
-var<workgroup> chosen: atomic<u32>;
+  source: () => `var<workgroup> need: u32;
+${PICK_BUCKET}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) b: u32) {
@@ -112,25 +151,53 @@ ${IF_SPARSE}
   let h = wg.x;
   let cnt = selHist[h * WG + b];
   selHist[h * WG + b] = 0u;
-  // Inclusive suffix sums: above[b] = count of buckets >= b.
-  above[b] = cnt;
-  for (var off = 1u; off < WG; off = off * 2u) {
-    workgroupBarrier();
-    var c = 0u;
-    if (b + off < WG) { c = above[b + off]; }
-    workgroupBarrier();
-    above[b] = above[b] + c;
-  }
   if (b == 0u) { need = selState[h * 4u + 1u]; }
-  workgroupBarrier();
-  if (above[b] >= need) { atomicMax(&chosen, b); }
-  workgroupBarrier();
+  let picked = pickBucket(b, cnt, workgroupUniformLoad(&need));
   if (b == 0u) {
-    let bs = atomicLoad(&chosen);
-    var strictlyAbove = 0u;
-    if (bs < 255u) { strictlyAbove = above[bs + 1u]; }
-    selState[h * 4u] = selState[h * 4u] | (bs << p.shift);
-    selState[h * 4u + 1u] = need - strictlyAbove;
+    selState[h * 4u] = selState[h * 4u] | (picked.x << p.shift);
+    selState[h * 4u + 1u] = need - picked.y;
+  }
+}
+`,
+};
+
+/**
+ * The four radix passes of one head in one workgroup (workgroup = head; one dispatch for
+ * selectInit and every selectHist + selectChoose, for prefixes up to GpuCtx.radixOneGroupKeys):
+ * the same selState (v_h, need) as those kernels.
+ */
+export const SELECT_RADIX: Kernel<'state' | 'pooled' | 'selState'> = {
+  name: 'selectRadix',
+  key: 'selectRadix',
+  params: [['P', 'u32']],
+  bindings: [read('state', 'u32'), read('pooled'), write('selState', 'u32')],
+  workgroupSize: WG,
+  source: () => `var<workgroup> local: array<atomic<u32>, WG>;
+${HIST_RANGE}
+${PICK_BUCKET}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+${IF_SPARSE}
+  let h = wg.x;
+  let per = (p.P + WG - 1u) / WG;
+  let t0 = min(tid * per, p.P);
+  let t1 = min(t0 + per, p.P);
+  var prefix = 0u;
+  var need = state[${STATE.keep}];
+  for (var byte = 4u; byte > 0u; byte = byte - 1u) {
+    let shift = 8u * (byte - 1u);
+    atomicStore(&local[tid], 0u);
+    workgroupBarrier();
+    histRange(h, t0, t1, prefix, shift);
+    workgroupBarrier();
+    let picked = pickBucket(tid, atomicLoad(&local[tid]), need);
+    prefix = prefix | (picked.x << shift);
+    need = need - picked.y;
+  }
+  if (tid == 0u) {
+    selState[h * 4u] = prefix;
+    selState[h * 4u + 1u] = need;
   }
 }
 `,

@@ -8,6 +8,7 @@ import {
   BUDGET_HIST,
   BUDGET_INIT,
   BUDGET_MAX,
+  BUDGET_RADIX,
   HIST_ITEMS,
 } from '../kernels/budget.wgsl.js';
 import { wholeWindow, type HeadTensor } from '../resources.js';
@@ -51,11 +52,16 @@ export function budget(ctx: StageCtx, d: Dims, pooled: HeadTensor, o: ResolvedTs
   rec.dispatch(BUDGET_INIT, { P: d.P }, { state: sw, hist }, [1]);
   rec.dispatch(BUDGET_MAX, { count: d.H * d.P }, { pooled: pw, state: sw }, [spread(d.H * d.P, BUDGET_MAX.workgroupSize)]);
   rec.dispatch(BUDGET_FIX, { P: d.P, H: d.H, kBits, sCap }, { pooled: pw, keys, state: sw }, [spread(d.P, BUDGET_FIX.workgroupSize)]);
-  for (let byte = firstByte; byte >= 0; byte--) {
-    const pass = { word: byte >> 2, shift: 8 * (byte & 3) };
-    rec.dispatch(BUDGET_HIST, { P: d.P, ...pass }, { keys, state: sw, hist }, [ceilDiv(d.P, BUDGET_HIST.workgroupSize * HIST_ITEMS)]);
-    const ends = { first: byte === firstByte ? 1 : 0, last: byte === 0 ? 1 : 0 };
-    rec.dispatch(BUDGET_CHOOSE, { ...pass, ...ends, ...tau64(o.coverage), cHi, cLo }, { state: sw, hist }, [1]);
+  const theta = { ...tau64(o.coverage), cHi, cLo };
+  if (d.P <= ctx.radixOneGroupKeys) {
+    rec.dispatch(BUDGET_RADIX, { P: d.P, firstByte, ...theta }, { keys, state: sw }, [1]);
+  } else {
+    for (let byte = firstByte; byte >= 0; byte--) {
+      const pass = { word: byte >> 2, shift: 8 * (byte & 3) };
+      rec.dispatch(BUDGET_HIST, { P: d.P, ...pass }, { keys, state: sw, hist }, [ceilDiv(d.P, BUDGET_HIST.workgroupSize * HIST_ITEMS)]);
+      const ends = { first: byte === firstByte ? 1 : 0, last: byte === 0 ? 1 : 0 };
+      rec.dispatch(BUDGET_CHOOSE, { ...pass, ...ends, ...theta }, { state: sw, hist }, [1]);
+    }
   }
   rec.dispatch(BUDGET_DECIDE, { P: d.P, W: d.W, L: d.L, minTokens: Math.min(o.minTokens, 0xffffffff), maxKeptLength }, { state: sw }, [1]);
   return state;

@@ -16,6 +16,14 @@ import type { TileConfig } from '../tiles.js';
 export const STORAGE_USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
 
 /** One backend's device, pooled buffers, binding limits and tile choice. */
+/**
+ * Default of GpuCtx.radixOneGroupKeys. In one workgroup a radix select ends once its answer is
+ * fixed (the budget's after a few of its 15 bytes on distinct scores); across workgroups it
+ * launches two dispatches per byte whatever the data (38 for budget and select at 8K), each a
+ * launch and a barrier on the device, the cost of the short layers' selection.
+ */
+export const RADIX_ONE_GROUP_KEYS = 65536;
+
 export interface GpuCtx {
   device: GPUDevice;
   pool: BufferPool;
@@ -29,6 +37,12 @@ export interface GpuCtx {
    * ones (llvmpipe, lavapipe), whose shader compiler took 168 s for the unrolled TM 8 kernel.
    */
   scoreRowsMax: number;
+  /**
+   * The radix selects of budget and select run in one workgroup (per head for select), one
+   * dispatch for all their byte passes, for prefixes of up to this many positions; longer ones
+   * take two dispatches per byte across workgroups (backend option radixOneGroupKeys).
+   */
+  radixOneGroupKeys: number;
   /** Scoring keeps its logits in memory (one Q.K^T pass) up to this many bytes (backend option scoreLogitsBytes). */
   scoreLogitsBytes: number;
   /** Backend option f16Tiles: overrides of the subgroup-matrix kernel's config, or null (f16Tiles false: the plain kernel). */

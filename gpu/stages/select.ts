@@ -8,6 +8,7 @@ import {
   SELECT_COUNT,
   SELECT_HIST,
   SELECT_INIT,
+  SELECT_RADIX,
   SELECT_SCAN,
   SELECT_WRITE,
 } from '../kernels/select.wgsl.js';
@@ -35,15 +36,19 @@ export function select(ctx: StageCtx, d: Dims, pooled: HeadTensor): Selection {
   const nBlocks = ceilDiv(d.P, SELECT_BLOCK);
   const state = stateWindow(ctx);
   const pw = wholeHeads(ctx, pooled, 'pooled scores');
-  const selHist = wholeWindow(ctx.pool.get('select.hist', d.H * SELECT_BUCKETS * 4, STORAGE_USAGE));
   const selState = wholeWindow(ctx.pool.get('select.state', d.H * 4 * 4, STORAGE_USAGE));
   const blocks = wholeWindow(ctx.pool.get('select.blocks', d.H * nBlocks * 2 * 4, STORAGE_USAGE));
   const indices = wholeHeads(ctx, sel.indices, 'indices');
   const inverse = wholeHeads(ctx, sel.inverse, 'inverse');
-  rec.dispatch(SELECT_INIT, { H: d.H }, { state, selHist, selState }, [d.H]);
-  for (const shift of [24, 16, 8, 0]) {
-    rec.dispatch(SELECT_HIST, { P: d.P, shift }, { state, pooled: pw, selState, selHist }, [ceilDiv(d.P, SELECT_HIST.workgroupSize * HIST_ITEMS), d.H]);
-    rec.dispatch(SELECT_CHOOSE, { shift }, { state, selHist, selState }, [d.H]);
+  if (d.P <= ctx.radixOneGroupKeys) {
+    rec.dispatch(SELECT_RADIX, { P: d.P }, { state, pooled: pw, selState }, [d.H]);
+  } else {
+    const selHist = wholeWindow(ctx.pool.get('select.hist', d.H * SELECT_BUCKETS * 4, STORAGE_USAGE));
+    rec.dispatch(SELECT_INIT, { H: d.H }, { state, selHist, selState }, [d.H]);
+    for (const shift of [24, 16, 8, 0]) {
+      rec.dispatch(SELECT_HIST, { P: d.P, shift }, { state, pooled: pw, selState, selHist }, [ceilDiv(d.P, SELECT_HIST.workgroupSize * HIST_ITEMS), d.H]);
+      rec.dispatch(SELECT_CHOOSE, { shift }, { state, selHist, selState }, [d.H]);
+    }
   }
   rec.dispatch(SELECT_COUNT, { P: d.P, nBlocks }, { state, pooled: pw, selState, blocks }, [nBlocks, d.H]);
   rec.dispatch(SELECT_SCAN, { nBlocks }, { state, blocks }, [d.H]);
