@@ -257,6 +257,10 @@ describe('webgpu reliability', () => {
     expect(isWebGpuBackend(reference)).toBe(false);
     if (ADAPTER.adapter) expect(gpu.description).toContain(`Dawn ${ADAPTER.adapter}`);
     await expect(createWebGpuBackend({ adapter: 'metal' as never })).rejects.toBeInstanceOf(BackendUnavailableError);
+    // Numeric tuning options: a clear OPTION error, never a silent NaN threshold.
+    for (const bad of [{ scoreLogitsBytes: -1 }, { radixOneGroupKeys: Number.NaN }, { maxBindingBytes: '64' as never }]) {
+      await expect(createWebGpuBackend({ ...ADAPTER, ...bad })).rejects.toMatchObject({ inputCode: 'OPTION', message: new RegExp(`option ${Object.keys(bad)[0]} must be a number`) });
+    }
   });
 });
 
