@@ -12,7 +12,7 @@ import { blockWork, extrapolatedShare, minBlockShare } from '../harness/core/blo
 import { describeCostModel, type CostModel } from '../harness/core/cost.js';
 import { TsaInputError } from '../harness/core/errors.js';
 import { generateInput } from '../harness/core/generators.js';
-import type { Backend, ResolvedBlockSparse, TsaOptions, TsaResult } from '../harness/core/interface.js';
+import type { AttentionInput, Backend, ResolvedBlockSparse, TsaOptions, TsaResult } from '../harness/core/interface.js';
 import { runBench } from '../harness/tools/bench.js';
 import { benchTable } from '../harness/tools/bench-table.js';
 import { createReferenceBackend } from '../reference/index.js';
@@ -73,39 +73,42 @@ describe('cost rule: the block stages', () => {
   });
 
   it('never changes a block-sparse result it lets run; a skip is exactly the call without blockSparse', async () => {
-    const seen = { run: 0, skipped: 0 };
+    /** The rule's verdict on one call, after checking the call against the rule off (run) or without blocks (skip). */
+    const check = async (b: Backend, input: AttentionInput, o: TsaOptions): Promise<string> => {
+      const on = await b.tokenSparseAttention(input, o);
+      const decision = on.blockDecision!;
+      expect(['run', 'not-worth-it']).toContain(decision.verdict);
+      expect(decision.detail).toMatch(/^cost rule: /);
+      if (decision.verdict === 'run') {
+        // The token rule may have run the layer dense: then the block stages ran on every row, as with coverage 0.
+        const tokenSkipped = on.budget.mode === 'dense' && on.budget.reason === 'not-worth-it';
+        const off = await b.tokenSparseAttention(input, { ...o, ...(tokenSkipped ? { coverage: 0 } : {}), costRule: false });
+        if (!tokenSkipped) expect(on.budget).toEqual(off.budget);
+        expect(on.indices).toEqual(off.indices);
+        expect(on.blockSparse!.mask).toEqual(off.blockSparse!.mask);
+        expect(on.blockSparse!.selectedShare).toEqual(off.blockSparse!.selectedShare);
+        expect(on.output).toEqual(off.output);
+      } else {
+        expect(on.blockSparse).toBeUndefined();
+        const plain = await b.tokenSparseAttention(input, withoutBlocks(o));
+        expect(on.budget).toEqual(plain.budget);
+        expect(on.indices).toEqual(plain.indices);
+        expect(on.output).toEqual(plain.output);
+      }
+      return decision.verdict;
+    };
     await fc.assert(
       fc.asyncProperty(caseArb({ maxSeqLen: 700, work: 2e7 }), blockSparseArb, fc.boolean(), fc.integer({ min: 0, max: backends.length - 1 }), async (c, bs, alone, pick) => {
-        const b = backends[pick]!;
-        const input = caseInput(c);
-        const o: TsaOptions = { ...c.options, ...(alone ? { coverage: 0 } : {}), blockSparse: bs };
-        const on = await b.tokenSparseAttention(input, o);
-        const decision = on.blockDecision!;
-        expect(['run', 'not-worth-it']).toContain(decision.verdict);
-        expect(decision.detail).toMatch(/^cost rule: /);
-        if (decision.verdict === 'run') {
-          seen.run++;
-          // The token rule may have run the layer dense: then the block stages ran on every row, as with coverage 0.
-          const tokenSkipped = on.budget.mode === 'dense' && on.budget.reason === 'not-worth-it';
-          const off = await b.tokenSparseAttention(input, { ...o, ...(tokenSkipped ? { coverage: 0 } : {}), costRule: false });
-          if (!tokenSkipped) expect(on.budget).toEqual(off.budget);
-          expect(on.indices).toEqual(off.indices);
-          expect(on.blockSparse!.mask).toEqual(off.blockSparse!.mask);
-          expect(on.blockSparse!.selectedShare).toEqual(off.blockSparse!.selectedShare);
-          expect(on.output).toEqual(off.output);
-        } else {
-          seen.skipped++;
-          expect(on.blockSparse).toBeUndefined();
-          const plain = await b.tokenSparseAttention(input, withoutBlocks(o));
-          expect(on.budget).toEqual(plain.budget);
-          expect(on.indices).toEqual(plain.indices);
-          expect(on.output).toEqual(plain.output);
-        }
+        await check(backends[pick]!, caseInput(c), { ...c.options, ...(alone ? { coverage: 0 } : {}), blockSparse: bs });
       }),
       { numRuns: 40 },
     );
-    expect(seen.run).toBeGreaterThan(0);
-    expect(seen.skipped).toBeGreaterThan(0);
+    // Random cases mostly skip (about 1 in 12 runs), so one fixed case of each verdict makes sure
+    // both branches are checked in every run: local inputs at minGain 0.05 run, Gaussian ones at 0.7 skip.
+    const shape = { heads: 2, kvHeads: 1, headDim: 16, seqLen: 512 };
+    const o: TsaOptions = { coverage: 0, blockSparse: { method: 'xattention', blockSize: 16 } };
+    expect(await check(backends[GAINS.indexOf(0.05) * 2 + 1]!, generateInput('local', shape, 5), o)).toBe('run');
+    expect(await check(backends[GAINS.indexOf(0.7) * 2 + 1]!, generateInput('gaussian', shape, 5), o)).toBe('not-worth-it');
   });
 
   it('routes Gaussian inputs, where XAttention keeps about every block, away from the block stages; local ones through them', async () => {
