@@ -3,7 +3,8 @@
  * Per-stage device times of the WebGPU backend's resident layer (tokenSparseAttentionGpu, inputs
  * generated on the device, timestamp queries), for dense, the cost rule, the spec's pipeline
  * (costRule false) and XAttention, with the decision of each call; and the wall time of the
- * cost rule's calibration. The per-stage view `tsa bench` does not print (BENCHMARKS.md quotes it).
+ * cost rule's calibration, with the part of it spent creating pipelines. The per-stage view
+ * `tsa bench` does not print (BENCHMARKS.md quotes it).
  *
  *   node scripts/gpu-stages.mjs [--lengths 8192,16384] [--inputs structured,gaussian]
  *     [--cases dense,rule,spec,xattn] [--precision f32|f16] [--score-logits-bytes N]
@@ -46,9 +47,19 @@ const b = await createWebGpuBackend({
   ...(a['score-logits-bytes'] ? { scoreLogitsBytes: Number(a['score-logits-bytes']) } : {}),
 });
 globalThis.__keep = b; // the webgpu package needs its object alive while work is pending
+// The calibration's share spent creating pipelines (compiling kernels; sync createComputePipeline).
+const created = { n: 0, ms: 0 };
+const create = b.device.createComputePipeline.bind(b.device);
+b.device.createComputePipeline = (descriptor) => {
+  const t0 = performance.now();
+  const p = create(descriptor);
+  created.n++;
+  created.ms += performance.now() - t0;
+  return p;
+};
 const t = performance.now();
 await b.costRates();
-console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall`);
+console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall, of which ${created.n} pipelines created in ${created.ms.toFixed(0)} ms`);
 const median = (xs) => [...xs].sort((p, q) => p - q)[(xs.length - 1) >> 1];
 /** Dispatch times summed per (segment, kernel): "segment/kernel xN ms", largest first. */
 const perKernel = (ds) => {
