@@ -299,7 +299,7 @@ describe('webgpu backend', () => {
       const ds = timed.dispatches!;
       // Every stage of the sparse layer ran kernels; each dispatch names one of them and its stage.
       expect(new Set(ds.map((d) => d.segment))).toEqual(new Set(Object.keys(timed.stages)));
-      for (const k of ['scorePartials', 'budgetHist', 'attend', 'scatter']) expect(ds.some((d) => d.kernel.startsWith(k))).toBe(true);
+      for (const k of ['scorePartials', 'budgetRadix', 'selectRadix', 'attend', 'scatter']) expect(ds.some((d) => d.kernel.startsWith(k))).toBe(true);
       for (const d of ds) expect(d.ms).toBeGreaterThanOrEqual(0);
       // A stage's time spans its dispatches: at least their sum.
       for (const [stage, ms] of Object.entries(timed.stages)) {

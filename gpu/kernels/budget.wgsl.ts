@@ -308,16 +308,40 @@ fn main(@builtin(local_invocation_index) b: u32) {
 `,
 };
 
+/** Parameters of `decide`: the shape, minTokens and the cost rule's bound on L'. */
+const DECIDE_PARAMS: ParamFields = [
+  ['W', 'u32'],
+  ['L', 'u32'],
+  ['minTokens', 'u32'],
+  ['maxKeptLength', 'u32'],
+];
+
+/** `decide()`: c -> mode, keep, pruned, L' (spec step 2 plus the cost rule's maxKeptLength), by one thread. */
+const DECIDE_FN = `fn decide() {
+  let c = state[${S.count}];
+  state[${S.keptLength}] = p.L;
+  if (c == 0u) { state[${S.mode}] = ${S.modeNothingPruned}u; return; }
+  let pruned = c + 1u;
+  var keep = p.minTokens;
+  if (pruned < p.P && p.P - pruned > keep) { keep = p.P - pruned; }
+  state[${S.pruned}] = pruned;
+  state[${S.keep}] = keep;
+  if (keep + p.W > p.maxKeptLength) { state[${S.mode}] = ${S.modeNotWorthIt}u; return; }
+  state[${S.mode}] = ${S.modeSparse}u;
+  state[${S.keptLength}] = keep + p.W;
+}
+`;
+
 /**
  * The whole radix select in one workgroup (one dispatch instead of two per byte, for prefixes
  * up to GpuCtx.radixOneGroupKeys): for bytes firstByte .. 0, the histogram of the keys still
  * in the group (each thread a contiguous range) in workgroup memory, then `choose`, until the
- * state says done. The same state words and result as budgetHist + budgetChoose.
+ * state says done; then `decide`. The same state words as budgetHist + budgetChoose + budgetDecide.
  */
 export const BUDGET_RADIX: Kernel<'keys' | 'state'> = {
   name: 'budgetRadix',
   key: 'budgetRadix',
-  params: [['P', 'u32'], ['firstByte', 'u32'], ...THETA_PARAMS],
+  params: [['P', 'u32'], ['firstByte', 'u32'], ...THETA_PARAMS, ...DECIDE_PARAMS],
   bindings: [read('keys', 'vec4<u32>'), write('state', 'u32')],
   workgroupSize: WG,
   source: () => `var<workgroup> local: array<atomic<u32>, WG * 5u>;
@@ -326,6 +350,7 @@ ${U128_WGSL}
 ${IN_GROUP}
 ${HIST_RANGE}
 ${CHOOSE_FN}
+${DECIDE_FN}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32) {
@@ -347,37 +372,22 @@ fn main(@builtin(local_invocation_index) tid: u32) {
     if (tid == 0u) { stop = state[${S.done}]; }
     if (workgroupUniformLoad(&stop) != 0u) { break; }
   }
+  if (tid == 0u) { decide(); }
 }
 `,
 };
 
-/** c -> mode, keep, pruned, L' (spec step 2 plus the cost rule's maxKeptLength); one thread. */
+/** `decide` after the multi-workgroup radix passes; one thread. */
 export const BUDGET_DECIDE: Kernel<'state'> = {
   name: 'budgetDecide',
   key: 'budgetDecide',
-  params: [
-    ['P', 'u32'],
-    ['W', 'u32'],
-    ['L', 'u32'],
-    ['minTokens', 'u32'],
-    ['maxKeptLength', 'u32'],
-  ],
+  params: [['P', 'u32'], ...DECIDE_PARAMS],
   bindings: [write('state', 'u32')],
   workgroupSize: 1,
-  source: () => `
+  source: () => `${DECIDE_FN}
 @compute @workgroup_size(WG)
 fn main() {
-  let c = state[${S.count}];
-  state[${S.keptLength}] = p.L;
-  if (c == 0u) { state[${S.mode}] = ${S.modeNothingPruned}u; return; }
-  let pruned = c + 1u;
-  var keep = p.minTokens;
-  if (pruned < p.P && p.P - pruned > keep) { keep = p.P - pruned; }
-  state[${S.pruned}] = pruned;
-  state[${S.keep}] = keep;
-  if (keep + p.W > p.maxKeptLength) { state[${S.mode}] = ${S.modeNotWorthIt}u; return; }
-  state[${S.mode}] = ${S.modeSparse}u;
-  state[${S.keptLength}] = keep + p.W;
+  decide();
 }
 `,
 };

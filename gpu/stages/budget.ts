@@ -53,16 +53,17 @@ export function budget(ctx: StageCtx, d: Dims, pooled: HeadTensor, o: ResolvedTs
   rec.dispatch(BUDGET_MAX, { count: d.H * d.P }, { pooled: pw, state: sw }, [spread(d.H * d.P, BUDGET_MAX.workgroupSize)]);
   rec.dispatch(BUDGET_FIX, { P: d.P, H: d.H, kBits, sCap }, { pooled: pw, keys, state: sw }, [spread(d.P, BUDGET_FIX.workgroupSize)]);
   const theta = { ...tau64(o.coverage), cHi, cLo };
+  const decide = { W: d.W, L: d.L, minTokens: Math.min(o.minTokens, 0xffffffff), maxKeptLength };
   if (d.P <= ctx.radixOneGroupKeys) {
-    rec.dispatch(BUDGET_RADIX, { P: d.P, firstByte, ...theta }, { keys, state: sw }, [1]);
-  } else {
-    for (let byte = firstByte; byte >= 0; byte--) {
-      const pass = { word: byte >> 2, shift: 8 * (byte & 3) };
-      rec.dispatch(BUDGET_HIST, { P: d.P, ...pass }, { keys, state: sw, hist }, [ceilDiv(d.P, BUDGET_HIST.workgroupSize * HIST_ITEMS)]);
-      const ends = { first: byte === firstByte ? 1 : 0, last: byte === 0 ? 1 : 0 };
-      rec.dispatch(BUDGET_CHOOSE, { ...pass, ...ends, ...theta }, { state: sw, hist }, [1]);
-    }
+    rec.dispatch(BUDGET_RADIX, { P: d.P, firstByte, ...theta, ...decide }, { keys, state: sw }, [1]);
+    return state;
   }
-  rec.dispatch(BUDGET_DECIDE, { P: d.P, W: d.W, L: d.L, minTokens: Math.min(o.minTokens, 0xffffffff), maxKeptLength }, { state: sw }, [1]);
+  for (let byte = firstByte; byte >= 0; byte--) {
+    const pass = { word: byte >> 2, shift: 8 * (byte & 3) };
+    rec.dispatch(BUDGET_HIST, { P: d.P, ...pass }, { keys, state: sw, hist }, [ceilDiv(d.P, BUDGET_HIST.workgroupSize * HIST_ITEMS)]);
+    const ends = { first: byte === firstByte ? 1 : 0, last: byte === 0 ? 1 : 0 };
+    rec.dispatch(BUDGET_CHOOSE, { ...pass, ...ends, ...theta }, { state: sw, hist }, [1]);
+  }
+  rec.dispatch(BUDGET_DECIDE, { P: d.P, ...decide }, { state: sw }, [1]);
   return state;
 }
