@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Backend } from '../harness/core/interface.js';
 import { runBench, type BenchConfig, type BenchRecord } from '../harness/tools/bench.js';
+import { measureRounds } from '../harness/tools/measure.js';
 import { runSelfTimedPeers } from '../harness/tools/bench-peers.js';
 import { runMeta } from '../harness/tools/bench-report.js';
 import { benchTable } from '../harness/tools/bench-table.js';
@@ -33,6 +34,27 @@ function record(over: Partial<BenchRecord>): BenchRecord {
 }
 
 describe('benchmark', () => {
+  test('measureRounds alternates the calls round by round and takes each one\'s median', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }), async (delays) => {
+        const log: number[] = [];
+        const fns = delays.map((ms, i) => () => new Promise<void>((done) => (log.push(i), setTimeout(done, ms))));
+        const ms = await measureRounds(fns);
+        const rounds = ms[0]!.samples;
+        expect(rounds).toBeGreaterThanOrEqual(5);
+        // A warmup call of each, then `rounds` rounds of every call in order.
+        expect(log).toEqual(Array.from({ length: (rounds + 1) * fns.length }, (_, k) => k % fns.length));
+        for (const [i, m] of ms.entries()) {
+          expect(m.samples).toBe(rounds);
+          expect(m.deviceMedianMs).toBeNull();
+          expect(m.medianMs).toBeGreaterThanOrEqual(delays[i]! * 0.9);
+        }
+      }),
+      { numRuns: 5 },
+    );
+  });
+
+
   test('causal FLOPs count the lower triangle: 4 H D n(n+1)/2', () => {
     expect(causalFlops({ heads: 2, headDim: 8 }, 3)).toBe(4 * 2 * 8 * 6);
   });

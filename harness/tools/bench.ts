@@ -1,6 +1,6 @@
 /**
  * The benchmark: for each backend, context length and input kind, dense vs
- * token-sparse attention (median of several calls after a warmup), plus
+ * token-sparse attention (medians of interleaved rounds, dense then each method, after a warmup), plus
  * peers (other runtimes) on the same shapes; or, with `stage`, one stage of
  * the pipeline timed alone (bench-stages.ts). On webgpu it times the
  * GPU-resident path on inputs generated on the device (bench-cases.ts).
@@ -15,7 +15,7 @@ import type { PeerChoice, PeerRunner } from './bench-peers.js';
 import { runStage } from './bench-stages.js';
 import { causalFlops } from '../core/cost.js';
 import { median } from '../core/stats.js';
-import { measure, type Measurement } from './measure.js';
+import { measureRounds, type Measurement } from './measure.js';
 
 /** What a record times: dense attention, TSA, XAttention alone (coverage 0) or TSA then XAttention. */
 export type BenchMethod = 'dense' | 'tsa' | 'xattn' | 'tsa+xattn';
@@ -120,29 +120,37 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
         progress(`${tag}: generating inputs H=${shape.heads} Hkv=${shape.kvHeads} D=${shape.headDim}`);
         const c = await openCase(backend, source, shape);
         try {
-          progress(`${tag}: dense`);
+          progress(`${tag}: dense${methods.length ? ` and ${methods.join(', ')} in interleaved rounds` : ''}`);
           let denseOut: Float32Array | null = null;
-          const dense = await measure(async () => {
-            denseOut = await c.dense();
-          }, backend);
+          // Dense and every method alternate call by call, so each speedup compares calls made
+          // in the same minutes (this host's speed drifts by up to 2x).
+          const runs = methods.map((): SparseRun[] => []);
+          const [dense, ...timed] = await measureRounds(
+            [
+              async () => {
+                denseOut = await c.dense();
+              },
+              ...methods.map((method, i) => async () => {
+                runs[i]!.push(await c.sparse(methodOptions(method, config.coverage)));
+              }),
+            ],
+            backend,
+          );
           const denseRec: BenchRecord = {
             ...base,
             mode: 'dense',
-            ...dense,
-            gflops: causalFlops(shape, seqLen) / timeOf(dense) / 1e6,
+            ...dense!,
+            gflops: causalFlops(shape, seqLen) / timeOf(dense!) / 1e6,
             keptFraction: 1,
             speedup: 1,
             idealSpeedup: 1,
             selectionMs: 0,
           };
           ours.push(denseRec);
-          progress(`${tag}: dense ${timeOf(dense).toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s`);
-          for (const method of methods) {
-            const runs: SparseRun[] = [];
-            const m = await measure(async () => {
-              runs.push(await c.sparse(methodOptions(method, config.coverage)));
-            }, backend);
-            const { keptLength, blockShare, blockSkipped, blockScoringMs } = runs[runs.length - 1]!;
+          progress(`${tag}: dense ${timeOf(dense!).toFixed(1)} ms, ${denseRec.gflops.toFixed(1)} GFLOP/s`);
+          for (const [i, method] of methods.entries()) {
+            const m = timed[i]!;
+            const { keptLength, blockShare, blockSkipped, blockScoringMs } = runs[i]![runs[i]!.length - 1]!;
             const ratio = seqLen / keptLength;
             const rec: BenchRecord = {
               ...base,
@@ -150,11 +158,11 @@ export async function runBench(config: BenchConfig, progress: Progress = () => {
               ...m,
               gflops: ((blockShare ?? 1) * causalFlops(shape, keptLength)) / timeOf(m) / 1e6,
               keptFraction: keptLength / seqLen,
-              speedup: timeOf(dense) / timeOf(m),
+              speedup: timeOf(dense!) / timeOf(m),
               idealSpeedup: (ratio * ratio) / (blockShare ?? 1),
-              selectionMs: median(runs.map((r) => r.selectionMs)),
+              selectionMs: median(runs[i]!.map((r) => r.selectionMs)),
               ...(blockShare !== undefined ? { blockShare } : {}),
-              ...(blockScoringMs !== undefined ? { blockScoringMs: median(runs.map((r) => r.blockScoringMs!)) } : {}),
+              ...(blockScoringMs !== undefined ? { blockScoringMs: median(runs[i]!.map((r) => r.blockScoringMs!)) } : {}),
               ...(blockSkipped ? { blockSkipped } : {}),
             };
             ours.push(rec);

@@ -33,8 +33,8 @@ const ADAPTERS = ['vulkan', 'opengl'] as const;
 
 const HELP = `usage: tsa bench [options]
 
-Times dense and token-sparse attention (median of several calls after a warmup)
-for each context length and input kind, on the best available backend unless
+Times dense and token-sparse attention (medians of interleaved rounds after a
+warmup: dense, then each method, call by call) for each context length and input kind, on the best available backend unless
 --backend says otherwise, with peer runtimes on the same shapes. On webgpu it
 times the GPU-resident path on inputs generated on the device.
 
