@@ -42,16 +42,19 @@ export async function measure(fn: () => Promise<void>, backend?: Backend): Promi
   return { medianMs: result.latency.p50, deviceMedianMs: device.length ? median(device) : null, samples: result.latency.samplesCount };
 }
 
-/** Timed rounds after the warmup: as measure's iterations, from the slowest call of a round. */
+/**
+ * Timed rounds after the warmup, from the slowest call of a round: one more than measure's
+ * iterations for long calls (a median of 3 where a median of 2 is a mean).
+ */
 function roundsFor(slowestMs: number, roundMs: number): number {
-  if (slowestMs > 4000) return 2;
-  if (slowestMs > 300) return 3;
+  if (slowestMs > 4000) return 3;
+  if (slowestMs > 300) return 4;
   return Math.min(100, Math.max(5, Math.ceil(1500 / Math.max(roundMs, 1e-3))));
 }
 
 /**
  * Times each of `fns` (one warmup call each, in order), then rounds of one call of each in the
- * same order: 2-3 rounds where a call is long, else at least 5 and about 1.5 s. Medians per
+ * same order: 3-4 rounds where a call is long, else at least 5 and about 1.5 s. Medians per
  * function, with `backend`'s lastDeviceTimeMs() of each call where it measures one.
  */
 export async function measureRounds(fns: readonly (() => Promise<void>)[], backend?: Backend): Promise<Measurement[]> {
