@@ -10,7 +10,9 @@
  * reduction order. Theta is floor((T + C) * tau_64 / 2^64) with
  * tau_64 = floor(tau * 2^64) and C = H * 1e-8 * 2^s. The count
  * c = max{k : prefix_k < Theta} comes from a radix select over the 128-bit
- * keys, most significant byte first (budgetHist + budgetChoose per byte):
+ * keys, most significant byte first (budgetHist + budgetChoose per byte
+ * across workgroups, or all bytes in one workgroup, budgetRadix, which also
+ * decides, for prefixes up to GpuCtx.radixOneGroupKeys):
  * each pass keeps the bucket where the running sum first reaches Theta,
  * adding the counts and sums of the buckets below it; after the last byte
  * the group left holds equal values v and the count takes the largest j
@@ -18,7 +20,7 @@
  * approximation is truncating values below 2^-s, more than 2^80 times
  * smaller than the largest.
  *
- * budgetDecide applies c == 0 -> dense, else pruned = c + 1,
+ * budgetDecide (after the multi-workgroup passes) applies c == 0 -> dense, else pruned = c + 1,
  * keep = max(minTokens, P - pruned), L' = keep + W, and the cost rule
  * (dense when L' > maxKeptLength), writing the state buffer (state.ts).
  *

@@ -4,7 +4,9 @@
  *
  * Math. Non-negative float32 values order like their bits as u32, so the
  * keep-th largest value v_h is found by a radix select on the bits, one byte
- * per pass from the top (selectHist + selectChoose): keep the bucket where
+ * per pass from the top (selectHist + selectChoose per byte across workgroups,
+ * or selectRadix, all four bytes of a head in one workgroup, for prefixes up
+ * to GpuCtx.radixOneGroupKeys): keep the bucket where
  * the count from the top first reaches `need`, and subtract the buckets
  * above it. Afterwards G = #{x > v_h} and need = keep - G ties (x == v_h)
  * are taken, lowest positions first. Output slots follow from a prefix
