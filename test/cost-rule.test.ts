@@ -69,6 +69,9 @@ describe('cost rule', () => {
       const gaussian = await b.tokenSparseAttention(generateInput('gaussian', shape, 3), o);
       expect(gaussian.budget.mode === 'dense' && gaussian.budget.reason).toBe('not-worth-it');
       expect(gaussian.budget.mode === 'dense' && gaussian.budget.detail).toMatch(/probe \(16 of 64 window queries\) estimates L' = \d+ of 1024/);
+      // A window shorter than the probe's 16 queries is probed whole, and the detail says so.
+      const narrow = await b.tokenSparseAttention(generateInput('gaussian', shape, 3), { ...o, window: 8 });
+      expect(narrow.budget.mode === 'dense' && narrow.budget.detail).toMatch(/probe \(8 of 8 window queries\) estimates L' = \d+ of 1024/);
       const structured = await b.tokenSparseAttention(generateInput('structured', shape, 3), o);
       expect(structured.budget.mode).toBe('sparse');
       expect(structured.keptFraction).toBeLessThan(0.9);

@@ -103,7 +103,7 @@ export function afterProbe(shape: AttentionShape, estimate: number, o: ResolvedT
   const sparse = sparseMs(shape, estimate, o, m);
   if (sparse <= (1 - m.minGain) * dense) return null;
   return notWorthIt(
-    `the probe (${PROBE_QUERIES} of ${o.window} window queries) estimates L' = ${estimate} of ${shape.seqLen}: sparse ${ms(sparse)} would not beat dense ${ms(dense)} by ${m.minGain * 100}%`,
+    `the probe (${Math.min(PROBE_QUERIES, o.window)} of ${o.window} window queries) estimates L' = ${estimate} of ${shape.seqLen}: sparse ${ms(sparse)} would not beat dense ${ms(dense)} by ${m.minGain * 100}%`,
   );
 }
 
