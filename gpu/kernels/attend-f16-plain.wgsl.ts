@@ -14,7 +14,8 @@
  * row: its Q' row and O accumulator (DP/4 vec4s each, unrolled) live in registers; K and
  * V tiles of KEYS keys are staged in workgroup memory as vec4<f16>.
  */
-import { ATTEND_F16_BINDINGS, ATTEND_F16_PARAMS, gatePrologue } from './attend-f16.wgsl.js';
+import { gatePrologue } from './attend.wgsl.js';
+import { ATTEND_F16_BINDINGS, ATTEND_F16_PARAMS } from './attend-f16.wgsl.js';
 import { read, variants, type Kernel } from './kernel.js';
 import { unroll } from './params.js';
 

@@ -37,8 +37,7 @@
  */
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
-import { STATE } from './state.js';
-import { ATTEND_LAYOUT_PARAMS } from './attend.wgsl.js';
+import { ATTEND_LAYOUT_PARAMS, gatePrologue } from './attend.wgsl.js';
 
 /** Rows of every f16-layout tensor are padded (with zeros) to a multiple of this. */
 export const ROW_ALIGN = 128;
@@ -80,16 +79,6 @@ export const ATTEND_F16_PARAMS: ParamFields = ATTEND_LAYOUT_PARAMS;
 export function attendF16SharedBytes(c: F16MatrixConfig): number {
   const kv = 2 * c.bn * (c.dp + 8) * 2;
   return c.sg * 16 * ((c.bn + 4) * 4 + (c.bn + 8) * 2 + 4) + 16 + kv;
-}
-
-/** The gate prologue shared by the f16 kernels: `n` from the params or the layer state. */
-export function gatePrologue(): string {
-  return `  var n = p.n;
-  if (p.gate != 0u) {
-    let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
-    if ((p.gate == 1u) != sparse) { return; }
-    if (sparse) { n = state[${STATE.keptLength}]; }
-  }`;
 }
 
 /** `subgroupMatrixLoad<T, row_major|col_major>(p, offset, stride)` (majorness as a template argument). */

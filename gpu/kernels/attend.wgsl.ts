@@ -37,6 +37,20 @@ import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, ze
 export const GATE = { always: 0, ifSparse: 1, ifDense: 2 } as const;
 
 /**
+ * The gate prologue of every gated kernel (attend at both precisions, to-f16, the block stages):
+ * `n` rows from the params, or L' from the layer state when sparse; a kernel whose branch the
+ * state did not choose (p.gate) returns at once.
+ */
+export function gatePrologue(): string {
+  return `  var n = p.n;
+  if (p.gate != ${GATE.always}u) {
+    let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
+    if ((p.gate == ${GATE.ifSparse}u) != sparse) { return; }
+    if (sparse) { n = state[${STATE.keptLength}]; }
+  }`;
+}
+
+/**
  * The parameters every attend kernel (f32 here, f16 in attend-f16*.wgsl.ts) shares: n rows,
  * head dimension, the bases and head strides of Q, K/V and O in their bindings, the first head
  * of the dispatch and its GQA mapping (kv head = (h0 + h) / kvDiv - kv0), and the GATE mode.
@@ -144,12 +158,7 @@ fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  var n = p.n;
-  if (p.gate != ${GATE.always}u) {
-    let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
-    if ((p.gate == ${GATE.ifSparse}u) != sparse) { return; }
-    if (sparse) { n = state[${STATE.keptLength}]; }
-  }
+${gatePrologue()}
   let nTiles = (n + BM - 1u) / BM;
   if (wg.x >= nTiles) { return; }
   let qt = nTiles - 1u - wg.x;

@@ -24,8 +24,7 @@
  * inner floats go through workgroup memory `sm` ([T][DK/4 + 1] vec4 each).
  */
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { ATTEND_LAYOUT_PARAMS } from './attend.wgsl.js';
-import { gatePrologue } from './attend-f16.wgsl.js';
+import { ATTEND_LAYOUT_PARAMS, gatePrologue } from './attend.wgsl.js';
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll } from './params.js';
 

@@ -22,7 +22,7 @@
  * writes whole words (every byte written: no cleared buffer needed); counts [H][nb] u32;
  * lists as above, u32.
  */
-import { gatePrologue } from './attend-f16.wgsl.js';
+import { gatePrologue } from './attend.wgsl.js';
 import { read, variants, write, type Kernel } from './kernel.js';
 import { U128_WGSL } from './u128.wgsl.js';
 

@@ -11,7 +11,7 @@
  * [h][row][DP] as vec4<f16> (`dstBase`, `dstHeadStride` in vec4s); one
  * invocation per destination vec4, workgroups (blocks of 256 vec4s, head).
  */
-import { gatePrologue } from './attend-f16.wgsl.js';
+import { gatePrologue } from './attend.wgsl.js';
 import { read, write, type Kernel } from './kernel.js';
 
 export const TO_F16: Kernel<'state' | 'src' | 'dst'> = {
