@@ -19,8 +19,8 @@ export interface Measurement {
 }
 
 /**
- * Times `fn`: one warmup call, then enough calls for a stable median within
- * a small budget (long calls get 2-3 samples, short ones run for ~1.5 s).
+ * Times `fn`: one warmup call, then as many calls as measureRounds makes rounds
+ * (long calls get 3-4 samples, short ones at least 5 and about 1.5 s).
  * With a backend, also the median of its `lastDeviceTimeMs()` over the timed calls.
  */
 export async function measure(fn: () => Promise<void>, backend?: Backend): Promise<Measurement> {
@@ -33,8 +33,7 @@ export async function measure(fn: () => Promise<void>, backend?: Backend): Promi
     const dev = backend?.lastDeviceTimeMs?.();
     if (dev != null) device.push(dev);
   };
-  const iterations = warm > 4000 ? 2 : warm > 300 ? 3 : 5;
-  const bench = new Bench({ iterations, time: warm > 300 ? 0 : 1500, warmup: false, throws: true });
+  const bench = new Bench({ iterations: roundsFor(warm, warm), time: 0, warmup: false, throws: true });
   bench.add('call', call);
   await bench.run();
   const result = bench.tasks[0]!.result;
@@ -43,8 +42,9 @@ export async function measure(fn: () => Promise<void>, backend?: Backend): Promi
 }
 
 /**
- * Timed rounds after the warmup, from the slowest call of a round: one more than measure's
- * iterations for long calls (a median of 3 where a median of 2 is a mean).
+ * Timed calls (measure) or rounds (measureRounds) after the warmup, from the slowest call of a
+ * round and the round's time: 3 over 4 s (a median of 3, where one of 2 is a mean), 4 over 0.3 s,
+ * else at least 5 and about 1.5 s, at most 100.
  */
 function roundsFor(slowestMs: number, roundMs: number): number {
   if (slowestMs > 4000) return 3;
