@@ -89,10 +89,18 @@ const BASE_TOGGLES = ['disable_polyfills_on_integer_div_and_mod'];
  */
 const ZERO_INIT_TOGGLE = 'lazy_clear_resource_on_first_use';
 
+/**
+ * Dawn rounds timestamp query results down to multiples of 2^16 ns (65.5 us: a browser's guard
+ * against timing attacks). Stage times of a fraction of a millisecond, which the cost rule's
+ * calibration fits and `profileDispatches` reports, are then off by up to a third; in Node the
+ * backend asks for the full resolution.
+ */
+const QUANTIZE_TOGGLE = 'timestamp_quantization';
+
 function instanceFor(d: DawnModule, backend: AdapterAttempt['backend'], extra: readonly string[], zeroInit: boolean): GPU {
   const toggles = [...BASE_TOGGLES, ...extra];
   const flags = [`backend=${backend}`, `enable-dawn-features=${toggles.join(',')}`];
-  if (!zeroInit) flags.push(`disable-dawn-features=${ZERO_INIT_TOGGLE}`);
+  flags.push(`disable-dawn-features=${[QUANTIZE_TOGGLE, ...(zeroInit ? [] : [ZERO_INIT_TOGGLE])].join(',')}`);
   const key = flags.join(' ');
   let gpu = instances.get(key);
   if (!gpu) {

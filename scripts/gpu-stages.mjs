@@ -12,10 +12,11 @@
  *     [--dispatches]   also each kernel's device time (backend option profileDispatches:
  *                      one timed pass per dispatch), summed per kernel name and segment
  *
- * Run `npm run build` first. Each case: --calls calls, the median of all but the first.
+ * Run `npm run build` first. Each case: --calls calls, the median of all but the first (each call's
+ * device ms follow it in parentheses).
  */
 import { parseArgs } from 'node:util';
-import { createWebGpuBackend } from '../dist/harness/index.js';
+import { createWebGpuBackend, describeCostModel } from '../dist/harness/index.js';
 import { generateInputOnGpu } from '../dist/gpu/index.js';
 
 const { values: a } = parseArgs({
@@ -58,7 +59,8 @@ b.device.createComputePipeline = (descriptor) => {
   return p;
 };
 const t = performance.now();
-await b.costRates();
+const rates = await b.costRates();
+console.log(`rates: ${describeCostModel(rates)}`);
 console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall, of which ${created.n} pipelines created in ${created.ms.toFixed(0)} ms`);
 const median = (xs) => [...xs].sort((p, q) => p - q)[(xs.length - 1) >> 1];
 /** Dispatch times summed per (segment, kernel): "segment/kernel xN ms", largest first. */
@@ -87,9 +89,10 @@ for (const L of a.lengths.split(',').map(Number)) {
       }
       const ms = median(runs.slice(1).map((r) => r.ms));
       const { info, stages, dispatches } = runs.find((r) => r.ms === ms) ?? runs[0];
-      const why = info.budget.reason ? ` ${info.budget.reason}` : '';
+      const why = info.budget.reason ? ` ${info.budget.reason}${info.budget.detail ? `: ${info.budget.detail}` : ''}` : '';
       const blocks = info.blockDecision ? `; blocks ${info.blockDecision.verdict}` : '';
-      console.log(`L ${L} ${kind} ${name}: ${ms.toFixed(2)} ms, L' ${info.keptLength} (${info.budget.mode}${why}${blocks}) | ${fmt(stages)}`);
+      const each = runs.map((r) => r.ms.toFixed(2)).join(' ');
+      console.log(`L ${L} ${kind} ${name}: ${ms.toFixed(2)} ms (calls ${each}), L' ${info.keptLength} (${info.budget.mode}${why}${blocks}) | ${fmt(stages)}`);
       if (dispatches) console.log(perKernel(dispatches));
     }
     for (const x of [input.q, input.k, input.v, output]) x.destroy();

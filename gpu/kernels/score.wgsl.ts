@@ -8,7 +8,7 @@
  *   scorePartials per (key block of BN keys, head): partial (m, l) of every window
  *                 query over the block's visible keys -> partials [head][block][W][2];
  *                 with `store`, also the prefix logits s_it -> logits [head][W][P]
- *   scoreStats    per (window query, head): folds the partials in block order
+ *   scoreStats    per (window query, head): folds the partials in a fixed order
  *                 (deterministic) -> stats [head][W][2] = (m_i, l_i)
  *   scoreMean     per (prefix key block, head): (1/W) sum over window queries of
  *                 exp(s - m_i) / l_i -> scores [head][P], the logits recomputed
@@ -129,7 +129,13 @@ ${unroll(c.tm, (i) => `      {
   }),
 );
 
-/** scoreStats: per (window query, head), (m_i, l_i) folded from the partials in key-block order. */
+/**
+ * scoreStats: per (window query, head), (m_i, l_i) folded from the partials. One workgroup per
+ * (query, head): thread t folds blocks t, t + WG, ... in ascending order, then the WG partial
+ * folds combine pairwise (t with t + s, s = WG/2 .. 1): a fixed order, so deterministic, and
+ * nKeyBlocks / WG + log2(WG) dependent steps instead of nKeyBlocks (H200, 16K: 0.12 ms for
+ * one thread per query).
+ */
 export const SCORE_STATS: Kernel<'partials' | 'stats'> = {
   name: 'scoreStats',
   key: 'scoreStats',
@@ -145,28 +151,38 @@ export const SCORE_STATS: Kernel<'partials' | 'stats'> = {
   workgroupSize: 64,
   source: () => `
 const NEG: f32 = -1.0e30;
+var<workgroup> folds: array<vec2<f32>, WG>;
 
-// Online fold of (m_b, l_b) over key blocks b in ascending order:
-// m = max(m, m_b), l = l * exp(m_old - m) + l_b * exp(m_b - m).
+// (m, l) with (mb, lb) folded in: m' = max(m, mb), l' = l exp(m - m') + lb exp(mb - m');
+// a block with no visible key (lb = 0) leaves it as it is.
+fn fold(a: vec2<f32>, mb: f32, lb: f32) -> vec2<f32> {
+  if (lb <= 0.0) { return a; }
+  let mn = max(a.x, mb);
+  return vec2<f32>(mn, a.y * exp(a.x - mn) + lb * exp(mb - mn));
+}
+
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= p.W) { return; }
-  let base = p.partBase + gid.y * p.partHeadStride + 2u * i;
-  var m = NEG;
-  var l = 0.0;
-  for (var b = 0u; b < p.nKeyBlocks; b = b + 1u) {
-    let mb = partials[base + b * p.W * 2u];
-    let lb = partials[base + b * p.W * 2u + 1u];
-    if (lb > 0.0) {
-      let mn = max(m, mb);
-      l = l * exp(m - mn) + lb * exp(mb - mn);
-      m = mn;
-    }
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let i = wid.x;
+  let base = p.partBase + wid.y * p.partHeadStride + 2u * i;
+  var a = vec2<f32>(NEG, 0.0);
+  for (var b = t; b < p.nKeyBlocks; b = b + WG) {
+    a = fold(a, partials[base + b * p.W * 2u], partials[base + b * p.W * 2u + 1u]);
   }
-  let o = p.statBase + gid.y * p.statHeadStride + 2u * i;
-  stats[o] = m;
-  stats[o + 1u] = l;
+  folds[t] = a;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (t < s) {
+      let c = folds[t + s];
+      folds[t] = fold(folds[t], c.x, c.y);
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    let o = p.statBase + wid.y * p.statHeadStride + 2u * i;
+    stats[o] = folds[0].x;
+    stats[o + 1u] = folds[0].y;
+  }
 }
 `,
 };

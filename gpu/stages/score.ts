@@ -45,7 +45,7 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
       { ...qk.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
       [nKeyBlocks, h1 - h0],
     );
-    rec.dispatch(SCORE_STATS, { W: d.W, nKeyBlocks, ...part, ...stat }, { partials: pw, stats: sw }, [ceilDiv(d.W, SCORE_STATS.workgroupSize), h1 - h0]);
+    rec.dispatch(SCORE_STATS, { W: d.W, nKeyBlocks, ...part, ...stat }, { partials: pw, stats: sw }, [d.W, h1 - h0]);
     if (lw) {
       rec.dispatch(SCORE_MEAN_STORED, { P: d.P, W: d.W, ...logit, ...stat, ...out }, { logits: lw, stats: sw, scores: ow }, [ceilDiv(d.P, SCORE_MEAN_STORED.workgroupSize), h1 - h0]);
     } else {
