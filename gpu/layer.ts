@@ -27,6 +27,7 @@ import { GATE } from './kernels/attend.wgsl.js';
 import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
+import { attendF16 } from './stages/attend-f16.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
@@ -110,8 +111,16 @@ export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Select
   scatter(ctx, d, attention(ctx, d, t, d.G, gate, bs), sel, out);
 }
 
-/** gather (Q, K, V), attend on L' rows (XAttention with `bs`), scatter; the kernels but scatter run only if the state says sparse. */
+/**
+ * gather (Q, K, V), attend on L' rows (XAttention with `bs`), scatter; the kernels but scatter run
+ * only if the state says sparse. At f16 without block stages the gather is the f16 conversion's
+ * (attendF16's `indices`): the f32 compact copies only feed XAttention's f32 block scores.
+ */
 export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, bs?: ResolvedBlockSparse): void {
+  if (ctx.precision === 'f16' && !bs) {
+    scatter(ctx, d, attendF16(ctx, d, t.q, t.k, t.v, d.G, GATE.ifSparse, undefined, sel.indices), sel, out);
+    return;
+  }
   const compact = {
     q: gather(ctx, d, t.q, 1, sel, 'gather.q'),
     k: gather(ctx, d, t.k, d.G, sel, 'gather.k'),

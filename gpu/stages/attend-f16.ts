@@ -1,6 +1,7 @@
 /**
  * attend at precision 'f16': Q, K, V converted once to the f16 layout
- * (to-f16.wgsl.ts; Q scaled by 1/sqrt(D) before rounding), then causal
+ * (to-f16.wgsl.ts; Q scaled by 1/sqrt(D) before rounding; on a sparse layer
+ * the conversion gathers the kept rows itself), then causal
  * attention with the plain f16 kernel (attend-f16-plain.wgsl.ts), or on the
  * matrix units (attend-f16.wgsl.ts, same numerics) where f16Attend says;
  * output O [H][L][D] f32 as the f32 attend.
@@ -9,8 +10,8 @@ import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig 
 import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
 import type { Kernel } from '../kernels/kernel.js';
 import { listWindows, type BlockLists } from './block-select.js';
-import { TO_F16 } from '../kernels/to-f16.wgsl.js';
-import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
+import { toF16Kernel } from '../kernels/to-f16.wgsl.js';
+import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
 import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
@@ -50,28 +51,44 @@ export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): 
   return (blockSize ? f16AttendBlocks(ctx, D, blockSize) : f16Attend(ctx, D)).kernel.key;
 }
 
-/** src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated sparse). */
-function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string): HeadTensor {
+/**
+ * src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated
+ * sparse). With `rows`, the kept rows of each query head instead (gather and conversion in one
+ * pass): src's heads are then shared by rows.kvDiv query heads, the copy has d.H.
+ */
+function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string, rows?: GatheredRows): HeadTensor {
   const { rec, lim } = ctx;
-  const rows = ceilDiv(d.L, ROW_ALIGN) * ROW_ALIGN;
-  const dst = ctx.pool.heads(name, src.heads, (rows * dp) / 2, STORAGE_USAGE);
+  const padded = ceilDiv(d.L, ROW_ALIGN) * ROW_ALIGN;
+  const heads = rows ? d.H : src.heads;
+  const dst = ctx.pool.heads(name, heads, (padded * dp) / 2, STORAGE_USAGE);
   const state = stateWindow(ctx);
+  const kernel = toF16Kernel({ gathered: !!rows });
   const uses = [
-    { tensor: src, kvDiv: 1 },
+    { tensor: src, kvDiv: rows?.kvDiv ?? 1 },
     { tensor: dst, kvDiv: 1 },
+    ...(rows ? [{ tensor: rows.indices, kvDiv: 1 }] : []),
   ];
-  for (const [h0, h1] of headChunks(src.heads, uses, lim)) {
-    const sw = headWindow(src, h0, h1, lim.align);
+  for (const [h0, h1] of headChunks(heads, uses, lim)) {
+    const sw = sharedWindow(src, h0, h1, rows?.kvDiv ?? 1, lim.align);
     const dw = headWindow(dst, h0, h1, lim.align);
+    const iw = rows ? headWindow(rows.indices, h0, h1, lim.align) : null;
+    const gathering: Record<string, number> = iw ? { h0, kvDiv: rows!.kvDiv, src0: sw.first, idxBase: iw.base, idxHeadStride: rows!.indices.headElems } : {};
     rec.dispatch(
-      TO_F16,
-      { n: d.L, rows, dim: d.D, dp4: dp / 4, srcBase: sw.base, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale },
-      { state, src: sw, dst: dw },
-      [ceilDiv((rows * dp) / 4, TO_F16.workgroupSize), h1 - h0],
-      `to-f16 ${name}`,
+      kernel,
+      { n: d.L, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale, ...gathering },
+      // The gathered variant alone binds `indices` (the recorder checks the names against the kernel's).
+      { state, src: sw, dst: dw, ...(iw ? { indices: iw } : {}) } as Record<'state' | 'src' | 'dst' | 'indices', Window>,
+      [ceilDiv((padded * dp) / 4, kernel.workgroupSize), h1 - h0],
+      `${kernel.name} ${name}`,
     );
   }
   return dst;
+}
+
+/** The kept rows of each query head (attendF16's `rows`): the selection's indices, over source heads shared by kvDiv query heads. */
+interface GatheredRows {
+  indices: HeadTensor;
+  kvDiv: number;
 }
 
 /** attendBlocks at precision 'f16': the block mode of the subgroup-matrix kernel where it runs, else of the plain one. */
@@ -82,14 +99,20 @@ function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
   return { kernel: attendF16PlainBlocksKernel({ dp, B }) as Kernel, rows: plainBlockTiles(B).rows, dp };
 }
 
-/** attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list only. */
-export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
+/**
+ * attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list
+ * only. With `indices` (a sparse layer's selection, gated sparse): q, k, v are the full tensors
+ * and each head attends over its kept rows, gathered by the conversion (no f32 compact copies).
+ */
+export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
   const { rec, lim } = ctx;
   const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
-  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`);
-  const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`);
-  const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`);
+  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
+  const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, indices && { indices, kvDiv });
+  const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
+  // Gathered copies have a row set per query head.
+  if (indices) kvDiv = 1;
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
   const uses = [
