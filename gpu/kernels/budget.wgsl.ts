@@ -28,7 +28,7 @@
  * (count, 128-bit sum); state u32 words per STATE.
  */
 import { read, write, type Kernel } from './kernel.js';
-import { unroll, type ParamFields } from './params.js';
+import type { ParamFields } from './params.js';
 import { STATE } from './state.js';
 import { U128_WGSL } from './u128.wgsl.js';
 
@@ -142,15 +142,10 @@ function atomicAdd128Fn(name: string, arr: string): string {
 }`;
 }
 
-/** Keys histRange loads before folding them (independent loads in flight together). */
-const HIST_BATCH = 8;
-
 /**
  * `histRange(t0, t1, prefix, word, shift)`: adds keys[t0 .. t1) that are in the group to the
  * workgroup histogram `local` [WG][5] (count, 128-bit sum) of byte (word, shift); runs of one
- * bucket (sorted-ish keys) cost one atomic update. The keys are loaded HIST_BATCH at a time
- * before any is folded: one after another, a pass of budgetRadix over 64 keys a thread waited
- * on each load in turn (an H200: about 50 us a pass at L 16K).
+ * bucket (sorted-ish keys) cost one atomic update.
  */
 const HIST_RANGE = `${atomicAdd128Fn('atomicAdd128Local', 'local')}
 fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
@@ -158,23 +153,19 @@ fn flush(bucket: u32, n: u32, sum: vec4<u32>) {
   atomicAdd(&local[bucket * 5u], n);
   atomicAdd128Local(bucket * 5u + 1u, sum);
 }
-struct Run { bucket: u32, n: u32, sum: vec4<u32> }
-fn addKey(run: ptr<function, Run>, key: vec4<u32>, prefix: vec4<u32>, word: u32, shift: u32) {
-  if (!inGroup(key, prefix, word, shift)) { return; }
-  let b = (key[word] >> shift) & 255u;
-  if (b != (*run).bucket) { flush((*run).bucket, (*run).n, (*run).sum); (*run).bucket = b; (*run).n = 0u; (*run).sum = vec4<u32>(0u); }
-  (*run).n = (*run).n + 1u;
-  (*run).sum = add128((*run).sum, key);
-}
 fn histRange(t0: u32, t1: u32, prefix: vec4<u32>, word: u32, shift: u32) {
-  var run = Run(0u, 0u, vec4<u32>(0u));
-  var t = t0;
-  for (; t + ${HIST_BATCH}u <= t1; t = t + ${HIST_BATCH}u) {
-${unroll(HIST_BATCH, (j) => `    let k${j} = keys[t + ${j}u];`)}
-${unroll(HIST_BATCH, (j) => `    addKey(&run, k${j}, prefix, word, shift);`)}
+  var bucket = 0u;
+  var n = 0u;
+  var sum = vec4<u32>(0u);
+  for (var t = t0; t < t1; t = t + 1u) {
+    let key = keys[t];
+    if (!inGroup(key, prefix, word, shift)) { continue; }
+    let b = (key[word] >> shift) & 255u;
+    if (b != bucket) { flush(bucket, n, sum); bucket = b; n = 0u; sum = vec4<u32>(0u); }
+    n = n + 1u;
+    sum = add128(sum, key);
   }
-  for (; t < t1; t = t + 1u) { addKey(&run, keys[t], prefix, word, shift); }
-  flush(run.bucket, run.n, run.sum);
+  flush(bucket, n, sum);
 }
 `;
 

@@ -21,7 +21,6 @@
  */
 import { read, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
-import { unroll } from './params.js';
 
 /** Threads of every select kernel but the scan; also the histogram's bucket count (one thread per bucket). */
 const WG = 256;
@@ -58,35 +57,27 @@ ${IF_SPARSE}
 `,
 };
 
-/** Positions histRange loads before counting them (independent loads in flight together). */
-const HIST_BATCH = 8;
-
 /**
  * `histRange(h, t0, t1, prefix, shift)`: counts positions t0 .. t1 of head h whose bytes above
  * `shift` equal the prefix's into the workgroup histogram `local` of byte `shift` (runs of one
- * bucket cost one atomic); HIST_BATCH loads at a time, as budget.wgsl.ts's.
+ * bucket cost one atomic).
  */
 const HIST_RANGE = `${KEY}
-struct Run { bucket: u32, n: u32 }
-fn addKey(run: ptr<function, Run>, k: u32, prefix: u32, shift: u32) {
-  if (shift < 24u && (k >> (shift + 8u)) != (prefix >> (shift + 8u))) { return; }
-  let b = (k >> shift) & 255u;
-  if (b != (*run).bucket) {
-    if ((*run).n != 0u) { atomicAdd(&local[(*run).bucket], (*run).n); }
-    (*run).bucket = b;
-    (*run).n = 0u;
-  }
-  (*run).n = (*run).n + 1u;
-}
 fn histRange(h: u32, t0: u32, t1: u32, prefix: u32, shift: u32) {
-  var run = Run(0u, 0u);
-  var t = t0;
-  for (; t + ${HIST_BATCH}u <= t1; t = t + ${HIST_BATCH}u) {
-${unroll(HIST_BATCH, (j) => `    let k${j} = key(pooled[h * p.P + t + ${j}u]);`)}
-${unroll(HIST_BATCH, (j) => `    addKey(&run, k${j}, prefix, shift);`)}
+  var bucket = 0u;
+  var n = 0u;
+  for (var t = t0; t < t1; t = t + 1u) {
+    let k = key(pooled[h * p.P + t]);
+    if (shift < 24u && (k >> (shift + 8u)) != (prefix >> (shift + 8u))) { continue; }
+    let b = (k >> shift) & 255u;
+    if (b != bucket) {
+      if (n != 0u) { atomicAdd(&local[bucket], n); }
+      bucket = b;
+      n = 0u;
+    }
+    n = n + 1u;
   }
-  for (; t < t1; t = t + 1u) { addKey(&run, key(pooled[h * p.P + t]), prefix, shift); }
-  if (run.n != 0u) { atomicAdd(&local[run.bucket], run.n); }
+  if (n != 0u) { atomicAdd(&local[bucket], n); }
 }
 `;
 
