@@ -18,6 +18,7 @@ import { compactInput, scatterCompact } from '../harness/core/block-sparse.js';
 import { F16_KERNEL_BOUND, f16OutputBound } from '../harness/core/precision.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../gpu/index.js';
 import { createReferenceBackend } from '../reference/index.js';
+import { createWasmBackend } from '../assembly/node.js';
 import { describeBackendSuite } from './shared/backend-suite.js';
 
 const F16_OPTIONS = { adapter: 'vulkan' as const, precision: 'f16' as const, costRule: false };
@@ -200,5 +201,17 @@ describe('webgpu precision f16', () => {
     const input = generateInput('gaussian', { heads: 1, kvHeads: 1, headDim: 8, seqLen: 20 }, 1);
     await expect(ref.dense(input, { precision: 'f16' })).rejects.toMatchObject({ inputCode: 'PRECISION' });
     await expect(b.dense(input, { precision: 'bf16' as never })).rejects.toMatchObject({ inputCode: 'OPTION' });
+    const wasm = await createWasmBackend({ threads: 1 });
+    await expect(wasm.costRates!({ precision: 'f16' })).rejects.toMatchObject({ inputCode: 'PRECISION' });
+    await wasm.dispose();
   });
+
+  it('fits the cost rule per precision: f16 rates apart from f32, each once per process', async () => {
+    const [f16, f32] = [await b.costRates!({ precision: 'f16' }), await b.costRates!({ precision: 'f32' })];
+    expect(f16).not.toBe(f32);
+    // The backend's precision (f16 here) is the default.
+    expect(await b.costRates!()).toBe(f16);
+    expect(await b.costRates!({ precision: 'f32' })).toBe(f32);
+    for (const m of [f16, f32]) for (const v of Object.values(m)) expect(Number.isFinite(v) && v >= 0).toBe(true);
+  }, 300_000);
 });

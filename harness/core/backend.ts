@@ -214,7 +214,7 @@ export function defineBackend<E extends object = Record<never, never>>(def: Back
       return def.dispose();
     },
     ...(def.lastDeviceTimeMs ? { lastDeviceTimeMs: () => def.lastDeviceTimeMs!() } : {}),
-    ...(def.costRule ? { costRates: () => def.costRule!.model(ran) } : {}),
+    ...(def.costRule ? { costRates: async (options?: Pick<TsaOptions, 'precision'>) => def.costRule!.model(ran, admit(resolveOptions(options))) } : {}),
   };
   if (blocks) {
     const blockMethods: BlockSparseStages = {

@@ -272,10 +272,11 @@ export interface Backend {
   lastDeviceTimeMs?(): number | null;
   /**
    * The rates of this backend's cost rule (core/cost.ts): fitted on first use
-   * on this device, or pinned by the `costModel` option; absent where the
-   * backend has no cost rule.
+   * on this device (per precision: `options.precision`, default the backend's;
+   * one it cannot run rejects with TsaInputError 'PRECISION'), or pinned by
+   * the `costModel` option; absent where the backend has no cost rule.
    */
-  costRates?(): Promise<CostModel>;
+  costRates?(options?: Pick<TsaOptions, 'precision'>): Promise<CostModel>;
 }
 
 /** Options a backend factory accepts (each backend ignores what it has no use for). */

@@ -1,9 +1,11 @@
 /**
  * `tsa backends [--threads N] [--json] [--rates]`: every backend, whether it works here, and which
- * one is selected; --rates adds each available backend's cost-rule rates (fitted on this device).
+ * one is selected; --rates adds each available backend's cost-rule rates (fitted on this device),
+ * per precision it runs.
  */
 import '../../backends.js';
 import { describeCostModel, type CostModel } from '../../core/cost.js';
+import { TsaInputError } from '../../core/errors.js';
 import { createBackend, probeBackends, type ProbeRow } from '../../registry.js';
 import { parseCommandArgs, threadsOption } from '../args.js';
 import { formatTable } from '../format.js';
@@ -16,7 +18,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) {
     console.log(
       'usage: tsa backends [--threads N] [--json] [--rates]\n\nProbes every registered backend (highest priority first), says why each is or is not usable, and which one selectBackend() picks.\n' +
-        '--rates: also the cost rule\'s rates of each available backend (calibrated on this device on first use: seconds on a software GPU).',
+        '--rates: also the cost rule\'s rates of each available backend (calibrated on this device on first use: seconds on a software GPU),\n' +
+        "at f32, and at f16 as 'NAME f16' where the backend runs f16 attention.",
     );
     return 0;
   }
@@ -46,13 +49,25 @@ export async function run(argv: string[]): Promise<number> {
   return chosen ? 0 : 1;
 }
 
-/** The cost-rule rates of each available backend (null: it has none). */
+/**
+ * The cost-rule rates of each available backend (null: it has none), at f32 under its name, and
+ * at f16 as "NAME f16" where it runs f16 attention (fitted apart: other kernels, other rates).
+ */
 async function costRates(rows: ProbeRow[], threads: number | undefined): Promise<[string, CostModel | null][]> {
   const out: [string, CostModel | null][] = [];
   for (const row of rows.filter((r) => r.available)) {
     const b = await createBackend(row.name, { threads });
     try {
-      out.push([row.name, b.costRates ? await b.costRates() : null]);
+      if (!b.costRates) {
+        out.push([row.name, null]);
+        continue;
+      }
+      out.push([row.name, await b.costRates({ precision: 'f32' })]);
+      const f16 = await b.costRates({ precision: 'f16' }).catch((e: unknown) => {
+        if (e instanceof TsaInputError && e.inputCode === 'PRECISION') return null;
+        throw e;
+      });
+      if (f16) out.push([`${row.name} f16`, f16]);
     } finally {
       await b.dispose();
     }
