@@ -11,6 +11,7 @@
  *     [--heads 32 --kv-heads 8 --head-dim 128] [--calls 4] [--adapter vulkan|opengl]
  *     [--dispatches]   also each kernel's device time (backend option profileDispatches:
  *                      one timed pass per dispatch), summed per kernel name and segment
+ *     [--options JSON] more backend options, e.g. '{"radixOneGroupKeys":0}'
  *
  * Run `npm run build` first. Each case: --calls calls, the median of all but the first (each call's
  * device ms follow it in parentheses).
@@ -32,6 +33,7 @@ const { values: a } = parseArgs({
     calls: { type: 'string', default: '4' },
     adapter: { type: 'string', default: 'vulkan' },
     dispatches: { type: 'boolean', default: false },
+    options: { type: 'string', default: '{}' },
   },
 });
 const CASES = {
@@ -45,6 +47,7 @@ const b = await createWebGpuBackend({
   adapter: a.adapter,
   precision: a.precision,
   profileDispatches: a.dispatches,
+  ...JSON.parse(a.options),
   ...(a['score-logits-bytes'] ? { scoreLogitsBytes: Number(a['score-logits-bytes']) } : {}),
 });
 globalThis.__keep = b; // the webgpu package needs its object alive while work is pending
