@@ -100,6 +100,9 @@ function planned(t: CalibrationTarget) {
     plan = (async () => {
       const shape = t.software ? SOFTWARE_SHAPE : SHAPE;
       const sample = sampler(t, shape);
+      // One call of the spec's pipeline first: it records every kernel the fit runs (both
+      // attention branches), whose pipelines are then created side by side (Recorder.prepare).
+      await sample('structured', FIRST_LENGTH, { minTokens: 1 }, 0);
       let L = FIRST_LENGTH;
       let ms = 0;
       while (L < MAX_LENGTH && (ms = (await sample('gaussian', L, DENSE, 0)).ms) < BUSY_MS) L *= 2;

@@ -174,6 +174,7 @@ export class GpuCore {
     o: Pick<ResolvedTsaOptions, 'signal'>,
     syncSegments = false,
   ): Promise<{ data: ArrayBuffer[]; segments: Record<string, number> }> {
+    await ctx.rec.prepare();
     await this.device.queue.onSubmittedWorkDone();
     throwIfAborted(o.signal);
     let copies: ReturnType<DevicePlumbing['copyOut']>[] = [];

@@ -8,7 +8,8 @@
  * them, else from the host clock around submit .. onSubmittedWorkDone.
  *
  * Kernels are dispatched by their contract (kernels/kernel.ts): parameters
- * and bindings by name, both checked against it. A grid wider than
+ * and bindings by name, both checked against it; their pipelines are made by
+ * `prepare` (side by side) or else at `submit`. A grid wider than
  * maxComputeWorkgroupsPerDimension is folded here (rowBlocks).
  */
 import type { BlockStageName, StageName } from '../harness/core/stages.js';
@@ -19,7 +20,7 @@ import type { Window } from './resources.js';
 interface Dispatch {
   kind: 'dispatch';
   label: string;
-  pipeline: GPUComputePipeline;
+  kernel: Kernel;
   /** Storage bindings 1..n in the contract's order (binding 0 is the parameters). */
   bindings: Window[];
   params: ArrayBuffer;
@@ -103,7 +104,7 @@ export class Recorder {
     }
     if (g.some((n) => n === 0)) return;
     const windows = names.map((n) => given[n]!);
-    this.steps.push({ kind: 'dispatch', label, pipeline: this.pipelines.get(kernel), bindings: windows, params: packParams(kernel.params, params), groups: g });
+    this.steps.push({ kind: 'dispatch', label, kernel, bindings: windows, params: packParams(kernel.params, params), groups: g });
   }
 
   /**
@@ -144,6 +145,15 @@ export class Recorder {
     this.device.queue.writeBuffer(buffer, 0, grids);
     gate({ binding: { buffer, offset: 0, size: 4 * words }, base: 0 }, words);
     this.steps.push(...inner);
+  }
+
+  /**
+   * Creates the pipelines of every kernel recorded so far that has none yet, side by side
+   * (Pipelines.prepare); `submit` would otherwise create them one after another. Await it
+   * before `submit`.
+   */
+  prepare(): Promise<void> {
+    return this.pipelines.prepare(this.steps.flatMap((s) => (s.kind === 'dispatch' ? [s.kernel] : [])));
   }
 
   command(encode: (encoder: GPUCommandEncoder) => void): void {
@@ -222,8 +232,9 @@ export class Recorder {
           ...s.bindings.map((w, j) => ({ binding: j + 1, resource: w.binding })),
         ];
         slot++;
-        pass.setPipeline(s.pipeline);
-        pass.setBindGroup(0, device.createBindGroup({ label: s.label, layout: s.pipeline.getBindGroupLayout(0), entries }));
+        const pipeline = this.pipelines.get(s.kernel);
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, device.createBindGroup({ label: s.label, layout: pipeline.getBindGroupLayout(0), entries }));
         if (s.indirect) pass.dispatchWorkgroupsIndirect(s.indirect.buffer, s.indirect.offset);
         else pass.dispatchWorkgroups(...s.groups);
         if (perDispatch || i === seg.steps.length - 1 || seg.steps[i + 1]!.kind !== 'dispatch') {

@@ -151,6 +151,8 @@ export function residentCall(core: GpuCore, rates: (o: ResolvedTsaOptions) => Pr
       const layerOut = f16Out ? core.buffers.get('out.f32', L * H * D * 4, STORAGE_USAGE) : output;
       recordLayer(ctx, plan, t, sel, layerOut);
       if (f16Out) narrow(ctx, layerOut, output, L * H * D);
+      // Submitted before this call resolves (work the caller queues next runs after it).
+      await ctx.rec.prepare();
       let copies: ReturnType<GpuCore['plumbing']['copyOut']>[] = [];
       const { deviceMs, submitted, segmentMs, dispatchMs } = ctx.rec.submit((enc) => {
         copies = layerOutputs(ctx, plan, sel).map((x) => core.plumbing.copyOut(enc, x.src, x.bytes));

@@ -51,8 +51,10 @@ const b = await createWebGpuBackend({
   ...(a['score-logits-bytes'] ? { scoreLogitsBytes: Number(a['score-logits-bytes']) } : {}),
 });
 globalThis.__keep = b; // the webgpu package needs its object alive while work is pending
-// The calibration's share spent creating pipelines (compiling kernels; sync createComputePipeline).
-const created = { n: 0, ms: 0 };
+// The calibration's share spent creating pipelines (compiling kernels): those created one at a
+// time (createComputePipeline: their summed time) and side by side (createComputePipelineAsync,
+// Recorder.prepare: the wall time while any was pending).
+const created = { n: 0, ms: 0, async: 0, pending: 0, since: 0, asyncMs: 0 };
 const create = b.device.createComputePipeline.bind(b.device);
 b.device.createComputePipeline = (descriptor) => {
   const t0 = performance.now();
@@ -61,10 +63,21 @@ b.device.createComputePipeline = (descriptor) => {
   created.ms += performance.now() - t0;
   return p;
 };
+const createAsync = b.device.createComputePipelineAsync.bind(b.device);
+b.device.createComputePipelineAsync = (descriptor) => {
+  created.async++;
+  if (created.pending++ === 0) created.since = performance.now();
+  return createAsync(descriptor).finally(() => {
+    if (--created.pending === 0) created.asyncMs += performance.now() - created.since;
+  });
+};
 const t = performance.now();
 const rates = await b.costRates();
 console.log(`rates: ${describeCostModel(rates)}`);
-console.log(`calibration ${(performance.now() - t).toFixed(0)} ms wall, of which ${created.n} pipelines created in ${created.ms.toFixed(0)} ms`);
+console.log(
+  `calibration ${(performance.now() - t).toFixed(0)} ms wall, of which pipelines: ${created.async} side by side in ${created.asyncMs.toFixed(0)} ms, ` +
+    `${created.n} one at a time in ${created.ms.toFixed(0)} ms`,
+);
 const median = (xs) => [...xs].sort((p, q) => p - q)[(xs.length - 1) >> 1];
 /** Dispatch times summed per (segment, kernel): "segment/kernel xN ms", largest first. */
 const perKernel = (ds) => {

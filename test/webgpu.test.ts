@@ -275,6 +275,33 @@ describe('webgpu backend', () => {
     await expect(b.dense(x)).rejects.toBeInstanceOf(BackendLostError);
   });
 
+  it('creates the pipelines of a call side by side (createComputePipelineAsync) before submitting, none one at a time', async () => {
+    const b = await createWebGpuBackend({ ...ADAPTER, costRule: false });
+    try {
+      const d = b.device;
+      const made = { sync: 0, async: 0 };
+      const sync = d.createComputePipeline.bind(d);
+      const async = d.createComputePipelineAsync.bind(d);
+      d.createComputePipeline = (x) => (made.sync++, sync(x));
+      d.createComputePipelineAsync = (x) => (made.async++, async(x));
+      const x = generateInput('structured', { heads: 2, kvHeads: 1, headDim: 16, seqLen: 160 }, 5);
+      const options = { window: 16, minTokens: 16 };
+      const first = await b.tokenSparseAttention(x, options);
+      expect(first.budget.mode).toBe('sparse');
+      // score, pool, budget, select, gather, attend (both branches), scatter: one async creation each.
+      expect(made.async).toBeGreaterThanOrEqual(8);
+      expect(made.sync).toBe(0);
+      // Made once: a second call creates nothing, and computes the same.
+      const before = made.async;
+      const again = await b.tokenSparseAttention(x, options);
+      expect(made.async).toBe(before);
+      expect(again.output).toEqual(first.output);
+      expect((await gpu.tokenSparseAttention(x, options)).output).toEqual(first.output);
+    } finally {
+      await b.dispose();
+    }
+  });
+
   it('profileDispatches: every dispatch timed under its kernel and stage where the adapter has timestamps, the results unchanged', async () => {
     const profiled = await createWebGpuBackend({ ...ADAPTER, costRule: false, profileDispatches: true });
     try {
