@@ -27,7 +27,6 @@ import { GATE } from './kernels/attend.wgsl.js';
 import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
-import { attendF16 } from './stages/attend-f16.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
@@ -112,13 +111,13 @@ export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Select
 }
 
 /**
- * gather (Q, K, V), attend on L' rows (XAttention with `bs`), scatter; the kernels but scatter run
- * only if the state says sparse. At f16 without block stages the gather is the f16 conversion's
- * (attendF16's `indices`): the f32 compact copies only feed XAttention's f32 block scores.
+ * attend on L' rows (XAttention with `bs`), scatter; the kernels but scatter run only if the state
+ * says sparse. Without block stages attend reads the kept rows in place (attend's `indices`); with
+ * them the kept rows are gathered into compact copies first, which XAttention's block scores read.
  */
 export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, bs?: ResolvedBlockSparse): void {
-  if (ctx.precision === 'f16' && !bs) {
-    scatter(ctx, d, attendF16(ctx, d, t.q, t.k, t.v, d.G, GATE.ifSparse, undefined, sel.indices), sel, out);
+  if (!bs) {
+    scatter(ctx, d, attend(ctx, d, t.q, t.k, t.v, d.G, GATE.ifSparse, undefined, sel.indices), sel, out);
     return;
   }
   const compact = {

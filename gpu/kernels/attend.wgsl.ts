@@ -25,6 +25,12 @@
  * `gate` (GATE) makes one recorded dispatch serve both outcomes of the
  * GPU-side budget: ifSparse runs only if state.mode is sparse (rows n =
  * state L'), ifDense only if the layer went dense, always runs on n rows.
+ *
+ * The gathered variant (attendGathered) attends a sparse layer's kept rows
+ * in place: row r of head h is row indices[h][r] of the full Q, K, V (K, V
+ * of kv head h / kvDiv, so the heads of a GQA group read one tensor and
+ * share it in the cache), the same arithmetic as on gathered copies,
+ * without them. Output rows are compact (r < L'), for scatter.
  */
 import { bm, bn, threads, tileKey, unionVec4, type TileConfig } from '../tiles.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
@@ -83,6 +89,16 @@ export const attendKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn'
   source: () => attendSource(c),
 }));
 
+/** attend over each head's kept rows of the full tensors (see the file comment): `indices` [H][L] u32. */
+export const attendGatheredKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state' | 'indices'> => ({
+  name: 'attendGathered',
+  key: `attendGathered:${key}`,
+  params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32'], ['idxBase', 'u32'], ['idxHeadStride', 'u32']],
+  bindings: [...attendBindings(c), read('indices', 'u32')],
+  workgroupSize: threads(c),
+  source: () => attendSource(c, undefined, true),
+}));
+
 /**
  * attendBlocks: the same attention over the key blocks of each (head, query block) list
  * (block-select.wgsl.ts blockLists: counts [H][nb], triangle-packed ascending lists, the
@@ -107,7 +123,7 @@ const BLK: u32 = ${B}u;
 const TPB: u32 = BLK / BN;
 fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * BN; }`;
 
-function attendSource(c: TileConfig, B?: number): string {
+function attendSource(c: TileConfig, B?: number, gathered = false): string {
   const dk4 = c.dk / 4;
   const nch = c.dp / c.dk;
   const qu = Math.ceil((bm(c) * dk4) / threads(c));
@@ -121,7 +137,7 @@ function attendSource(c: TileConfig, B?: number): string {
       let row = ${k0} + e / DK4;
       let col = ${d0} + 4u * (e % DK4);
       kp${u} = vec4<f32>(0.0);
-      if (e < BN * DK4 && row < n) { kp${u} = load4_kIn(kBase + row * p.dim + col, col); }
+      if (e < BN * DK4 && row < n) { kp${u} = load4_kIn(kBase + rowAt(row) * p.dim + col, col); }
     }`);
   const kStore = () =>
     unroll(ku, (u) => `    { let e = tid + ${u}u * THREADS; if (e < BN * DK4) { sm[KS + (e / DK4) * DPAD + e % DK4] = kp${u}; } }`);
@@ -131,7 +147,7 @@ function attendSource(c: TileConfig, B?: number): string {
       let row = ${v0} + e / DP4;
       let col = 4u * (e % DP4);
       vp${u} = vec4<f32>(0.0);
-      if (e < BV * DP4 && row < n) { vp${u} = load4_vIn(vBase + row * p.dim + col, col); }
+      if (e < BV * DP4 && row < n) { vp${u} = load4_vIn(vBase + rowAt(row) * p.dim + col, col); }
     }`);
   const vStore = () => unroll(vu, (u) => `      { let e = tid + ${u}u * THREADS; if (e < BV * DP4) { sm[VS + e] = vp${u}; } }`);
   const stageQ = (ch: number) =>
@@ -150,9 +166,17 @@ ${load4Fn('kIn', c)}
 ${load4Fn('vIn', c)}
 ${B ? keyStartWgsl(B) : ''}
 
+${
+  gathered
+    ? `var<private> idxHead: u32;
+/** The full tensors' row of this head's kept row r. */
+fn rowAt(r: u32) -> u32 { return indices[idxHead + r]; }`
+    : `fn rowAt(r: u32) -> u32 { return r; }`
+}
+
 /** Q[row][col .. col+4) * scale, zero outside n rows and dim columns. */
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
-  if (row < n) { return load4_qIn(base + row * p.dim + col, col) * p.scale; }
+  if (row < n) { return load4_qIn(base + rowAt(row) * p.dim + col, col) * p.scale; }
   return vec4<f32>(0.0);
 }
 
@@ -169,6 +193,7 @@ ${gatePrologue()}
   let kBase = p.kBase + kvOff;
   let vBase = p.vBase + kvOff;
   let oBase = p.oBase + wg.y * p.oHeadStride;
+${gathered ? '  idxHead = p.idxBase + wg.y * p.idxHeadStride;' : ''}
   let tx = tid % NX;
   let ty = tid / NX;
 
@@ -196,7 +221,7 @@ ${kLoad('kFirst', '0u')}` : ''}
     let nV = min(BN / BV, (lastKey - k0) / BV + 1u);
 ${zeroLogits(c)}
 ${unroll(nch, (ch) => `${stageQ(ch)}
-${c.prefetch ? kStore() : loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'n', d0: `${ch * c.dk}u` })}
+${c.prefetch ? kStore() : loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'n', d0: `${ch * c.dk}u`, rowAt: 'rowAt' })}
     workgroupBarrier();
 ${c.prefetch ? (ch + 1 < nch ? kLoad('k0', `${(ch + 1) * c.dk}u`) : vLoad('k0')) : ''}
 ${accumulateChunk(c)}
@@ -221,7 +246,7 @@ ${c.prefetch ? vStore() : `      for (var e = tid; e < BV * DP4; e = e + THREADS
         let row = v0 + e / DP4;
         let col = 4u * (e % DP4);
         var x = vec4<f32>(0.0);
-        if (row < n) { x = load4_vIn(vBase + row * p.dim + col, col); }
+        if (row < n) { x = load4_vIn(vBase + rowAt(row) * p.dim + col, col); }
         sm[VS + e] = x;
       }`}
       workgroupBarrier();

@@ -69,10 +69,12 @@ fn load4_${src}(at: u32, col: u32) -> vec4<f32> {
  * Loads head-dimension columns [d0, d0 + DK) of `rows` rows of a [n][dim] f32
  * matrix (element offset `base`, first row `row0`) into sm at `region`, one
  * vec4 per thread and step, zero beyond n rows or dim columns, times `scale`.
- * Needs load4Fn(src) in the module.
+ * `rowAt` names a WGSL function from the row to the matrix row it reads (a
+ * gathered kernel's selection), else row r is read. Needs load4Fn(src) in the module.
  */
-export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string }): string {
+export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string; rowAt?: string }): string {
   const scaled = o.scale ? ` * ${o.scale}` : '';
+  const at = o.rowAt ? `${o.rowAt}(row)` : 'row';
   return `
   for (var e = tid; e < ${o.rows} * DK4; e = e + THREADS) {
     let r = e / DK4;
@@ -80,7 +82,7 @@ export function loadChunk(o: { region: string; rows: string; src: string; base: 
     let row = ${o.row0} + r;
     let col = ${o.d0} + 4u * c4;
     var x = vec4<f32>(0.0);
-    if (row < ${o.n}) { x = load4_${o.src}(${o.base} + row * p.dim + col, col)${scaled}; }
+    if (row < ${o.n}) { x = load4_${o.src}(${o.base} + ${at} * p.dim + col, col)${scaled}; }
     sm[${o.region} + r * DPAD + c4] = x;
   }`;
 }

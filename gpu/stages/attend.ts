@@ -4,7 +4,7 @@
  * rows, zeros where pruned). Kernels in ../kernels/{gather,attend,scatter}.wgsl.ts;
  * precision 'f16' attends in attend-f16.ts.
  */
-import { attendBlocksKernel, attendKernel } from '../kernels/attend.wgsl.js';
+import { attendBlocksKernel, attendGatheredKernel, attendKernel } from '../kernels/attend.wgsl.js';
 import type { Kernel } from '../kernels/kernel.js';
 import { attendF16 } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
@@ -77,28 +77,34 @@ export function splitChunks(chunks: [number, number][], most: number): [number, 
  * attend: causal attention of every head over L rows (dense), or the L'
  * rows the state says (gate ifSparse); output O [H][L][D]. `gate`: GATE.
  * With `blocks` (attendBlocks): over the key blocks of each (head, query block) list only.
+ * With `indices` (a sparse layer's selection, gated sparse): q, k, v are the full tensors
+ * (K, V shared by kvDiv query heads) and each head attends its kept rows in place
+ * (attendGathered; at f16 the conversion gathers them), with no gathered copies.
  */
-export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists): HeadTensor {
-  if (ctx.precision === 'f16') return attendF16(ctx, d, q, k, v, kvDiv, gate, blocks);
+export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
+  if (ctx.precision === 'f16') return attendF16(ctx, d, q, k, v, kvDiv, gate, blocks, indices);
   const { rec, lim } = ctx;
   const c = ctx.tiles(d.D, blocks?.B);
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
-  const kernel: Kernel = blocks ? attendBlocksKernel({ c, B: blocks.B }) : attendKernel(c);
+  const kernel: Kernel = blocks ? attendBlocksKernel({ c, B: blocks.B }) : indices ? attendGatheredKernel(c) : attendKernel(c);
   const state = stateWindow(ctx);
   const uses = [
     { tensor: q, kvDiv: 1 },
     { tensor: k, kvDiv },
     { tensor: v, kvDiv },
     { tensor: o, kvDiv: 1 },
+    ...(indices ? [{ tensor: indices, kvDiv: 1 }] : []),
   ];
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
     const qk = qkParams(d, q, k, kvDiv, h0, h1, lim.align);
     const vw = sharedWindow(v, h0, h1, kvDiv, lim.align);
     const ow = headWindow(o, h0, h1, lim.align);
+    const iw = indices ? headWindow(indices, h0, h1, lim.align) : null;
+    const rows: Record<string, number> = iw ? { idxBase: iw.base, idxHeadStride: indices!.headElems } : {};
     rec.dispatch(
       kernel,
-      { ...qk.params, n: d.L, vBase: vw.base, oBase: ow.base, oHeadStride: o.headElems, gate },
-      { ...qk.windows, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
+      { ...qk.params, n: d.L, vBase: vw.base, oBase: ow.base, oHeadStride: o.headElems, gate, ...rows },
+      { ...qk.windows, vIn: vw, oOut: ow, state, ...listWindows(blocks), ...(iw ? { indices: iw } : {}) },
       [ceilDiv(d.L, bm(c)), h1 - h0],
     );
   }

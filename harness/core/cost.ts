@@ -37,7 +37,7 @@ export interface CostModel {
   attendRate: number;
   /** Fixed cost of one attention call, ms. */
   attendFixedMs: number;
-  /** attendSelected at L' over dense at the same length (gathered copies, no GQA sharing). */
+  /** attendSelected at L' over dense at the same length (rows gathered per head: GQA's K/V sharing is partly lost). */
   compactPenalty: number;
   /** Scoring rate, FLOP/ms, counting 4 H D W L. */
   scoreRate: number;
