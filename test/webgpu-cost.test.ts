@@ -71,9 +71,7 @@ describe('webgpu cost rule on the device', () => {
     );
     expect(seen.sparse).toBeGreaterThan(0);
     expect(seen.notWorthIt).toBeGreaterThan(0);
-    // Random head dimensions: each new tile shape compiles its kernels, 200-320 s on llvmpipe with
-    // an empty Mesa shader cache (2 cores; 405 s beside the other WebGPU suites), about 4 s with a warm one.
-  }, 900_000);
+  }, 900_000); // random head dimensions compile new tile shapes: 200-405 s on llvmpipe (2 cores) with an empty Mesa shader cache, 4 s warm
 
   it('routes Gaussian (near-uniform) inputs to dense after the probe and structured ones to the sparse pipeline', async () => {
     const b = backends[1]!; // minGain 0.4: sparse pays for L' <= ~0.77 L

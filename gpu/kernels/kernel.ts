@@ -78,11 +78,15 @@ export class Pipelines {
   get(k: Kernel): GPUComputePipeline {
     let p = this.cache.get(k.key);
     if (!p) {
-      const module = this.device.createShaderModule({ label: k.key, code: kernelWgsl(k) });
-      p = this.device.createComputePipeline({ label: k.key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      p = this.device.createComputePipeline(this.descriptor(k));
       this.cache.set(k.key, p);
     }
     return p;
+  }
+
+  private descriptor(k: Kernel): GPUComputePipelineDescriptor {
+    const module = this.device.createShaderModule({ label: k.key, code: kernelWgsl(k) });
+    return { label: k.key, layout: 'auto', compute: { module, entryPoint: 'main' } };
   }
 
   /**
@@ -97,11 +101,12 @@ export class Pipelines {
       if (this.cache.has(k.key)) continue;
       let wait = this.pending.get(k.key);
       if (!wait) {
-        const module = this.device.createShaderModule({ label: k.key, code: kernelWgsl(k) });
         wait = this.device
-          .createComputePipelineAsync({ label: k.key, layout: 'auto', compute: { module, entryPoint: 'main' } })
+          .createComputePipelineAsync(this.descriptor(k))
           .then(
-            (p) => void (this.cache.has(k.key) || this.cache.set(k.key, p)),
+            (p) => {
+              if (!this.cache.has(k.key)) this.cache.set(k.key, p);
+            },
             () => {},
           )
           .finally(() => this.pending.delete(k.key));

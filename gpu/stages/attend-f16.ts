@@ -112,19 +112,19 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
   const k16 = toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, indices && { indices, kvDiv });
   const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
   // Gathered copies have a row set per query head.
-  if (indices) kvDiv = 1;
+  const kvOf16 = indices ? 1 : kvDiv;
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
   const uses = [
     { tensor: q16, kvDiv: 1 },
-    { tensor: k16, kvDiv },
-    { tensor: v16, kvDiv },
+    { tensor: k16, kvDiv: kvOf16 },
+    { tensor: v16, kvDiv: kvOf16 },
     { tensor: o, kvDiv: 1 },
   ];
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
     const qw = headWindow(q16, h0, h1, lim.align);
-    const kw = sharedWindow(k16, h0, h1, kvDiv, lim.align);
-    const vw = sharedWindow(v16, h0, h1, kvDiv, lim.align);
+    const kw = sharedWindow(k16, h0, h1, kvOf16, lim.align);
+    const vw = sharedWindow(v16, h0, h1, kvOf16, lim.align);
     const ow = headWindow(o, h0, h1, lim.align);
     rec.dispatch(
       kernel,
@@ -139,7 +139,7 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         kvHeadStride: 2 * k16.headElems,
         oHeadStride: o.headElems,
         h0,
-        kvDiv,
+        kvDiv: kvOf16,
         kv0: kw.first,
         gate,
       },
