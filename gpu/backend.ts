@@ -61,7 +61,8 @@ function stageCalls(core: GpuCore): BackendStages {
   return {
     async scores(input, o) {
       const d = dimsOf(input, o.window);
-      const ctx = core.stageCtx();
+      // At precision 'f16' the scores are those of f16-rounded q and k (stages/score.ts).
+      const ctx = core.stageCtx(o);
       const q = core.upload('in.q', input.q, d.H, d.L * d.D);
       const k = core.upload('in.k', input.k, d.Hkv, d.L * d.D);
       const s = score(ctx, d, q, k);

@@ -6,9 +6,9 @@
 /**
  * --emulate: the subgroup-matrix kernel with each matrix held whole by every invocation (plain
  * WGSL loops with the same load/store/multiply semantics), so its logic can be checked on an adapter
- * without subgroup matrices (slow; small shapes only).
+ * without subgroup matrices (slow; small shapes only). `vec4`: the arrays of vec4<f16> operands.
  */
-export function emulate(code) {
+export function emulate(code, vec4 = []) {
   let s = code.replace('enable chromium_experimental_subgroup_matrix;', '').replace('diagnostic(off, chromium.subgroup_matrix_uniformity);', '');
   s = s.replace(/subgroupMatrixLoad<subgroup_matrix_\w+<f\d+, 16, 16>, (row|col)_major>\(&(\w+), /g, (_, maj, arr) => `smLoad_${arr}(${maj === 'col'}, `);
   s = s.replace(/subgroupMatrixStore<row_major>\(&(\w+), ([^,]+), ([^,]+), /g, 'smStore_$1($2, $3, ');
@@ -24,7 +24,11 @@ fn smStore_sw(off: u32, m: SM, stride: u32) { for (var i = 0u; i < 256u; i++) { 
 `;
   for (const arr of ['qIn', 'kIn', 'vIn', 'ks', 'vs', 'pw', 'sw']) {
     if (!s.includes(`smLoad_${arr}(`)) continue;
-    fns += `fn smLoad_${arr}(col: bool, off: u32, stride: u32) -> SM { var m: SM; for (var i = 0u; i < 256u; i++) { let r = i / 16u; let c = i % 16u; m.v[i] = f32(${arr}[off + select(r * stride + c, c * stride + r, col)]); } return m; }\n`;
+    // vec4 operands: offset and stride in vec4s, element (r, c) at half off*4 + r*stride*4 + c.
+    const at = vec4.includes(arr)
+      ? `let h = off * 4u + select(r * stride * 4u + c, c * stride * 4u + r, col); m.v[i] = f32(${arr}[h / 4u][h % 4u]);`
+      : `m.v[i] = f32(${arr}[off + select(r * stride + c, c * stride + r, col)]);`;
+    fns += `fn smLoad_${arr}(col: bool, off: u32, stride: u32) -> SM { var m: SM; for (var i = 0u; i < 256u; i++) { let r = i / 16u; let c = i % 16u; ${at} } return m; }\n`;
   }
   return s.replace('@compute', fns + '@compute');
 }

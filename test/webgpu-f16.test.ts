@@ -6,7 +6,9 @@
  * - the kernel contract: output within 2e-3 max|V| of float64 attention on the
  *   f16-rounded inputs (q' = f16(q / sqrt(D)), k, v f16), every element written;
  * - the shared suite as its own variant ('float16': f16 outputs within
- *   f16OutputBound of the f64 oracle, selections as f32, golden indices exact);
+ *   f16OutputBound of the f64 oracle, scores of f16-rounded q and k, selections valid within
+ *   that rounding, golden indices exact);
+ * - scores, indices at f16 equal the f32 path's on f16-rounded q and k;
  * - attendBlocks and the composed XAttention layer at f16 (the plain f16 kernel in block mode)
  *   within f16OutputBound of the reference;
  * - per-call f16 where a backend has no f16: TsaInputError PRECISION; bad values: OPTION.
@@ -125,9 +127,13 @@ describe('webgpu precision f16', () => {
     const f16 = await b.tokenSparseAttention(input, { window: 16, minTokens: 8 });
     expect(f16.precision).toBe('f16');
     expect(f16.attendKernel).toMatch(/^attend-f16/);
-    const f32 = await b.tokenSparseAttention(input, { window: 16, minTokens: 8, precision: 'f32' });
+    // f16 scores f16-rounded q and k (D 16: the scale 1/4 is exact, so the same logits as f32 on them).
+    const rounded = { ...input, q: input.q.map(toF16), k: input.k.map(toF16) };
+    const f32 = await b.tokenSparseAttention(rounded, { window: 16, minTokens: 8, precision: 'f32' });
     expect(f32.precision).toBe('f32');
+    expect(f16.budget.mode).toBe('sparse');
     expect(f16.indices).toEqual(f32.indices);
+    expect(Array.from(await b.scores(input, { window: 16 }))).toEqual(Array.from(await b.scores(rounded, { window: 16, precision: 'f32' })));
     expect(b.description).toMatch(/shader-f16/);
   });
 

@@ -25,7 +25,7 @@ import { unroll, type ParamFields } from './params.js';
 import { accumulateChunk, ioType, load4Fn, loadChunk, maskLogits, tileConsts, zeroLogits } from './tile.wgsl.js';
 
 /** Parameters of the two logits kernels: shape and the Q/K windows (see qkParams in stages/). */
-const QK_PARAMS: ParamFields = [
+export const QK_PARAMS: ParamFields = [
   ['L', 'u32'],
   ['P', 'u32'],
   ['W', 'u32'],
@@ -42,13 +42,16 @@ const QK_PARAMS: ParamFields = [
 
 const qkBindings = (c: TileConfig): [BindingDecl<'qIn'>, BindingDecl<'kIn'>] => [read('qIn', ioType(c)), read('kIn', ioType(c))];
 
-/** Head-relative bases and the S = Q_window K_block^T tile for query chunk qc, key block k0. */
-function logitsOfChunk(c: TileConfig): string {
+/**
+ * Head-relative bases and the S = Q_window K_block^T tile for query chunk qc, key block k0;
+ * with `round` (precision 'f16'), of Q and K rounded to f16 as they load.
+ */
+function logitsOfChunk(c: TileConfig, round: boolean): string {
   const nch = c.dp / c.dk;
   return `
 ${zeroLogits(c)}
-${unroll(nch, (ch) => `${loadChunk({ region: 'QS', rows: 'BM', src: 'qIn', base: 'qBase', row0: 'p.P + qw0', n: 'p.L', d0: `${ch * c.dk}u`, scale: 'p.scale' })}
-${loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'p.L', d0: `${ch * c.dk}u` })}
+${unroll(nch, (ch) => `${loadChunk({ region: 'QS', rows: 'BM', src: 'qIn', base: 'qBase', row0: 'p.P + qw0', n: 'p.L', d0: `${ch * c.dk}u`, scale: 'p.scale', round })}
+${loadChunk({ region: 'KS', rows: 'BN', src: 'kIn', base: 'kBase', row0: 'k0', n: 'p.L', d0: `${ch * c.dk}u`, round })}
     workgroupBarrier();
 ${accumulateChunk(c)}
     workgroupBarrier();`)}`;
@@ -68,16 +71,23 @@ const BASES = `
   let tx = tid % NX;
   let ty = tid / NX;`;
 
-export interface ScorePartialsConfig {
+export interface ScoreConfig {
   tiles: TileConfig;
+  /** Logits of f16-rounded Q (before the scale) and K: precision 'f16' (score-f16.wgsl.ts). */
+  round: boolean;
+}
+
+export interface ScorePartialsConfig extends ScoreConfig {
   /** Also write the prefix logits [head][W][P] for scoreMeanStored. */
   store: boolean;
 }
 
+const scoreKey = ({ tiles, round }: ScoreConfig) => `${tileKey(tiles)}${round ? '.f16in' : ''}`;
+
 /** scorePartials: per (key block, head), partial (m, l) of each window query over the block. */
 export const scorePartialsKernel = variants(
-  ({ tiles, store }: ScorePartialsConfig) => `${tileKey(tiles)}${store ? '.store' : ''}`,
-  ({ tiles: c, store }: ScorePartialsConfig, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
+  (o: ScorePartialsConfig) => `${scoreKey(o)}${o.store ? '.store' : ''}`,
+  ({ tiles: c, store, round }: ScorePartialsConfig, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
   name: 'scorePartials',
   key: `scorePartials:${key}`,
   params: [...QK_PARAMS, ['partBase', 'u32'], ['partHeadStride', 'u32'], ...(store ? ([['logitsBase', 'u32'], ['logitsHeadStride', 'u32']] as ParamFields) : [])],
@@ -101,7 +111,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
 ${BASES}
   let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
   for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
-${logitsOfChunk(c)}
+${logitsOfChunk(c, round)}
 ${keep}
     // Causal among window keys: key k is visible to query P + qw iff k <= P + qw.
 ${maskLogits(c, { q0: 'p.P + qw0', k0: 'k0', shift: '0u', nKeys: 'p.L' })}
@@ -188,7 +198,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 };
 
 /** scoreMean: per (prefix key block, head), the window's mean probability of each key. */
-export const scoreMeanKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'stats' | 'scores'> => ({
+export const scoreMeanKernel = variants(scoreKey, ({ tiles: c, round }: ScoreConfig, key): Kernel<'qIn' | 'kIn' | 'stats' | 'scores'> => ({
   name: 'scoreMean',
   key: `scoreMean:${key}`,
   params: [...QK_PARAMS, ['statBase', 'u32'], ['statHeadStride', 'u32'], ['outBase', 'u32'], ['outHeadStride', 'u32'], ['invW', 'f32']],
@@ -205,7 +215,7 @@ ${BASES}
   let statBase = p.statBase + wg.y * p.statHeadStride;
 ${unroll(c.tn, (j) => `  var col${j} = 0.0;`)}
   for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
-${logitsOfChunk(c)}
+${logitsOfChunk(c, round)}
 ${unroll(c.tm, (i) => `    {
       let qw = qw0 + ${row(i)};
       if (qw < p.W) {

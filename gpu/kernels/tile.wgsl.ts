@@ -70,11 +70,14 @@ fn load4_${src}(at: u32, col: u32) -> vec4<f32> {
  * matrix (element offset `base`, first row `row0`) into sm at `region`, one
  * vec4 per thread and step, zero beyond n rows or dim columns, times `scale`.
  * `rowAt` names a WGSL function from the row to the matrix row it reads (a
- * gathered kernel's selection), else row r is read. Needs load4Fn(src) in the module.
+ * gathered kernel's selection), else row r is read. `round`: each value rounded to f16
+ * first (quantizeToF16, before the scale: precision 'f16' scores f16-rounded Q and K).
+ * Needs load4Fn(src) in the module.
  */
-export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string; rowAt?: string }): string {
+export function loadChunk(o: { region: string; rows: string; src: string; base: string; row0: string; n: string; d0: string; scale?: string; rowAt?: string; round?: boolean }): string {
   const scaled = o.scale ? ` * ${o.scale}` : '';
   const at = o.rowAt ? `${o.rowAt}(row)` : 'row';
+  const load = `load4_${o.src}(${o.base} + ${at} * p.dim + col, col)`;
   return `
   for (var e = tid; e < ${o.rows} * DK4; e = e + THREADS) {
     let r = e / DK4;
@@ -82,7 +85,7 @@ export function loadChunk(o: { region: string; rows: string; src: string; base: 
     let row = ${o.row0} + r;
     let col = ${o.d0} + 4u * c4;
     var x = vec4<f32>(0.0);
-    if (row < ${o.n}) { x = load4_${o.src}(${o.base} + ${at} * p.dim + col, col)${scaled}; }
+    if (row < ${o.n}) { x = ${o.round ? `quantizeToF16(${load})` : load}${scaled}; }
     sm[${o.region} + r * DPAD + c4] = x;
   }`;
 }

@@ -54,11 +54,12 @@ export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): 
 /**
  * src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated
  * sparse). With `rows`, the kept rows of each query head instead (gather and conversion in one
- * pass): src's heads are then shared by rows.kvDiv query heads, the copy has d.H.
+ * pass): src's heads are then shared by rows.kvDiv query heads, the copy has d.H. With `span`,
+ * rows span.first .. + span.n of each head (the scoring's window queries), else rows 0 .. L.
  */
-function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string, rows?: GatheredRows): HeadTensor {
+export function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string, rows?: GatheredRows, span: RowSpan = { first: 0, n: d.L }): HeadTensor {
   const { rec, lim } = ctx;
-  const padded = ceilDiv(d.L, ROW_ALIGN) * ROW_ALIGN;
+  const padded = ceilDiv(span.n, ROW_ALIGN) * ROW_ALIGN;
   const heads = rows ? d.H : src.heads;
   const dst = ctx.pool.heads(name, heads, (padded * dp) / 2, STORAGE_USAGE);
   const state = stateWindow(ctx);
@@ -75,7 +76,7 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
     const gathering: Record<string, number> = iw ? { h0, kvDiv: rows!.kvDiv, src0: sw.first, idxBase: iw.base, idxHeadStride: rows!.indices.headElems } : {};
     rec.dispatch(
       kernel,
-      { n: d.L, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale, ...gathering },
+      { n: span.n, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base + span.first * d.D, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale, ...gathering },
       // The gathered variant alone binds `indices` (the recorder checks the names against the kernel's).
       { state, src: sw, dst: dw, ...(iw ? { indices: iw } : {}) } as Record<'state' | 'src' | 'dst' | 'indices', Window>,
       [ceilDiv((padded * dp) / 4, kernel.workgroupSize), h1 - h0],
@@ -83,6 +84,12 @@ function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: numbe
     );
   }
   return dst;
+}
+
+/** Rows first .. first + n of every head (toF16's `span`). */
+interface RowSpan {
+  first: number;
+  n: number;
 }
 
 /** The kept rows of each query head (attendF16's `rows`): the selection's indices, over source heads shared by kvDiv query heads. */

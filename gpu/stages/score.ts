@@ -1,20 +1,31 @@
-/** The GPU stages score and pool (kernels in ../kernels/score.wgsl.ts and pool.wgsl.ts). */
+/**
+ * The GPU stages score and pool (kernels in ../kernels/score.wgsl.ts, score-f16.wgsl.ts and
+ * pool.wgsl.ts).
+ */
+import { GATE } from '../kernels/attend.wgsl.js';
 import { POOL } from '../kernels/pool.wgsl.js';
+import { scoreF16SharedBytes, scorePartialsF16Kernel, type ScoreF16Config } from '../kernels/score-f16.wgsl.js';
 import { SCORE_MEAN_STORED, SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
-import { headChunks, headWindow, type HeadTensor, type Window } from '../resources.js';
+import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { bm, bn, type TileConfig } from '../tiles.js';
+import { toF16 } from './attend-f16.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
  * score: [H][P] mean window attention probability of each prefix key: one Q.K^T pass with
  * the logits kept in memory where H W P floats fit ctx.scoreLogitsBytes, else two passes.
  * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
+ * At precision 'f16' the logits are those of f16-rounded Q (before the scale) and K, with f32
+ * sums: on the matrix units (scorePartials-f16 on f16 copies of the window's Q rows and of K)
+ * where the adapter has them and the logits are kept, else the f32 kernels rounding as they load.
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
   const { rec, lim } = ctx;
   const c = windowTiles(ctx.tiles(d.D), d.W, ctx.scoreRowsMax, ctx.device.limits.maxComputeWorkgroupStorageSize);
-  const nKeyBlocks = ceilDiv(d.L, bn(c));
+  const round = ctx.precision === 'f16';
   const store = d.H * d.W * d.P * 4 <= ctx.scoreLogitsBytes;
+  const mc = round && store ? scoreF16Config(ctx, d) : null;
+  const nKeyBlocks = ceilDiv(d.L, mc ? mc.bn : bn(c));
   const partials = ctx.pool.heads(`${tag}score.partials`, d.H, nKeyBlocks * d.W * 2, STORAGE_USAGE);
   const stats = ctx.pool.heads(`${tag}score.stats`, d.H, d.W * 2, STORAGE_USAGE);
   const scores = ctx.pool.heads(`${tag}scores`, d.H, d.P, STORAGE_USAGE);
@@ -28,8 +39,12 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     { tensor: scores, kvDiv: 1 },
     ...(logits ? [{ tensor: logits, kvDiv: 1 }] : []),
   ];
+  const f16 = mc && {
+    q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, undefined, { first: d.P, n: d.W }),
+    k: toF16(ctx, d, k, mc.dp, 1, GATE.always, `${tag}score.k16`),
+  };
+  if (f16) uses.splice(0, 2, { tensor: f16.q, kvDiv: 1 }, { tensor: f16.k, kvDiv: d.G });
   for (const [h0, h1] of headChunks(d.H, uses, lim)) {
-    const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
     const pw = headWindow(partials, h0, h1, lim.align);
     const sw = headWindow(stats, h0, h1, lim.align);
     const ow = headWindow(scores, h0, h1, lim.align);
@@ -38,21 +53,42 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     const out = { outBase: ow.base, outHeadStride: scores.headElems, invW: 1 / d.W };
     const lw = logits ? headWindow(logits, h0, h1, lim.align) : null;
     const logit: Record<string, number> = lw ? { logitsBase: lw.base, logitsHeadStride: logits!.headElems } : {};
-    rec.dispatch(
-      scorePartialsKernel({ tiles: c, store }),
-      { ...base, ...qk.params, ...part, ...logit },
-      // The store variant alone binds `logits` (the recorder checks the names against the kernel's).
-      { ...qk.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
-      [nKeyBlocks, h1 - h0],
-    );
+    if (f16) {
+      const qw = headWindow(f16.q, h0, h1, lim.align);
+      const kw = sharedWindow(f16.k, h0, h1, d.G, lim.align);
+      const halves = { qBase: 2 * qw.base, kBase: 2 * kw.base, qHeadStride: 2 * f16.q.headElems, kvHeadStride: 2 * f16.k.headElems };
+      const heads = { h0, kvDiv: d.G, kv0: kw.first, scale: 1 / Math.sqrt(d.D) };
+      rec.dispatch(scorePartialsF16Kernel(mc!), { ...base, ...halves, ...heads, ...part, ...logit }, { qIn: qw, kIn: kw, partials: pw, logits: lw! }, [nKeyBlocks, h1 - h0]);
+    } else {
+      const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
+      rec.dispatch(
+        scorePartialsKernel({ tiles: c, store, round }),
+        { ...base, ...qk.params, ...part, ...logit },
+        // The store variant alone binds `logits` (the recorder checks the names against the kernel's).
+        { ...qk.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
+        [nKeyBlocks, h1 - h0],
+      );
+    }
     rec.dispatch(SCORE_STATS, { W: d.W, nKeyBlocks, ...part, ...stat }, { partials: pw, stats: sw }, [d.W, h1 - h0]);
     if (lw) {
       rec.dispatch(SCORE_MEAN_STORED, { P: d.P, W: d.W, ...logit, ...stat, ...out }, { logits: lw, stats: sw, scores: ow }, [ceilDiv(d.P, SCORE_MEAN_STORED.workgroupSize), h1 - h0]);
     } else {
-      rec.dispatch(scoreMeanKernel(c), { ...base, ...qk.params, ...stat, ...out }, { ...qk.windows, stats: sw, scores: ow }, [ceilDiv(d.P, bn(c)), h1 - h0]);
+      const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
+      rec.dispatch(scoreMeanKernel({ tiles: c, round }), { ...base, ...qk.params, ...stat, ...out }, { ...qk.windows, stats: sw, scores: ow }, [ceilDiv(d.P, bn(c)), h1 - h0]);
     }
   }
   return scores;
+}
+
+/**
+ * The matrix-unit scorePartials' config at precision 'f16' (subgroup matrices, f16Tiles not
+ * false, the config fits the workgroup memory), or null: 16-row passes up to four subgroups
+ * (the probe's 16 window queries take one), blocks of 64 keys.
+ */
+function scoreF16Config(ctx: StageCtx, d: Dims): ScoreF16Config | null {
+  if (!ctx.features.matrix || !ctx.f16Tiles) return null;
+  const c = { sg: Math.min(4, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 64, dp: ceilDiv(d.D, 16) * 16 };
+  return scoreF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
 /**

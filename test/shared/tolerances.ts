@@ -14,8 +14,9 @@ export const U = 2 ** -24;
  * with the f64 oracle only the final f32 rounding remains, so selections must be identical.
  * 'float32': computes in f32 (WASM, WebGPU); rounding can move near-ties, so selections are
  * checked for validity, not identity.
- * 'float16': precision 'f16' of the WebGPU backend: scoring and selection as 'float32', attention
- * outputs within the f16 contract (harness/core/precision.ts).
+ * 'float16': precision 'f16' of the WebGPU backend: scoring of f16-rounded q and k, selection as
+ * 'float32' with the scores' rounding term, attention outputs within the f16 contract
+ * (harness/core/precision.ts).
  */
 export type Precision = 'float64' | 'float32' | 'float16';
 
@@ -54,10 +55,15 @@ export function tolerances(precision: Precision, input: AttentionInput): Toleran
   // A logit q.k/sqrt(D) summed in f32 errs by about sqrt(D) U |q||k| / sqrt(D) = U |q||k|
   // (random-walk rounding over D products); exp() turns that absolute error into the same
   // relative error of every probability. Factor 4 for confidence, with the largest row norms.
-  const logit = 4 * U * maxRowNorm(input.q, input.headDim) * maxRowNorm(input.k, input.headDim);
+  const norms = maxRowNorm(input.q, input.headDim) * maxRowNorm(input.k, input.headDim);
+  const logit = 4 * U * norms;
+  // 'float16' scores f16-rounded q and k: each product is off by <= (2 2^-11 + 2^-22) |q_c k_c|,
+  // a logit by <= 2^-10 |q| |k| / sqrt(D) (Cauchy-Schwarz), and exp(s - m) / l, with both s and
+  // the normaliser's logits moved, by twice that relative.
+  const rounded = precision === 'float16' ? (2 ** -9 * norms) / Math.sqrt(input.headDim) : 0;
   // 1e-5: the golden README's tolerance for f32 scores and pooled scores (sums as long as
   // ours, L up to 8192); the logit term covers inputs with larger logits than the golden ones.
-  const scoreRel = 1e-5 + logit;
+  const scoreRel = 1e-5 + logit + rounded;
   const poolRel = 1e-5;
   const pooledRel = scoreRel + poolRel;
   // An f32 cumulative sum of P terms below tau errs by <= P U tau; the head mean and the

@@ -1,0 +1,147 @@
+/**
+ * scorePartials-f16: scorePartials (score.wgsl.ts, with `store`) on the GPU's matrix units, for
+ * precision 'f16': the logits of f16-rounded Q and K, f32 accumulation,
+ *   s_it = (f16(q_i) . f16(k_t)) / sqrt(D),
+ * per (key block of BN keys, head): the partial (m, l) of each window query over the block's
+ * visible keys (m = max_t s_it, l = sum_t exp(s_it - m); key t visible to query P + qw iff
+ * t <= P + qw and t < L) -> partials [head][block][W][2], and the prefix logits s_it (t < P)
+ * -> logits [head][W][P], both f32, for scoreStats and scoreMeanStored as in f32.
+ * The products of f16 values are exact in f32, so this is the plain kernel's `round` variant
+ * up to the order of the f32 sums (the scale there multiplies Q before the products).
+ *
+ * Memory layout (the f16 layout of attend-f16.wgsl.ts, from to-f16 with scale 1): the window
+ * Q rows [head][Wr][DP] (rows P .. L-1 of Q, padded to Wr rows), K [kvHead][Lr][DP] with
+ * kvHead = head / kvDiv, f16 as vec4<f16> (`qBase`, `kBase` and the head strides in halves);
+ * bindings are windows starting at the chunk's first head.
+ *
+ * One workgroup per (key block, head), SG subgroups of 32 invocations: the K block is staged
+ * once into workgroup memory ([BN][DP + 8] f16, K^T fragments load column-major); then for
+ * each BM = 16 SG window rows, subgroup g loads the left fragments of rows qw0 + 16g .. +16
+ * straight from storage, multiplies them by the block's K^T fragments and stores S
+ * [16][BN + 4] f32 in its region; invocations 2r and 2r + 1 fold row r's halves (max, then the
+ * exponential sum) and the workgroup writes the block's logits row by row (coalesced).
+ */
+import { read, variants, write, type Kernel } from './kernel.js';
+import { unroll, type ParamFields } from './params.js';
+import { matrixLoad, matrixStore } from './attend-f16.wgsl.js';
+import { QK_PARAMS } from './score.wgsl.js';
+
+export interface ScoreF16Config {
+  /** Subgroups per workgroup (window rows per pass: 16 SG). */
+  sg: number;
+  /** Keys per block, a multiple of 16 that divides ROW_ALIGN (K's padded rows). */
+  bn: number;
+  /** Padded head dimension, a multiple of 16. */
+  dp: number;
+}
+
+/** Workgroup memory bytes of a config: the K block and the S regions. */
+export function scoreF16SharedBytes(c: ScoreF16Config): number {
+  return c.bn * (c.dp + 8) * 2 + c.sg * 16 * (c.bn + 4) * 4 + 2 * 16 * c.sg * 2 * 4;
+}
+
+/** scorePartials' parameters (no `dim`: the f16 layout pads D to DP with zeros); bases in halves. */
+const PARAMS: ParamFields = [
+  ...QK_PARAMS.filter(([name]) => name !== 'dim'),
+  ['partBase', 'u32'],
+  ['partHeadStride', 'u32'],
+  ['logitsBase', 'u32'],
+  ['logitsHeadStride', 'u32'],
+];
+
+const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
+const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
+const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
+
+export const scorePartialsF16Kernel = variants(
+  (c: ScoreF16Config) => `scorePartials-f16:${c.sg}.${c.bn}.${c.dp}`,
+  (c: ScoreF16Config, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
+    name: 'scorePartials',
+    key,
+    params: PARAMS,
+    bindings: [read('qIn', 'vec4<f16>'), read('kIn', 'vec4<f16>'), write('partials'), write('logits')],
+    workgroupSize: 32 * c.sg,
+    enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+    directives: ['diagnostic(off, chromium.subgroup_matrix_uniformity)'],
+    source: () => scoreF16Source(c),
+  }),
+);
+
+function scoreF16Source(c: ScoreF16Config): string {
+  const nf = c.dp / 16;
+  const ns = c.bn / 16;
+  const half = c.bn / 2;
+  const kFrag = (j: number, f: number) => matrixLoad(RIGHT, '&ks', `${(j * 16 * (c.dp + 8) + f * 16) / 4}u`, true, 'KST4');
+  return `const SG: u32 = ${c.sg}u;
+const BM: u32 = ${16 * c.sg}u;
+const BN: u32 = ${c.bn}u;
+const DP: u32 = ${c.dp}u;
+const DP4: u32 = ${c.dp / 4}u;
+const KST4: u32 = ${(c.dp + 8) / 4}u;
+const SST: u32 = ${c.bn + 4}u;
+const NEG: f32 = -1.0e30;
+// The matrix operands first, each a multiple of 16 bytes (see attend-f16.wgsl.ts).
+var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
+var<workgroup> ks: array<vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}>;
+var<workgroup> redM: array<f32, ${2 * 16 * c.sg}>;
+var<workgroup> redL: array<f32, ${2 * 16 * c.sg}>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let k0 = wg.x * BN;
+  let head = p.h0 + wg.y;
+  let sg = lid / 32u;
+  let kb = p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride;
+  for (var e = lid; e < BN * DP4; e = e + WG) {
+    ks[(e / DP4) * KST4 + e % DP4] = kIn[(kb + (k0 + e / DP4) * DP) / 4u + e % DP4];
+  }
+  workgroupBarrier();
+  let r = lid / 2u;
+  let hc = lid % 2u;
+  let c0 = k0 + hc * ${half}u;
+  let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
+  let lb = p.logitsBase + wg.y * p.logitsHeadStride;
+  for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
+    let qb = p.qBase + wg.y * p.qHeadStride + (qw0 + sg * 16u) * DP;
+${unroll(nf, (f) => `    let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)}
+${unroll(ns, (j) => `    {
+      var s = ${RESULT}();
+${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(j, f)}, s);`)}
+      ${matrixStore('&sw', `sg * 16u * SST + ${j * 16}u`, 's', 'SST')};
+    }`)}
+    workgroupBarrier();
+    // Row r of this pass (window query P + qw): its half hc of the block, scaled and masked.
+    let qw = qw0 + r;
+    var tmax = NEG;
+    for (var e = 0u; e < ${half}u; e = e + 1u) {
+      let at = r * SST + hc * ${half}u + e;
+      let t = c0 + e;
+      let x = select(sw[at] * p.scale, NEG, t > p.P + qw || t >= p.L);
+      sw[at] = x;
+      tmax = max(tmax, x);
+    }
+    redM[lid] = tmax;
+    workgroupBarrier();
+    let m = max(redM[2u * r], redM[2u * r + 1u]);
+    var ls = 0.0;
+    for (var e = 0u; e < ${half}u; e = e + 1u) {
+      let x = sw[r * SST + hc * ${half}u + e];
+      ls = ls + select(exp(x - m), 0.0, x == NEG);
+    }
+    redL[lid] = ls;
+    workgroupBarrier();
+    if (hc == 0u && qw < p.W) {
+      partials[partBase + 2u * qw] = m;
+      partials[partBase + 2u * qw + 1u] = redL[lid] + redL[lid + 1u];
+    }
+    // The prefix logits of the pass (prefix keys are visible to every window query).
+    for (var e = lid; e < BM * BN; e = e + WG) {
+      let row = qw0 + e / BN;
+      let t = k0 + e % BN;
+      if (row < p.W && t < p.P) { logits[lb + row * p.P + t] = sw[(e / BN) * SST + e % BN]; }
+    }
+    workgroupBarrier();
+  }
+}
+`;
+}
