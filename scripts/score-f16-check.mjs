@@ -76,8 +76,8 @@ async function readBack(b, n) {
 }
 
 /** One problem: f16 window Q [H][Wr][DP] and K [Hkv][Lr][DP] (random, scaled by `mag`), the kernel's buffers and dispatch. */
-async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), mag = 1 }) {
-  const c = { sg, bn: 64, dp: Math.ceil(D / 16) * 16 };
+async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), blocks = 4, mag = 1 }) {
+  const c = { sg, bn: 64, dp: Math.ceil(D / 16) * 16, blocks };
   if (scoreF16SharedBytes(c) > dev.limits.maxComputeWorkgroupStorageSize) throw new Error(`config ${JSON.stringify(c)} does not fit`);
   const P = L - W, DP = c.dp;
   const Wr = Math.ceil(W / ROW_ALIGN) * ROW_ALIGN, Lr = Math.ceil(L / ROW_ALIGN) * ROW_ALIGN;
@@ -85,6 +85,7 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
   for (let h = 0; h < H; h++) for (let r = 0; r < W; r++) for (let d = 0; d < D; d++) q[(h * Wr + r) * DP + d] = toHalf(gauss() * mag);
   for (let h = 0; h < Hkv; h++) for (let r = 0; r < L; r++) for (let d = 0; d < D; d++) k[(h * Lr + r) * DP + d] = toHalf(gauss() * mag);
   const nb = Math.ceil(L / c.bn);
+  const nPass = Math.ceil(W / (16 * sg));
   const kernel = scorePartialsF16Kernel(c);
   const code = a.emulate ? emulate(kernelWgsl(kernel), ['qIn', 'ks']) : kernelWgsl(kernel);
   dev.pushErrorScope('validation');
@@ -93,7 +94,7 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
   const pipe = await dev.createComputePipelineAsync({ layout: 'auto', compute: { module: mod, entryPoint: 'main' } });
   const err = await dev.popErrorScope();
   if (err) throw new Error(err.message);
-  const params = packParams(kernel.params, { L, P, W, qBase: 0, kBase: 0, qHeadStride: Wr * DP, kvHeadStride: Lr * DP, h0: 0, kvDiv: H / Hkv, kv0: 0, scale: 1 / Math.sqrt(D), partBase: 0, partHeadStride: nb * W * 2, logitsBase: 0, logitsHeadStride: W * P });
+  const params = packParams(kernel.params, { L, P, W, qBase: 0, kBase: 0, qHeadStride: Wr * DP, kvHeadStride: Lr * DP, h0: 0, kvDiv: H / Hkv, kv0: 0, scale: 1 / Math.sqrt(D), nKeyBlocks: nb, nPass, partBase: 0, partHeadStride: nb * W * 2, logitsBase: 0, logitsHeadStride: W * P });
   const partials = dev.createBuffer({ size: H * nb * W * 2 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const logits = dev.createBuffer({ size: Math.max(16, H * W * P * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const bufs = [buffer(new Uint8Array(params), GPUBufferUsage.UNIFORM), buffer(q, GPUBufferUsage.STORAGE), buffer(k, GPUBufferUsage.STORAGE), partials, logits];
@@ -101,12 +102,12 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
   const qs = features.includes('timestamp-query') ? dev.createQuerySet({ type: 'timestamp', count: 2 }) : null;
   const qb = qs && dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const qr = qs && dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const run = async () => {
+  const run = async (reps = 1) => {
     const enc = dev.createCommandEncoder();
     const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(nb, H);
+    for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(nPass * Math.ceil(nb / blocks), H);
     pass.end();
     if (qs) {
       enc.resolveQuerySet(qs, 0, 2, qb, 0);
@@ -117,7 +118,7 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
     await qr.mapAsync(GPUMapMode.READ);
     const t = new BigUint64Array(qr.getMappedRange().slice(0));
     qr.unmap();
-    return Number(t[1] - t[0]) / 1e6;
+    return Number(t[1] - t[0]) / 1e6 / reps;
   };
   const destroy = () => [...bufs, qb, qr].forEach((b) => b?.destroy());
   return { c, P, nb, q, k, Wr, Lr, DP, run, partials: () => readBack(partials, H * nb * W * 2), logits: () => readBack(logits, H * W * P), destroy };
@@ -172,15 +173,19 @@ const shapes = [
 let ok = true;
 for (const s of shapes) ok = (await check(s)) && ok;
 
+// Device time of each config (dispatches repeated in one pass, so the clocks stay up): the stage's
+// default (4 subgroups, 4 key blocks per workgroup; the probe's 16 rows 1 subgroup) and neighbours.
 for (const L of a.time ? a.time.split(',').map(Number) : []) {
   for (const W of [128, 16]) {
-    const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W });
-    const t = [];
-    for (let r = 0; r < 12; r++) t.push(await pr.run());
-    pr.destroy();
-    const ms = t.slice(2).sort((x, y) => x - y)[5];
-    const flop = 2 * +a.heads * W * L * +a['head-dim'];
-    console.log(`time L ${L} W ${W} H ${a.heads} D ${a['head-dim']}: ${ms.toFixed(3)} ms (${(flop / ms / 1e9).toFixed(1)} TFLOP/s)`);
+    for (const cfg of [{}, { blocks: 2 }, { blocks: 8 }, { blocks: 16 }, ...(W > 16 ? [{ sg: 2 }] : [])]) {
+      const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg });
+      const t = [];
+      for (let r = 0; r < 6; r++) t.push(await pr.run(20));
+      pr.destroy();
+      const ms = t.slice(2).sort((x, y) => x - y)[1];
+      const flop = 2 * +a.heads * W * L * +a['head-dim'];
+      console.log(`time L ${L} W ${W} H ${a.heads} D ${a['head-dim']} ${JSON.stringify(pr.c)}: ${ms.toFixed(3)} ms (${(flop / ms / 1e9).toFixed(1)} TFLOP/s)`);
+    }
   }
 }
 process.exit(ok ? 0 : 1);

@@ -14,12 +14,13 @@
  * kvHead = head / kvDiv, f16 as vec4<f16> (`qBase`, `kBase` and the head strides in halves);
  * bindings are windows starting at the chunk's first head.
  *
- * One workgroup per (key block, head), SG subgroups of 32 invocations: the K block is staged
- * once into workgroup memory ([BN][DP + 8] f16, K^T fragments load column-major); then for
- * each BM = 16 SG window rows, subgroup g loads the left fragments of rows qw0 + 16g .. +16
- * straight from storage, multiplies them by the block's K^T fragments and stores S
- * [16][BN + 4] f32 in its region; invocations 2r and 2r + 1 fold row r's halves (max, then the
- * exponential sum) and the workgroup writes the block's logits row by row (coalesced).
+ * One workgroup per (pass of BM = 16 SG window rows, run of KPW key blocks, head), SG subgroups
+ * of 32 invocations (grid x = pass + nPass * run). The pass's Q rows are staged through ks and
+ * subgroup g keeps the left fragments of rows qw0 + 16g .. +16 in registers; then per key block
+ * the K block is staged into ks ([BN][DP + 8] f16, U vec4 loads in flight per invocation; K^T
+ * fragments load column-major), each subgroup multiplies and stores S [16][BN + 4] f32 in its
+ * region, invocations 2r and 2r + 1 fold row r's halves (max, then the exponential sum), and the
+ * workgroup writes the block's logits row by row (coalesced).
  */
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
@@ -33,6 +34,8 @@ export interface ScoreF16Config {
   bn: number;
   /** Padded head dimension, a multiple of 16. */
   dp: number;
+  /** Key blocks per workgroup (the pass's Q fragments stay in registers across them). */
+  blocks: number;
 }
 
 /** Workgroup memory bytes of a config: the K block and the S regions. */
@@ -43,6 +46,8 @@ export function scoreF16SharedBytes(c: ScoreF16Config): number {
 /** scorePartials' parameters (no `dim`: the f16 layout pads D to DP with zeros); bases in halves. */
 const PARAMS: ParamFields = [
   ...QK_PARAMS.filter(([name]) => name !== 'dim'),
+  ['nKeyBlocks', 'u32'],
+  ['nPass', 'u32'],
   ['partBase', 'u32'],
   ['partHeadStride', 'u32'],
   ['logitsBase', 'u32'],
@@ -54,7 +59,7 @@ const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
 const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
 export const scorePartialsF16Kernel = variants(
-  (c: ScoreF16Config) => `scorePartials-f16:${c.sg}.${c.bn}.${c.dp}`,
+  (c: ScoreF16Config) => `scorePartials-f16:${c.sg}.${c.bn}.${c.dp}.${c.blocks}`,
   (c: ScoreF16Config, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
     name: 'scorePartials',
     key,
@@ -71,10 +76,14 @@ function scoreF16Source(c: ScoreF16Config): string {
   const nf = c.dp / 16;
   const ns = c.bn / 16;
   const half = c.bn / 2;
+  // K staging: vec4s per invocation n = BN DP4 / WG, loaded U at a time before they are stored.
+  const n = (c.bn * c.dp) / 4 / (32 * c.sg);
+  const U = [8, 7, 6, 5, 4, 3, 2, 1].find((u) => n % u === 0)!;
   const kFrag = (j: number, f: number) => matrixLoad(RIGHT, '&ks', `${(j * 16 * (c.dp + 8) + f * 16) / 4}u`, true, 'KST4');
   return `const SG: u32 = ${c.sg}u;
 const BM: u32 = ${16 * c.sg}u;
 const BN: u32 = ${c.bn}u;
+const KPW: u32 = ${c.blocks}u;
 const DP: u32 = ${c.dp}u;
 const DP4: u32 = ${c.dp / 4}u;
 const KST4: u32 = ${(c.dp + 8) / 4}u;
@@ -88,30 +97,37 @@ var<workgroup> redL: array<f32, ${2 * 16 * c.sg}>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let k0 = wg.x * BN;
+  let qw0 = (wg.x % p.nPass) * BM;
+  let chunk = wg.x / p.nPass;
   let head = p.h0 + wg.y;
   let sg = lid / 32u;
-  let kb = p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride;
-  for (var e = lid; e < BN * DP4; e = e + WG) {
-    ks[(e / DP4) * KST4 + e % DP4] = kIn[(kb + (k0 + e / DP4) * DP) / 4u + e % DP4];
-  }
+  // The pass's BM window rows (BM <= BN) through ks into left fragments, kept for every key block.
+  let qb = (p.qBase + wg.y * p.qHeadStride + qw0 * DP) / 4u;
+  for (var e = lid; e < BM * DP4; e = e + WG) { ks[(e / DP4) * KST4 + e % DP4] = qIn[qb + e]; }
   workgroupBarrier();
+${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&ks', `sg * 16u * KST4 + ${f * 4}u`, false, 'KST4')};`)}
+  let kb = (p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride) / 4u;
   let r = lid / 2u;
   let hc = lid % 2u;
-  let c0 = k0 + hc * ${half}u;
-  let partBase = p.partBase + wg.y * p.partHeadStride + wg.x * p.W * 2u;
+  let qw = qw0 + r;
   let lb = p.logitsBase + wg.y * p.logitsHeadStride;
-  for (var qw0 = 0u; qw0 < p.W; qw0 = qw0 + BM) {
-    let qb = p.qBase + wg.y * p.qHeadStride + (qw0 + sg * 16u) * DP;
-${unroll(nf, (f) => `    let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)}
+  let b1 = min(p.nKeyBlocks, (chunk + 1u) * KPW);
+  for (var blk = chunk * KPW; blk < b1; blk = blk + 1u) {
+    let k0 = blk * BN;
+    workgroupBarrier();
+    for (var e0 = lid; e0 < BN * DP4; e0 = e0 + ${U}u * WG) {
+${unroll(U, (u) => `      let x${u} = kIn[kb + k0 * DP4 + e0 + ${u}u * WG];`)}
+${unroll(U, (u) => `      { let e = e0 + ${u}u * WG; ks[(e / DP4) * KST4 + e % DP4] = x${u}; }`)}
+    }
+    workgroupBarrier();
 ${unroll(ns, (j) => `    {
       var s = ${RESULT}();
 ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(j, f)}, s);`)}
       ${matrixStore('&sw', `sg * 16u * SST + ${j * 16}u`, 's', 'SST')};
     }`)}
     workgroupBarrier();
-    // Row r of this pass (window query P + qw): its half hc of the block, scaled and masked.
-    let qw = qw0 + r;
+    // Row r of the pass (window query P + qw): its half hc of the block, scaled and masked.
+    let c0 = k0 + hc * ${half}u;
     var tmax = NEG;
     for (var e = 0u; e < ${half}u; e = e + 1u) {
       let at = r * SST + hc * ${half}u + e;
@@ -131,16 +147,16 @@ ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(
     redL[lid] = ls;
     workgroupBarrier();
     if (hc == 0u && qw < p.W) {
-      partials[partBase + 2u * qw] = m;
-      partials[partBase + 2u * qw + 1u] = redL[lid] + redL[lid + 1u];
+      let at = p.partBase + wg.y * p.partHeadStride + (blk * p.W + qw) * 2u;
+      partials[at] = m;
+      partials[at + 1u] = redL[lid] + redL[lid + 1u];
     }
-    // The prefix logits of the pass (prefix keys are visible to every window query).
+    // The block's prefix logits (prefix keys are visible to every window query).
     for (var e = lid; e < BM * BN; e = e + WG) {
       let row = qw0 + e / BN;
       let t = k0 + e % BN;
       if (row < p.W && t < p.P) { logits[lb + row * p.P + t] = sw[(e / BN) * SST + e % BN]; }
     }
-    workgroupBarrier();
   }
 }
 `;

@@ -58,7 +58,9 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
       const kw = sharedWindow(f16.k, h0, h1, d.G, lim.align);
       const halves = { qBase: 2 * qw.base, kBase: 2 * kw.base, qHeadStride: 2 * f16.q.headElems, kvHeadStride: 2 * f16.k.headElems };
       const heads = { h0, kvDiv: d.G, kv0: kw.first, scale: 1 / Math.sqrt(d.D) };
-      rec.dispatch(scorePartialsF16Kernel(mc!), { ...base, ...halves, ...heads, ...part, ...logit }, { qIn: qw, kIn: kw, partials: pw, logits: lw! }, [nKeyBlocks, h1 - h0]);
+      const nPass = ceilDiv(d.W, 16 * mc!.sg);
+      const runs = { nKeyBlocks, nPass };
+      rec.dispatch(scorePartialsF16Kernel(mc!), { ...base, ...halves, ...heads, ...runs, ...part, ...logit }, { qIn: qw, kIn: kw, partials: pw, logits: lw! }, [nPass * ceilDiv(nKeyBlocks, mc!.blocks), h1 - h0]);
     } else {
       const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
       rec.dispatch(
@@ -83,11 +85,11 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
 /**
  * The matrix-unit scorePartials' config at precision 'f16' (subgroup matrices, f16Tiles not
  * false, the config fits the workgroup memory), or null: 16-row passes up to four subgroups
- * (the probe's 16 window queries take one), blocks of 64 keys.
+ * (the probe's 16 window queries take one), blocks of 64 keys, 4 blocks per workgroup.
  */
 function scoreF16Config(ctx: StageCtx, d: Dims): ScoreF16Config | null {
   if (!ctx.features.matrix || !ctx.f16Tiles) return null;
-  const c = { sg: Math.min(4, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 64, dp: ceilDiv(d.D, 16) * 16 };
+  const c = { sg: Math.min(4, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 64, dp: ceilDiv(d.D, 16) * 16, blocks: 4 };
   return scoreF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
