@@ -13,6 +13,7 @@ export function emulate(code, vec4 = []) {
   s = s.replace(/subgroupMatrixLoad<subgroup_matrix_\w+<f\d+, 16, 16>, (row|col)_major>\(&(\w+), /g, (_, maj, arr) => `smLoad_${arr}(${maj === 'col'}, `);
   s = s.replace(/subgroupMatrixStore<row_major>\(&(\w+), ([^,]+), ([^,]+), /g, 'smStore_$1($2, $3, ');
   s = s.replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMMA(');
+  s = s.replace(/subgroup_matrix_\w+<f\d+, 16, 16>/g, 'SM');
   s = s.replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, 'SM()');
   let fns = `struct SM { v: array<f32, 256> }
 fn smMMA(a: SM, b: SM, c: SM) -> SM {

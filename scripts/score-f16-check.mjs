@@ -76,8 +76,10 @@ async function readBack(b, n) {
 }
 
 /** One problem: f16 window Q [H][Wr][DP] and K [Hkv][Lr][DP] (random, scaled by `mag`), the kernel's buffers and dispatch. */
-async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), blocks = 4, mag = 1 }) {
-  const c = { sg, bn: 64, dp: Math.ceil(D / 16) * 16, blocks };
+async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), bn = 32, blocks = 4, mag = 1 }) {
+  // The stage's choice (stages/score.ts): as many heads of a KV group per workgroup as fit 8 subgroups.
+  const hpw = [8, 4, 2, 1].find((n) => n * sgh <= 8 && (H / Hkv) % n === 0);
+  const c = { sg: hpw * sgh, sgh, bn, dp: Math.ceil(D / 16) * 16, blocks };
   if (scoreF16SharedBytes(c) > dev.limits.maxComputeWorkgroupStorageSize) throw new Error(`config ${JSON.stringify(c)} does not fit`);
   const P = L - W, DP = c.dp;
   const Wr = Math.ceil(W / ROW_ALIGN) * ROW_ALIGN, Lr = Math.ceil(L / ROW_ALIGN) * ROW_ALIGN;
@@ -85,7 +87,7 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
   for (let h = 0; h < H; h++) for (let r = 0; r < W; r++) for (let d = 0; d < D; d++) q[(h * Wr + r) * DP + d] = toHalf(gauss() * mag);
   for (let h = 0; h < Hkv; h++) for (let r = 0; r < L; r++) for (let d = 0; d < D; d++) k[(h * Lr + r) * DP + d] = toHalf(gauss() * mag);
   const nb = Math.ceil(L / c.bn);
-  const nPass = Math.ceil(W / (16 * sg));
+  const nPass = Math.ceil(W / (16 * sgh));
   const kernel = scorePartialsF16Kernel(c);
   const code = a.emulate ? emulate(kernelWgsl(kernel), ['qIn', 'ks']) : kernelWgsl(kernel);
   dev.pushErrorScope('validation');
@@ -107,7 +109,7 @@ async function problem({ H, Hkv, D, L, W, sg = Math.min(4, 2 ** Math.ceil(Math.l
     const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
-    for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(nPass * Math.ceil(nb / blocks), H);
+    for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(nPass * Math.ceil(nb / blocks), H / hpw);
     pass.end();
     if (qs) {
       enc.resolveQuerySet(qs, 0, 2, qb, 0);
@@ -159,7 +161,7 @@ async function check(s) {
   }
   pr.destroy();
   const ok = logitErr < 1e-5 && mErr < 1e-5 && lErr < 1e-4;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} H ${H} Hkv ${Hkv} D ${D} L ${L} W ${W} sg ${c.sg}: logits ${logitErr.toExponential(1)}, m ${mErr.toExponential(1)}, l ${lErr.toExponential(1)}`);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} H ${H} Hkv ${Hkv} D ${D} L ${L} W ${W} ${JSON.stringify(c)}: logits ${logitErr.toExponential(1)}, m ${mErr.toExponential(1)}, l ${lErr.toExponential(1)}`);
   return ok;
 }
 
@@ -169,15 +171,17 @@ const shapes = [
   { H: 2, Hkv: 2, D: 40, L: 257, W: 24 },
   { H: 2, Hkv: 1, D: 128, L: 200, W: 32, mag: 3 },
   { H: 1, Hkv: 1, D: 16, L: 129, W: 100 },
+  { H: 8, Hkv: 2, D: 128, L: 300, W: 16 },
 ];
 let ok = true;
 for (const s of shapes) ok = (await check(s)) && ok;
 
 // Device time of each config (dispatches repeated in one pass, so the clocks stay up): the stage's
-// default (4 subgroups, 4 key blocks per workgroup; the probe's 16 rows 1 subgroup) and neighbours.
+// default (8 subgroups per head for the 128-row window, a subgroup per head of a KV group for the
+// probe's 16 rows; 32-key blocks, 4 per workgroup) and neighbours.
 for (const L of a.time ? a.time.split(',').map(Number) : []) {
   for (const W of [128, 16]) {
-    for (const cfg of [{}, { blocks: 2 }, { blocks: 8 }, { blocks: 16 }, ...(W > 16 ? [{ sg: 2 }] : [])]) {
+    for (const cfg of [{}, { blocks: 2 }, { blocks: 8 }, { bn: 64 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
       const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg });
       const t = [];
       for (let r = 0; r < 6; r++) t.push(await pr.run(20));

@@ -14,13 +14,15 @@
  * kvHead = head / kvDiv, f16 as vec4<f16> (`qBase`, `kBase` and the head strides in halves);
  * bindings are windows starting at the chunk's first head.
  *
- * One workgroup per (pass of BM = 16 SG window rows, run of KPW key blocks, head), SG subgroups
- * of 32 invocations (grid x = pass + nPass * run). The pass's Q rows are staged through ks and
- * subgroup g keeps the left fragments of rows qw0 + 16g .. +16 in registers; then per key block
- * the K block is staged into ks ([BN][DP + 8] f16, U vec4 loads in flight per invocation; K^T
- * fragments load column-major), each subgroup multiplies and stores S [16][BN + 4] f32 in its
- * region, invocations 2r and 2r + 1 fold row r's halves (max, then the exponential sum), and the
- * workgroup writes the block's logits row by row (coalesced).
+ * One workgroup per (pass of BM = 16 sgh window rows, run of KPW key blocks, HPW = SG / sgh
+ * heads of one KV head), SG subgroups of 32 invocations (grid x = pass + nPass * run, y = head
+ * group): subgroup g computes rows (g % sgh) 16 .. +16 of the pass for head g / sgh. The
+ * workgroup's Q rows are staged BN at a time through ks and each subgroup keeps its left
+ * fragments in registers; then per key block the K block is staged into ks ([BN][DP + 8] f16,
+ * from registers loaded while the previous block computed; K^T fragments load column-major),
+ * each subgroup multiplies and stores S [16][BN + 4] f32 in its region, invocations 2r and
+ * 2r + 1 fold row r's halves (max, then the exponential sum), and the workgroup writes the
+ * block's logits row by row (coalesced). The K block is read once for the HPW heads.
  */
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
@@ -28,8 +30,10 @@ import { matrixLoad, matrixStore } from './attend-f16.wgsl.js';
 import { QK_PARAMS } from './score.wgsl.js';
 
 export interface ScoreF16Config {
-  /** Subgroups per workgroup (window rows per pass: 16 SG). */
+  /** Subgroups per workgroup. */
   sg: number;
+  /** Subgroups per head (window rows per pass: BM = 16 sgh); the workgroup's sg / sgh heads share a KV head. */
+  sgh: number;
   /** Keys per block, a multiple of 16 that divides ROW_ALIGN (K's padded rows). */
   bn: number;
   /** Padded head dimension, a multiple of 16. */
@@ -38,9 +42,9 @@ export interface ScoreF16Config {
   blocks: number;
 }
 
-/** Workgroup memory bytes of a config: the K block and the S regions. */
+/** Workgroup memory bytes of a config: the K block, the S regions and the row folds. */
 export function scoreF16SharedBytes(c: ScoreF16Config): number {
-  return c.bn * (c.dp + 8) * 2 + c.sg * 16 * (c.bn + 4) * 4 + 2 * 16 * c.sg * 2 * 4;
+  return c.bn * (c.dp + 8) * 2 + c.sg * 16 * (c.bn + 4) * 4 + 2 * 32 * c.sg * 4;
 }
 
 /** scorePartials' parameters (no `dim`: the f16 layout pads D to DP with zeros); bases in halves. */
@@ -59,7 +63,7 @@ const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
 const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
 export const scorePartialsF16Kernel = variants(
-  (c: ScoreF16Config) => `scorePartials-f16:${c.sg}.${c.bn}.${c.dp}.${c.blocks}`,
+  (c: ScoreF16Config) => `scorePartials-f16:${c.sg}.${c.sgh}.${c.bn}.${c.dp}.${c.blocks}`,
   (c: ScoreF16Config, key): Kernel<'qIn' | 'kIn' | 'partials' | 'logits'> => ({
     name: 'scorePartials',
     key,
@@ -76,12 +80,19 @@ function scoreF16Source(c: ScoreF16Config): string {
   const nf = c.dp / 16;
   const ns = c.bn / 16;
   const half = c.bn / 2;
-  // K staging: vec4s per invocation n = BN DP4 / WG, loaded U at a time before they are stored.
-  const n = (c.bn * c.dp) / 4 / (32 * c.sg);
-  const U = [8, 7, 6, 5, 4, 3, 2, 1].find((u) => n % u === 0)!;
+  const threads = 32 * c.sg;
+  // K staging: slot i of an invocation is vec4 lid + i WG of the block; the next block's slots
+  // load while this one computes.
+  const slots = Math.ceil((c.bn * c.dp) / 4 / threads);
+  const slot = (i: number, f: (e: string) => string) => `    { let e = lid + ${i * threads}u; if (e < BN * DP4) { ${f('e')} } }`;
+  const fetch = (k0: string) => unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[kb + ${k0} * DP4 + ${e}];`));
   const kFrag = (j: number, f: number) => matrixLoad(RIGHT, '&ks', `${(j * 16 * (c.dp + 8) + f * 16) / 4}u`, true, 'KST4');
+  // Q staging: the workgroup's 16 SG rows, BN at a time through ks; subgroup g's fragments load
+  // from the chunk holding its rows.
+  const qChunks = Math.ceil((16 * c.sg) / c.bn);
   return `const SG: u32 = ${c.sg}u;
-const BM: u32 = ${16 * c.sg}u;
+const BM: u32 = ${16 * c.sgh}u;
+const HPW: u32 = ${c.sg / c.sgh}u;
 const BN: u32 = ${c.bn}u;
 const KPW: u32 = ${c.blocks}u;
 const DP: u32 = ${c.dp}u;
@@ -92,41 +103,53 @@ const NEG: f32 = -1.0e30;
 // The matrix operands first, each a multiple of 16 bytes (see attend-f16.wgsl.ts).
 var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
 var<workgroup> ks: array<vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}>;
-var<workgroup> redM: array<f32, ${2 * 16 * c.sg}>;
-var<workgroup> redL: array<f32, ${2 * 16 * c.sg}>;
+var<workgroup> redM: array<f32, ${threads}>;
+var<workgroup> redL: array<f32, ${threads}>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let qw0 = (wg.x % p.nPass) * BM;
   let chunk = wg.x / p.nPass;
-  let head = p.h0 + wg.y;
+  let hw = wg.y * HPW;
   let sg = lid / 32u;
-  // The pass's BM window rows (BM <= BN) through ks into left fragments, kept for every key block.
-  let qb = (p.qBase + wg.y * p.qHeadStride + qw0 * DP) / 4u;
-  for (var e = lid; e < BM * DP4; e = e + WG) { ks[(e / DP4) * KST4 + e % DP4] = qIn[qb + e]; }
-  workgroupBarrier();
-${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&ks', `sg * 16u * KST4 + ${f * 4}u`, false, 'KST4')};`)}
-  let kb = (p.kBase + (head / p.kvDiv - p.kv0) * p.kvHeadStride) / 4u;
-  let r = lid / 2u;
-  let hc = lid % 2u;
-  let qw = qw0 + r;
-  let lb = p.logitsBase + wg.y * p.logitsHeadStride;
-  let b1 = min(p.nKeyBlocks, (chunk + 1u) * KPW);
-  for (var blk = chunk * KPW; blk < b1; blk = blk + 1u) {
-    let k0 = blk * BN;
-    workgroupBarrier();
-    for (var e0 = lid; e0 < BN * DP4; e0 = e0 + ${U}u * WG) {
-${unroll(U, (u) => `      let x${u} = kIn[kb + k0 * DP4 + e0 + ${u}u * WG];`)}
-${unroll(U, (u) => `      { let e = e0 + ${u}u * WG; ks[(e / DP4) * KST4 + e % DP4] = x${u}; }`)}
+  let kb = (p.kBase + ((p.h0 + hw) / p.kvDiv - p.kv0) * p.kvHeadStride) / 4u;
+  let b0 = chunk * KPW;
+  let b1 = min(p.nKeyBlocks, b0 + KPW);
+${unroll(slots, (i) => `  var kp${i} = vec4<f16>();`)}
+${fetch('b0 * BN')}
+${unroll(nf, (f) => `  var qf${f}: ${LEFT};`)}
+  for (var qc = 0u; qc < ${qChunks}u; qc = qc + 1u) {
+    // Workgroup row w = head offset w / BM, window row qw0 + w % BM.
+    for (var e = lid; e < BN * DP4; e = e + WG) {
+      let w = qc * BN + e / DP4;
+      let at = (p.qBase + (hw + w / BM) * p.qHeadStride + (qw0 + w % BM) * DP) / 4u + e % DP4;
+      if (w < SG * 16u) { ks[(e / DP4) * KST4 + e % DP4] = qIn[at]; }
     }
     workgroupBarrier();
+    if ((sg * 16u) / BN == qc) {
+${unroll(nf, (f) => `      qf${f} = ${matrixLoad(LEFT, '&ks', `((sg * 16u) % BN) * KST4 + ${f * 4}u`, false, 'KST4')};`)}
+    }
+    workgroupBarrier();
+  }
+  // Invocations 2r, 2r + 1 fold row r: head hw + r / BM, window query P + qw.
+  let r = lid / 2u;
+  let hc = lid % 2u;
+  let qw = qw0 + r % BM;
+  let pb = p.partBase + (wg.y * HPW + r / BM) * p.partHeadStride;
+  for (var blk = b0; blk < b1; blk = blk + 1u) {
+    let k0 = blk * BN;
+    workgroupBarrier();
+${unroll(slots, (i) => slot(i, (e) => `ks[(${e} / DP4) * KST4 + ${e} % DP4] = kp${i};`))}
+    workgroupBarrier();
+    if (blk + 1u < b1) {
+${fetch('(blk + 1u) * BN')}
+    }
 ${unroll(ns, (j) => `    {
       var s = ${RESULT}();
 ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(j, f)}, s);`)}
       ${matrixStore('&sw', `sg * 16u * SST + ${j * 16}u`, 's', 'SST')};
     }`)}
     workgroupBarrier();
-    // Row r of the pass (window query P + qw): its half hc of the block, scaled and masked.
     let c0 = k0 + hc * ${half}u;
     var tmax = NEG;
     for (var e = 0u; e < ${half}u; e = e + 1u) {
@@ -147,15 +170,16 @@ ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(
     redL[lid] = ls;
     workgroupBarrier();
     if (hc == 0u && qw < p.W) {
-      let at = p.partBase + wg.y * p.partHeadStride + (blk * p.W + qw) * 2u;
+      let at = pb + (blk * p.W + qw) * 2u;
       partials[at] = m;
       partials[at + 1u] = redL[lid] + redL[lid + 1u];
     }
     // The block's prefix logits (prefix keys are visible to every window query).
-    for (var e = lid; e < BM * BN; e = e + WG) {
-      let row = qw0 + e / BN;
+    for (var e = lid; e < SG * 16u * BN; e = e + WG) {
+      let w = e / BN;
+      let row = qw0 + w % BM;
       let t = k0 + e % BN;
-      if (row < p.W && t < p.P) { logits[lb + row * p.P + t] = sw[(e / BN) * SST + e % BN]; }
+      if (row < p.W && t < p.P) { logits[p.logitsBase + (hw + w / BM) * p.logitsHeadStride + row * p.P + t] = sw[w * SST + e % BN]; }
     }
   }
 }

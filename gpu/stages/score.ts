@@ -58,9 +58,15 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
       const kw = sharedWindow(f16.k, h0, h1, d.G, lim.align);
       const halves = { qBase: 2 * qw.base, kBase: 2 * kw.base, qHeadStride: 2 * f16.q.headElems, kvHeadStride: 2 * f16.k.headElems };
       const heads = { h0, kvDiv: d.G, kv0: kw.first, scale: 1 / Math.sqrt(d.D) };
-      const nPass = ceilDiv(d.W, 16 * mc!.sg);
+      const nPass = ceilDiv(d.W, 16 * mc!.sgh);
+      const hpw = [8, 4, 2, 1].find((n) => n * mc!.sgh <= 8 && d.G % n === 0 && h0 % n === 0 && (h1 - h0) % n === 0)!;
       const runs = { nKeyBlocks, nPass };
-      rec.dispatch(scorePartialsF16Kernel(mc!), { ...base, ...halves, ...heads, ...runs, ...part, ...logit }, { qIn: qw, kIn: kw, partials: pw, logits: lw! }, [nPass * ceilDiv(nKeyBlocks, mc!.blocks), h1 - h0]);
+      rec.dispatch(
+        scorePartialsF16Kernel({ ...mc!, sg: hpw * mc!.sgh }),
+        { ...base, ...halves, ...heads, ...runs, ...part, ...logit },
+        { qIn: qw, kIn: kw, partials: pw, logits: lw! },
+        [nPass * ceilDiv(nKeyBlocks, mc!.blocks), (h1 - h0) / hpw],
+      );
     } else {
       const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
       rec.dispatch(
@@ -84,13 +90,16 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
 
 /**
  * The matrix-unit scorePartials' config at precision 'f16' (subgroup matrices, f16Tiles not
- * false, the config fits the workgroup memory), or null: 16-row passes up to four subgroups
- * (the probe's 16 window queries take one), blocks of 64 keys, 4 blocks per workgroup.
+ * false, the config fits the workgroup memory), or null, less the subgroup count (per dispatch:
+ * sgh times the heads of one KV head that share a workgroup, up to 8 subgroups): 16-row
+ * subgroups, as many per head as cover the window up to 8 (the full window of 128 rows in one
+ * pass; the probe's 16 rows take one per head, four heads of a KV group sharing its K blocks),
+ * blocks of 32 keys, 4 blocks per workgroup.
  */
-function scoreF16Config(ctx: StageCtx, d: Dims): ScoreF16Config | null {
+function scoreF16Config(ctx: StageCtx, d: Dims): Omit<ScoreF16Config, 'sg'> | null {
   if (!ctx.features.matrix || !ctx.f16Tiles) return null;
-  const c = { sg: Math.min(4, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 64, dp: ceilDiv(d.D, 16) * 16, blocks: 4 };
-  return scoreF16SharedBytes(c) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
+  const c = { sgh: Math.min(8, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 32, dp: ceilDiv(d.D, 16) * 16, blocks: 4 };
+  return scoreF16SharedBytes({ ...c, sg: 8 }) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
 /**
