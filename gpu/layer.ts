@@ -27,6 +27,7 @@ import { GATE } from './kernels/attend.wgsl.js';
 import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
+import { prepareF16 } from './stages/attend-f16.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
@@ -178,6 +179,8 @@ export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel
     recordDense(ctx, d, t, sel, out, GATE.always, bs);
     return;
   }
+  // At f16 both branches attend the same f16 copies, and the scoring reads that of K: made here, ungated.
+  if (ctx.precision === 'f16' && !bs) prepareF16(ctx, d, t.q, t.k, t.v);
   if (plan.cost) recordProbe(ctx, plan, t);
   else recordSelection(ctx, plan, t);
   rec.mark('attend');

@@ -72,6 +72,13 @@ const SLOT = 256;
  */
 export class Recorder {
   private steps: (Step | Mark)[] = [];
+  private gatedDepth = 0;
+
+  /** Whether dispatches recorded now are gated (inside `gated`'s body): they may not run. */
+  get recordingGated(): boolean {
+    return this.gatedDepth > 0;
+  }
+
   /** Buffers of this recording (gated grids), destroyed once its work completed. */
   private owned: GPUBuffer[] = [];
 
@@ -126,7 +133,12 @@ export class Recorder {
   gated(gate: (grids: Window, words: number) => void, body: () => void): void {
     const outer = this.steps;
     this.steps = [];
-    body();
+    this.gatedDepth++;
+    try {
+      body();
+    } finally {
+      this.gatedDepth--;
+    }
     const inner = this.steps;
     this.steps = outer;
     const dispatches = inner.filter((s): s is Dispatch => s.kind === 'dispatch');

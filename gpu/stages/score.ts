@@ -8,7 +8,7 @@ import { scoreF16SharedBytes, scorePartialsF16Kernel, type ScoreF16Config } from
 import { SCORE_MEAN_STORED, SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { bm, bn, type TileConfig } from '../tiles.js';
-import { toF16 } from './attend-f16.js';
+import { f16Copy, toF16 } from './attend-f16.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
@@ -16,7 +16,8 @@ import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './co
  * the logits kept in memory where H W P floats fit ctx.scoreLogitsBytes, else two passes.
  * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
  * At precision 'f16' the logits are those of f16-rounded Q (before the scale) and K, with f32
- * sums: on the matrix units (scorePartials-f16 on f16 copies of the window's Q rows and of K)
+ * sums: on the matrix units (scorePartials-f16 on an f16 copy of the window's Q rows and the
+ * attention's f16 copy of K, f16Copy)
  * where the adapter has them and the logits are kept, else the f32 kernels rounding as they load.
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
@@ -40,8 +41,8 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     ...(logits ? [{ tensor: logits, kvDiv: 1 }] : []),
   ];
   const f16 = mc && {
-    q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, undefined, { first: d.P, n: d.W }),
-    k: toF16(ctx, d, k, mc.dp, 1, GATE.always, `${tag}score.k16`),
+    q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, { first: d.P, n: d.W }),
+    k: f16Copy(ctx, d, k, 1, 'f16.k'),
   };
   if (f16) uses.splice(0, 2, { tensor: f16.q, kvDiv: 1 }, { tensor: f16.k, kvDiv: d.G });
   for (const [h0, h1] of headChunks(d.H, uses, lim)) {
