@@ -181,8 +181,9 @@ for (const s of shapes) ok = (await check(s)) && ok;
 // probe's 16 rows; 32-key blocks, 4 per workgroup) and neighbours.
 for (const L of a.time ? a.time.split(',').map(Number) : []) {
   for (const W of [128, 16]) {
-    for (const cfg of [{}, { blocks: 2 }, { blocks: 8 }, { bn: 64 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
-      const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg });
+    for (const cfg of [{}, { blocks: 1 }, { blocks: 2 }, { blocks: 8 }, { bn: 64 }, { bn: 64, blocks: 2 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
+      const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg }).catch((e) => (console.log(`skip ${JSON.stringify(cfg)}: ${e.message}`), null));
+      if (!pr) continue;
       const t = [];
       for (let r = 0; r < 6; r++) t.push(await pr.run(20));
       pr.destroy();

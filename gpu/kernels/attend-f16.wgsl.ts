@@ -192,14 +192,23 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
   const keyStart = (kt: string) => (blk ? `keyStart(listAt, ${kt})` : `(${kt}) * BN`);
   const slot = (i: number, f: (e: string) => string) =>
     `    { let e = lid + ${i * 32 * c.sg}u; if (e < BN * DP4) { ${f('e')} } }`;
+  // Gathered with prefetch: slot i's row of the next tile waits in ip_i (loaded a tile ahead), so a
+  // tile's K/V loads do not wait on its index loads.
+  const pipelined = g && c.prefetch === true;
   const fetch = (k0: string) =>
-    unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[${at4('kb', k0, e)}]; vp${i} = vIn[${at4('vb', k0, e)}];`));
+    pipelined
+      ? unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[(kb + ip${i} * DP) / 4u + ${e} % DP4]; vp${i} = vIn[(vb + ip${i} * DP) / 4u + ${e} % DP4];`))
+      : unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[${at4('kb', k0, e)}]; vp${i} = vIn[${at4('vb', k0, e)}];`));
+  const index = (k0: string) => unroll(slots, (i) => slot(i, (e) => `ip${i} = rowAt(min(${k0} + ${e} / DP4, n - 1u));`));
   const stage = c.prefetch
     ? `    workgroupBarrier();
 ${unroll(slots, (i) => slot(i, (e) => put(e, `kp${i}`, `vp${i}`)))}
     workgroupBarrier();
     if (kt + 1u < nKeyTiles) {
-${fetch(keyStart('kt + 1u'))}
+${fetch(keyStart('kt + 1u'))}${pipelined ? `
+      if (kt + 2u < nKeyTiles) {
+${index(keyStart('kt + 2u'))}
+      }` : ''}
     }`
     : `    workgroupBarrier();
     for (var e = lid; e < BN * DP4; e = e + THREADS) {
@@ -284,7 +293,10 @@ ${
   let nKeyTiles = (counts[head * nb + qBlock] - 1u) * TPB + (lastKey - qBlock * BLK) / BN + 1u;`
     : '  let nKeyTiles = lastKey / BN + 1u;'
 }
-${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();`)}\n${fetch(keyStart('0u'))}` : ''}
+${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();${pipelined ? `\n  var ip${i} = 0u;` : ''}`)}
+${pipelined ? index(keyStart('0u')) : ''}
+${fetch(keyStart('0u'))}
+${pipelined ? `  if (nKeyTiles > 1u) {\n${index(keyStart('1u'))}\n  }` : ''}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = ${keyStart('kt')};
 ${stage}
