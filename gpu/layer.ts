@@ -179,8 +179,8 @@ export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel
     recordDense(ctx, d, t, sel, out, GATE.always, bs);
     return;
   }
-  // At f16 both branches attend the same f16 copies, and the scoring reads that of K: made here, ungated.
-  if (ctx.precision === 'f16' && !bs) prepareF16(ctx, d, t.q, t.k, t.v);
+  // At f16 the scoring and the dense branch read one f16 copy of K: made here, ungated.
+  if (ctx.precision === 'f16') prepareF16(ctx, d, t.k);
   if (plan.cost) recordProbe(ctx, plan, t);
   else recordSelection(ctx, plan, t);
   rec.mark('attend');

@@ -76,7 +76,7 @@ async function readBack(b, n) {
 }
 
 /** One problem: f16 window Q [H][Wr][DP] and K [Hkv][Lr][DP] (random, scaled by `mag`), the kernel's buffers and dispatch. */
-async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), bn = 32, blocks = 4, mag = 1 }) {
+async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), bn = 32, blocks = sgh === 8 ? 8 : 4, mag = 1 }) {
   // The stage's choice (stages/score.ts): as many heads of a KV group per workgroup as fit 8 subgroups.
   const hpw = [8, 4, 2, 1].find((n) => n * sgh <= 8 && (H / Hkv) % n === 0);
   const c = { sg: hpw * sgh, sgh, bn, dp: Math.ceil(D / 16) * 16, blocks };
@@ -178,10 +178,10 @@ for (const s of shapes) ok = (await check(s)) && ok;
 
 // Device time of each config (dispatches repeated in one pass, so the clocks stay up): the stage's
 // default (8 subgroups per head for the 128-row window, a subgroup per head of a KV group for the
-// probe's 16 rows; 32-key blocks, 4 per workgroup) and neighbours.
+// probe's 16 rows; 32-key blocks, 8 per workgroup for the window, 4 for the probe) and neighbours.
 for (const L of a.time ? a.time.split(',').map(Number) : []) {
   for (const W of [128, 16]) {
-    for (const cfg of [{}, { blocks: 1 }, { blocks: 2 }, { blocks: 8 }, { bn: 64 }, { bn: 64, blocks: 2 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
+    for (const cfg of [{}, { blocks: 1 }, { blocks: 2 }, { blocks: 4 }, { blocks: 8 }, { blocks: 16 }, { bn: 64 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
       const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg }).catch((e) => (console.log(`skip ${JSON.stringify(cfg)}: ${e.message}`), null));
       if (!pr) continue;
       const t = [];

@@ -12,10 +12,9 @@
  *
  * One workgroup per (query tile of ROWS rows, head), one invocation per query
  * row: its Q' row and O accumulator (DP/4 vec4s each, unrolled) live in registers; K and
- * V tiles of KEYS keys are staged in workgroup memory as vec4<f16>. The gathered variant reads
- * row r of each head as row indices[h][r] of the full tensors (a sparse layer's kept rows).
+ * V tiles of KEYS keys are staged in workgroup memory as vec4<f16>.
  */
-import { GATHER_PARAMS, gatePrologue, ROW_AT_INIT, rowAtWgsl } from './attend.wgsl.js';
+import { gatePrologue } from './attend.wgsl.js';
 import { ATTEND_F16_BINDINGS, ATTEND_F16_PARAMS } from './attend-f16.wgsl.js';
 import { read, variants, type Kernel } from './kernel.js';
 import { unroll } from './params.js';
@@ -24,20 +23,17 @@ import { unroll } from './params.js';
 export const PLAIN_ROWS = 64;
 const KEYS = 32;
 
-/**
- * The plain f16 attend kernel for padded head dimension `dp` (contract); `gathered`: over each
- * head's kept rows of the full f16 tensors (indices [H][L], as attendGathered in attend.wgsl.ts).
- */
+/** The plain f16 attend kernel for padded head dimension `dp` (contract). */
 export const attendF16PlainKernel = variants(
-  (a: { dp: number; gathered: boolean }) => `attend-f16-plain${a.gathered ? '-gathered' : ''}:${a.dp}`,
-  ({ dp, gathered }: { dp: number; gathered: boolean }, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'indices'> => ({
-    name: gathered ? 'attend-f16-plain-gathered' : 'attend-f16-plain',
+  (dp: number) => `attend-f16-plain:${dp}`,
+  (dp: number, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name']> => ({
+    name: 'attend-f16-plain',
     key,
-    params: gathered ? [...ATTEND_F16_PARAMS, ...GATHER_PARAMS] : ATTEND_F16_PARAMS,
-    bindings: gathered ? [...ATTEND_F16_BINDINGS, read('indices', 'u32')] : ATTEND_F16_BINDINGS,
+    params: ATTEND_F16_PARAMS,
+    bindings: ATTEND_F16_BINDINGS,
     workgroupSize: PLAIN_ROWS,
     enable: ['f16'],
-    source: () => plainSource(dp, PLAIN_ROWS, KEYS, undefined, gathered),
+    source: () => plainSource(dp, PLAIN_ROWS, KEYS),
   }),
 );
 
@@ -64,7 +60,7 @@ export const attendF16PlainBlocksKernel = variants(
   }),
 );
 
-function plainSource(dp: number, rows: number, keys: number, B?: number, gathered = false): string {
+function plainSource(dp: number, rows: number, keys: number, B?: number): string {
   const dp4 = dp / 4;
   return `const ROWS: u32 = ${rows}u;
 const KEYS: u32 = ${keys}u;
@@ -74,7 +70,6 @@ var<workgroup> vs: array<vec4<f16>, ${keys * dp4}>;
 ${B ? `const BLK: u32 = ${B}u;
 const TPB: u32 = BLK / KEYS;
 fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * KEYS; }` : ''}
-${rowAtWgsl(gathered)}
 
 /**
  * x >= 0 rounded to f16's 11-bit significand (nearest even) with integer operations: lavapipe
@@ -97,9 +92,7 @@ ${gatePrologue()}
   let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
   let kb = (p.kBase + kvOff) / 4u;
   let vb = (p.vBase + kvOff) / 4u;
-${gathered ? ROW_AT_INIT : ''}
-  // Rows past n (the last tile's) read row n - 1 and are not written.
-  let qb = (p.qBase + wg.y * p.qHeadStride) / 4u + rowAt(min(row, n - 1u)) * DP4;
+  let qb = (p.qBase + wg.y * p.qHeadStride) / 4u + row * DP4;
 ${unroll(dp4, (d) => `  let q${d} = vec4<f32>(qIn[qb + ${d}u]);\n  var o${d} = vec4<f32>(0.0);`)}
   var m = -1.0e30;
   var l = 0.0;
@@ -112,9 +105,8 @@ ${B ? `  let qBlock = t0 / BLK;
     let k0 = ${B ? 'keyStart(listAt, kt)' : 'kt * KEYS'};
     workgroupBarrier();
     for (var e = tid; e < KEYS * DP4; e = e + ROWS) {
-      let at = rowAt(min(k0 + e / DP4, n - 1u)) * DP4 + e % DP4;
-      ks[e] = kIn[kb + at];
-      vs[e] = vIn[vb + at];
+      ks[e] = kIn[kb + k0 * DP4 + e];
+      vs[e] = vIn[vb + k0 * DP4 + e];
     }
     workgroupBarrier();
     let last = min(KEYS, row + 1u - min(row + 1u, k0));

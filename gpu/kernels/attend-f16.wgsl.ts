@@ -34,12 +34,10 @@
  * two rescale flags. Storage is read as vec4<f16> (16-byte loads).
  * Lane t of a subgroup does the softmax of row t / 2, columns (t % 2) * BN/2 ..
  * Tiles run heaviest first; key tiles past the diagonal are skipped.
- * The gathered variant (a sparse layer's kept rows, in place): row r of head h is row
- * indices[h][r] of the full f16 tensors, as attendGathered (attend.wgsl.ts) in f32.
  */
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
-import { ATTEND_LAYOUT_PARAMS, GATHER_PARAMS, gatePrologue, ROW_AT_INIT, rowAtWgsl } from './attend.wgsl.js';
+import { ATTEND_LAYOUT_PARAMS, gatePrologue } from './attend.wgsl.js';
 
 /** Rows of every f16-layout tensor are padded (with zeros) to a multiple of this. */
 export const ROW_ALIGN = 128;
@@ -72,11 +70,6 @@ export interface F16MatrixConfig {
    * attendBlocks); 16 * sg and bn divide it.
    */
   blocks?: number;
-  /**
-   * Gathered mode (a sparse layer): row r of each head is row indices[h][r] of the full f16
-   * tensors (GATHER_PARAMS in attend.wgsl.ts), K and V of kv head h / kvDiv; Q staged (no vecQ).
-   */
-  gathered?: boolean;
 }
 
 /** The f16 kernels take Q pre-scaled (to-f16.wgsl.ts), so no `scale`. */
@@ -110,18 +103,14 @@ export const ATTEND_F16_BINDINGS = [
 ] as const;
 
 const configKey = (c: F16MatrixConfig) =>
-  `attend-f16${c.blocks ? '-blocks' : ''}${c.gathered ? '-gathered' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}`;
+  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}`;
 
 /** The subgroup-matrix attend kernel of a config (contract; WGSL generated once per key). */
-export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists' | 'indices'> => ({
-  name: c.blocks ? 'attend-f16-blocks' : c.gathered ? 'attend-f16-gathered' : 'attend-f16',
+export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists'> => ({
+  name: c.blocks ? 'attend-f16-blocks' : 'attend-f16',
   key,
-  params: c.gathered ? [...ATTEND_F16_PARAMS, ...GATHER_PARAMS] : ATTEND_F16_PARAMS,
-  bindings: c.blocks
-    ? [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')]
-    : c.gathered
-      ? [...ATTEND_F16_BINDINGS, read('indices', 'u32')]
-      : ATTEND_F16_BINDINGS,
+  params: ATTEND_F16_PARAMS,
+  bindings: c.blocks ? [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')] : ATTEND_F16_BINDINGS,
   workgroupSize: 32 * c.sg,
   enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
   directives: ['diagnostic(off, chromium.subgroup_matrix_uniformity)'],
@@ -182,33 +171,21 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
       : `let at = (${e} / DP4) * KST + 4u * (${e} % DP4);
       ks[at] = ${kx}.x; ks[at + 1u] = ${kx}.y; ks[at + 2u] = ${kx}.z; ks[at + 3u] = ${kx}.w;
       vs[at] = ${vx}.x; vs[at + 1u] = ${vx}.y; vs[at + 2u] = ${vx}.z; vs[at + 3u] = ${vx}.w;`;
-  // Row rows of the K/V tile at k0 (gathered: through the selection; rows past n read row n - 1, masked).
-  const g = c.gathered === true;
-  const at4 = (base: string, k0: string, e: string) =>
-    g ? `(${base} + rowAt(min(${k0} + ${e} / DP4, n - 1u)) * DP) / 4u + ${e} % DP4` : `(${base} + (${k0} + ${e} / DP4) * DP) / 4u + ${e} % DP4`;
+  const at4 = (base: string, k0: string, e: string) => `(${base} + (${k0} + ${e} / DP4) * DP) / 4u + ${e} % DP4`;
   const slots = Math.ceil((c.bn * (c.dp / 4)) / (32 * c.sg));
   // The first key of key tile `kt`: kt * BN, or in block mode the tile's place in its block list.
   const blk = c.blocks !== undefined;
   const keyStart = (kt: string) => (blk ? `keyStart(listAt, ${kt})` : `(${kt}) * BN`);
   const slot = (i: number, f: (e: string) => string) =>
     `    { let e = lid + ${i * 32 * c.sg}u; if (e < BN * DP4) { ${f('e')} } }`;
-  // Gathered with prefetch: slot i's row of the next tile waits in ip_i (loaded a tile ahead), so a
-  // tile's K/V loads do not wait on its index loads.
-  const pipelined = g && c.prefetch === true;
   const fetch = (k0: string) =>
-    pipelined
-      ? unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[(kb + ip${i} * DP) / 4u + ${e} % DP4]; vp${i} = vIn[(vb + ip${i} * DP) / 4u + ${e} % DP4];`))
-      : unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[${at4('kb', k0, e)}]; vp${i} = vIn[${at4('vb', k0, e)}];`));
-  const index = (k0: string) => unroll(slots, (i) => slot(i, (e) => `ip${i} = rowAt(min(${k0} + ${e} / DP4, n - 1u));`));
+    unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[${at4('kb', k0, e)}]; vp${i} = vIn[${at4('vb', k0, e)}];`));
   const stage = c.prefetch
     ? `    workgroupBarrier();
 ${unroll(slots, (i) => slot(i, (e) => put(e, `kp${i}`, `vp${i}`)))}
     workgroupBarrier();
     if (kt + 1u < nKeyTiles) {
-${fetch(keyStart('kt + 1u'))}${pipelined ? `
-      if (kt + 2u < nKeyTiles) {
-${index(keyStart('kt + 2u'))}
-      }` : ''}
+${fetch(keyStart('kt + 1u'))}
     }`
     : `    workgroupBarrier();
     for (var e = lid; e < BN * DP4; e = e + THREADS) {
@@ -218,14 +195,14 @@ ${index(keyStart('kt + 2u'))}
     }
     workgroupBarrier();`;
   // Q fragments: straight from storage (vecQ), or NS at a time through the subgroup's P region.
-  const qLoad = c.vecQ && !g
+  const qLoad = c.vecQ
     ? unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)
     : chunks
         .map(
           (fs) => `  for (var e = lane; e < ${fs.length * 64}u; e = e + 32u) {
     let qr = e / ${fs.length * 4}u;
     let qc = e % ${fs.length * 4}u;
-    let x = qIn[(${g ? 'qh + rowAt(min(q0 + sg * 16u + qr, n - 1u)) * DP' : 'qb + qr * DP'}) / 4u + ${fs[0] * 4}u + qc];
+    let x = qIn[(qb + qr * DP) / 4u + ${fs[0] * 4}u + qc];
     let at = pBase + qr * PST + 4u * qc;
     pw[at] = x.x; pw[at + 1u] = x.y; pw[at + 2u] = x.z; pw[at + 3u] = x.w;
   }
@@ -253,7 +230,6 @@ var<workgroup> ks: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, $
 var<workgroup> vs: array<${v ? `vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}` : `f16, ${c.bn * (c.dp + 8)}`}>;
 var<workgroup> aw: array<f32, ${c.sg * 16}>;
 var<workgroup> flags: array<u32, 4>;
-${g ? rowAtWgsl(true) : ''}
 ${blk ? `const BLK: u32 = ${c.blocks}u;
 const TPB: u32 = BLK / BN;
 fn keyStart(at: u32, kt: u32) -> u32 { return lists[at + kt / TPB] * BLK + (kt % TPB) * BN; }
@@ -271,9 +247,7 @@ ${gatePrologue()}
   let r = ${solo ? 'lane % 16u' : 'lane / 2u'};
   let hc = ${solo ? '0u' : 'lane % 2u'};
   let row = q0 + sg * 16u + r;
-${g ? ROW_AT_INIT : ''}
-  let qh = p.qBase + wg.y * p.qHeadStride;
-  let qb = qh + (q0 + sg * 16u) * DP;
+  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;
   let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
   let kb = p.kBase + kvOff;
   let vb = p.vBase + kvOff;
@@ -293,10 +267,7 @@ ${
   let nKeyTiles = (counts[head * nb + qBlock] - 1u) * TPB + (lastKey - qBlock * BLK) / BN + 1u;`
     : '  let nKeyTiles = lastKey / BN + 1u;'
 }
-${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();${pipelined ? `\n  var ip${i} = 0u;` : ''}`)}
-${pipelined ? index(keyStart('0u')) : ''}
-${fetch(keyStart('0u'))}
-${pipelined ? `  if (nKeyTiles > 1u) {\n${index(keyStart('1u'))}\n  }` : ''}` : ''}
+${c.prefetch ? `${unroll(slots, (i) => `  var kp${i} = vec4<f16>();\n  var vp${i} = vec4<f16>();`)}\n${fetch(keyStart('0u'))}` : ''}
   for (var kt = 0u; kt < nKeyTiles; kt = kt + 1u) {
     let k0 = ${keyStart('kt')};
 ${stage}

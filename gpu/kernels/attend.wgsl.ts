@@ -77,24 +77,6 @@ export const ATTEND_LAYOUT_PARAMS: ParamFields = [
   ['gate', 'u32'],
 ];
 
-/**
- * The gathered variants' selection (attendGathered here, and the f16 kernels'): indices [H][L]
- * u32 at `idxBase`, head stride `idxHeadStride`; `rowAt(r)` is the full tensors' row of this
- * workgroup's head's kept row r (the identity when not gathered), after ROW_AT_INIT in main.
- */
-export const GATHER_PARAMS: ParamFields = [
-  ['idxBase', 'u32'],
-  ['idxHeadStride', 'u32'],
-];
-export function rowAtWgsl(gathered: boolean): string {
-  return gathered
-    ? `var<private> idxHead: u32;
-/** The full tensors' row of this head's kept row r. */
-fn rowAt(r: u32) -> u32 { return indices[idxHead + r]; }`
-    : `fn rowAt(r: u32) -> u32 { return r; }`;
-}
-export const ROW_AT_INIT = '  idxHead = p.idxBase + wg.y * p.idxHeadStride;';
-
 const attendBindings = (c: TileConfig) =>
   [read('qIn', ioType(c)), read('kIn', ioType(c)), read('vIn', ioType(c)), write('oOut', ioType(c)), read('state', 'u32')] as const;
 
@@ -111,7 +93,7 @@ export const attendKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn'
 export const attendGatheredKernel = variants(tileKey, (c: TileConfig, key): Kernel<'qIn' | 'kIn' | 'vIn' | 'oOut' | 'state' | 'indices'> => ({
   name: 'attendGathered',
   key: `attendGathered:${key}`,
-  params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32'], ...GATHER_PARAMS],
+  params: [...ATTEND_LAYOUT_PARAMS, ['scale', 'f32'], ['idxBase', 'u32'], ['idxHeadStride', 'u32']],
   bindings: [...attendBindings(c), read('indices', 'u32')],
   workgroupSize: threads(c),
   source: () => attendSource(c, undefined, true),
@@ -184,7 +166,13 @@ ${load4Fn('kIn', c)}
 ${load4Fn('vIn', c)}
 ${B ? keyStartWgsl(B) : ''}
 
-${rowAtWgsl(gathered)}
+${
+  gathered
+    ? `var<private> idxHead: u32;
+/** The full tensors' row of this head's kept row r. */
+fn rowAt(r: u32) -> u32 { return indices[idxHead + r]; }`
+    : `fn rowAt(r: u32) -> u32 { return r; }`
+}
 
 /** Q[row][col .. col+4) * scale, zero outside n rows and dim columns. */
 fn loadQ4(base: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
@@ -205,7 +193,7 @@ ${gatePrologue()}
   let kBase = p.kBase + kvOff;
   let vBase = p.vBase + kvOff;
   let oBase = p.oBase + wg.y * p.oHeadStride;
-${gathered ? ROW_AT_INIT : ''}
+${gathered ? '  idxHead = p.idxBase + wg.y * p.idxHeadStride;' : ''}
   let tx = tid % NX;
   let ty = tid / NX;
 

@@ -7,12 +7,19 @@
  * scale before the product), K and V 1. n is p.n, or L' from the layer state
  * when the gate says sparse (GATE in attend.wgsl.ts: the kernel then runs only
  * if the state's mode matches).
- * Layout: src [h][row][dim] f32 (`srcBase`, `srcHeadStride` in floats), dst
+ * The gathered variant (gather-to-f16) is gather (gather.wgsl.ts) and to-f16
+ * in one pass, for the compact rows of a sparse layer:
+ *   dst[h][r][c] = f16(src[h / kvDiv][indices[h][r]][c] * scale)  for r < n,
+ * the same values as the f32 compact copy converted, without the copy.
+ * Layout: src [h][row][dim] f32 (`srcBase`, `srcHeadStride` in floats; with
+ * gathering [srcHead][L][dim] from head src0 on, read by query head
+ * h0 + wg.y), indices [h][L] u32 (`idxBase`, `idxHeadStride`), dst
  * [h][row][DP] as vec4<f16> (`dstBase`, `dstHeadStride` in vec4s); one
  * invocation per destination vec4, workgroups (blocks of 256 vec4s, head).
  */
 import { gatePrologue } from './attend.wgsl.js';
-import { read, write, type Kernel } from './kernel.js';
+import { DIVU_WGSL } from './divu.wgsl.js';
+import { read, variants, write, type Kernel } from './kernel.js';
 import type { ParamFields } from './params.js';
 
 const PARAMS: ParamFields = [
@@ -27,14 +34,30 @@ const PARAMS: ParamFields = [
   ['gate', 'u32'],
   ['scale', 'f32'],
 ];
-export const TO_F16: Kernel<'state' | 'src' | 'dst'> = {
-  name: 'to-f16',
-  key: 'to-f16',
-  params: PARAMS,
-  bindings: [read('state', 'u32'), read('src', 'f32'), write('dst', 'vec4<f16>')],
-  workgroupSize: 256,
-  enable: ['f16'],
-  source: () => `
+const GATHER_PARAMS: ParamFields = [
+  ['h0', 'u32'],
+  ['kvDiv', 'u32'],
+  ['src0', 'u32'],
+  ['idxBase', 'u32'],
+  ['idxHeadStride', 'u32'],
+];
+
+/** The f32 row `r` of this workgroup's head as read: in place, or through the selection. */
+const ROW = {
+  plain: 'p.srcBase + wg.y * p.srcHeadStride + r * p.dim',
+  gathered: 'p.srcBase + (divu(p.h0 + wg.y, p.kvDiv) - p.src0) * p.srcHeadStride + indices[p.idxBase + wg.y * p.idxHeadStride + r] * p.dim',
+};
+
+export const toF16Kernel = variants(
+  (o: { gathered: boolean }) => (o.gathered ? 'gather-to-f16' : 'to-f16'),
+  (o, key): Kernel<'state' | 'src' | 'dst' | 'indices'> => ({
+    name: key,
+    key,
+    params: o.gathered ? [...PARAMS, ...GATHER_PARAMS] : PARAMS,
+    bindings: [read('state', 'u32'), read('src', 'f32'), write('dst', 'vec4<f16>'), ...(o.gathered ? [read('indices', 'u32')] : [])],
+    workgroupSize: 256,
+    enable: ['f16'],
+    source: () => `${o.gathered ? DIVU_WGSL : ''}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${gatePrologue()}
@@ -44,7 +67,7 @@ ${gatePrologue()}
   let c = 4u * (e % p.dp4);
   var x = vec4<f32>(0.0);
   if (r < n) {
-    let at = p.srcBase + wg.y * p.srcHeadStride + r * p.dim + c;
+    let at = ${o.gathered ? ROW.gathered : ROW.plain} + c;
     if (c < p.dim) { x.x = src[at]; }
     if (c + 1u < p.dim) { x.y = src[at + 1u]; }
     if (c + 2u < p.dim) { x.z = src[at + 2u]; }
@@ -53,4 +76,5 @@ ${gatePrologue()}
   dst[p.dstBase + wg.y * p.dstHeadStride + e] = vec4<f16>(x * p.scale);
 }
 `,
-};
+  }),
+);

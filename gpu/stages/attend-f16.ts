@@ -1,32 +1,31 @@
 /**
- * attend at precision 'f16': Q, K, V in the f16 layout (to-f16.wgsl.ts; Q scaled by 1/sqrt(D)
- * before rounding), converted once per call (f16Copy: the layer converts them before its gated
- * branches, and the scoring reads the same K), then causal attention with the plain f16 kernel
- * (attend-f16-plain.wgsl.ts), or on the matrix units (attend-f16.wgsl.ts, same numerics) where
- * f16Attend says; a sparse layer attends its kept rows of the full copies in place (the kernels'
- * gathered variants). Output O [H][L][D] f32 as the f32 attend.
+ * attend at precision 'f16': Q, K, V converted to the f16 layout (to-f16.wgsl.ts; Q scaled by
+ * 1/sqrt(D) before rounding; on a sparse layer the conversion gathers each head's kept rows
+ * itself; K of a layer once per call, f16Copy, shared with the scoring), then causal attention
+ * with the plain f16 kernel (attend-f16-plain.wgsl.ts), or on the matrix units
+ * (attend-f16.wgsl.ts, same numerics) where f16Attend says; output O [H][L][D] f32 as the f32
+ * attend.
  */
 import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig } from '../kernels/attend-f16.wgsl.js';
 import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
 import type { Kernel } from '../kernels/kernel.js';
 import { listWindows, type BlockLists } from './block-select.js';
-import { TO_F16 } from '../kernels/to-f16.wgsl.js';
+import { toF16Kernel } from '../kernels/to-f16.wgsl.js';
 import { GATE } from '../kernels/attend.wgsl.js';
-import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
+import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
 import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
- * The f16 attend kernel this context runs for head dimension D (`gathered`: its variant over
- * each head's kept rows), and its query rows per workgroup:
+ * The f16 attend kernel this context runs for head dimension D, and its query rows per workgroup:
  * the subgroup-matrix kernel where the adapter has subgroup matrices (unless the backend option
  * f16Tiles is false) and its config fits the workgroup memory, else the plain f16 kernel.
  */
-export function f16Attend(ctx: StageCtx, D: number, gathered = false) {
+export function f16Attend(ctx: StageCtx, D: number) {
   const dp = ceilDiv(D, 16) * 16;
   const c = matrixConfig(ctx, dp);
-  if (c) return { kernel: attendF16Kernel(gathered ? { ...c, gathered } : c) as Kernel, rows: 16 * c.sg, dp };
-  return { kernel: attendF16PlainKernel({ dp, gathered }) as Kernel, rows: PLAIN_ROWS, dp };
+  if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
+  return { kernel: attendF16PlainKernel(dp) as Kernel, rows: PLAIN_ROWS, dp };
 }
 
 /**
@@ -55,27 +54,34 @@ export function attendKernelName(ctx: StageCtx, D: number, blockSize?: number): 
 
 /**
  * src (f32, `src.heads` heads of L rows) into a new f16-layout tensor; n rows (or L' when gated
- * sparse). With `span`, rows span.first .. + span.n of each head (the scoring's window
- * queries), else rows 0 .. L.
+ * sparse). With `rows`, the kept rows of each query head instead (gather and conversion in one
+ * pass): src's heads are then shared by rows.kvDiv query heads, the copy has d.H. With `span`,
+ * rows span.first .. + span.n of each head (the scoring's window queries), else rows 0 .. L.
  */
-export function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string, span: RowSpan = { first: 0, n: d.L }): HeadTensor {
+export function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale: number, gate: number, name: string, rows?: GatheredRows, span: RowSpan = { first: 0, n: d.L }): HeadTensor {
   const { rec, lim } = ctx;
   const padded = ceilDiv(span.n, ROW_ALIGN) * ROW_ALIGN;
-  const dst = ctx.pool.heads(name, src.heads, (padded * dp) / 2, STORAGE_USAGE);
+  const heads = rows ? d.H : src.heads;
+  const dst = ctx.pool.heads(name, heads, (padded * dp) / 2, STORAGE_USAGE);
   const state = stateWindow(ctx);
+  const kernel = toF16Kernel({ gathered: !!rows });
   const uses = [
-    { tensor: src, kvDiv: 1 },
+    { tensor: src, kvDiv: rows?.kvDiv ?? 1 },
     { tensor: dst, kvDiv: 1 },
+    ...(rows ? [{ tensor: rows.indices, kvDiv: 1 }] : []),
   ];
-  for (const [h0, h1] of headChunks(src.heads, uses, lim)) {
-    const sw = headWindow(src, h0, h1, lim.align);
+  for (const [h0, h1] of headChunks(heads, uses, lim)) {
+    const sw = sharedWindow(src, h0, h1, rows?.kvDiv ?? 1, lim.align);
     const dw = headWindow(dst, h0, h1, lim.align);
+    const iw = rows ? headWindow(rows.indices, h0, h1, lim.align) : null;
+    const gathering: Record<string, number> = iw ? { h0, kvDiv: rows!.kvDiv, src0: sw.first, idxBase: iw.base, idxHeadStride: rows!.indices.headElems } : {};
     rec.dispatch(
-      TO_F16,
-      { n: span.n, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base + span.first * d.D, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale },
-      { state, src: sw, dst: dw },
-      [ceilDiv((padded * dp) / 4, TO_F16.workgroupSize), h1 - h0],
-      `${TO_F16.name} ${name}`,
+      kernel,
+      { n: span.n, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base + span.first * d.D, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale, ...gathering },
+      // The gathered variant alone binds `indices` (the recorder checks the names against the kernel's).
+      { state, src: sw, dst: dw, ...(iw ? { indices: iw } : {}) } as Record<'state' | 'src' | 'dst' | 'indices', Window>,
+      [ceilDiv((padded * dp) / 4, kernel.workgroupSize), h1 - h0],
+      `${kernel.name} ${name}`,
     );
   }
   return dst;
@@ -87,26 +93,30 @@ interface RowSpan {
   n: number;
 }
 
+/** The kept rows of each query head (attendF16's `rows`): the selection's indices, over source heads shared by kvDiv query heads. */
+interface GatheredRows {
+  indices: HeadTensor;
+  kvDiv: number;
+}
+
 /**
- * The f16 copy of a whole tensor for the attention and the scoring (Q scale 1/sqrt(D), K and V
- * 1), converted once per call (GATE.always) and shared by every later use. The layer makes them
- * before its gated branches (prepareF16): a copy first recorded inside one would not exist
- * where that branch is skipped, so that is an error.
+ * The f16 copy of a whole tensor (scale 1: a layer's K), converted once per call (GATE.always)
+ * and shared by every later use: the probe, the scoring (stages/score.ts) and the dense
+ * attention. The layer makes it before its gated branches (prepareF16): a copy first recorded
+ * inside one would not exist where that branch is skipped, so that is an error.
  */
-export function f16Copy(ctx: StageCtx, d: Dims, src: HeadTensor, scale: number, name: string): HeadTensor {
+export function f16Copy(ctx: StageCtx, d: Dims, src: HeadTensor, name: string): HeadTensor {
   const hit = ctx.f16Copies.get(src);
-  if (hit && hit.scale === scale) return hit.tensor;
+  if (hit) return hit;
   if (ctx.rec.recordingGated) throw new Error(`f16 copy ${name} first recorded in a gated branch: convert it before (prepareF16)`);
-  const tensor = toF16(ctx, d, src, ceilDiv(d.D, 16) * 16, scale, GATE.always, name);
-  ctx.f16Copies.set(src, { scale, tensor });
+  const tensor = toF16(ctx, d, src, ceilDiv(d.D, 16) * 16, 1, GATE.always, name);
+  ctx.f16Copies.set(src, tensor);
   return tensor;
 }
 
-/** The f16 copies of a layer's Q, K, V (f16Copy), recorded now. */
-export function prepareF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor): void {
-  f16Copy(ctx, d, q, 1 / Math.sqrt(d.D), 'f16.q');
-  f16Copy(ctx, d, k, 1, 'f16.k');
-  f16Copy(ctx, d, v, 1, 'f16.v');
+/** The f16 copy of a layer's K (f16Copy), recorded now. */
+export function prepareF16(ctx: StageCtx, d: Dims, k: HeadTensor): void {
+  f16Copy(ctx, d, k, 'f16.k');
 }
 
 /** attendBlocks at precision 'f16': the block mode of the subgroup-matrix kernel where it runs, else of the plain one. */
@@ -119,32 +129,33 @@ function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
 
 /**
  * attend (stages/attend.ts) at precision 'f16'; with `blocks`, over each (head, query block) list
- * only (on the given tensors, converted under `gate`: XAttention's compact copies). With
- * `indices` (a sparse layer's selection, gated sparse): q, k, v are the full tensors and each
- * head attends over its kept rows of their f16 copies in place.
+ * only. With `indices` (a sparse layer's selection, gated sparse): q, k, v are the full tensors
+ * and each head attends over its kept rows, gathered by the conversion (no f32 compact copies;
+ * per-head copies ran faster on an H200 than reading the kept rows of full f16 copies in place).
+ * Dense on a layer's full K (no blocks): its f16Copy.
  */
 export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
   const { rec, lim } = ctx;
-  const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D, indices !== undefined);
-  const scale = 1 / Math.sqrt(d.D);
-  const [q16, k16, v16] = blocks
-    ? [toF16(ctx, d, q, dp, scale, gate, `f16.q.${gate}`), toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`), toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`)]
-    : [f16Copy(ctx, d, q, scale, 'f16.q'), f16Copy(ctx, d, k, 1, 'f16.k'), f16Copy(ctx, d, v, 1, 'f16.v')];
+  const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D);
+  // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
+  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
+  const k16 = indices ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, { indices, kvDiv }) : blocks ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`) : f16Copy(ctx, d, k, 'f16.k');
+  const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
+  // Gathered copies have a row set per query head.
+  const kvOf16 = indices ? 1 : kvDiv;
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
   const uses = [
     { tensor: q16, kvDiv: 1 },
-    { tensor: k16, kvDiv },
-    { tensor: v16, kvDiv },
+    { tensor: k16, kvDiv: kvOf16 },
+    { tensor: v16, kvDiv: kvOf16 },
     { tensor: o, kvDiv: 1 },
-    ...(indices ? [{ tensor: indices, kvDiv: 1 }] : []),
   ];
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
     const qw = headWindow(q16, h0, h1, lim.align);
-    const kw = sharedWindow(k16, h0, h1, kvDiv, lim.align);
-    const vw = sharedWindow(v16, h0, h1, kvDiv, lim.align);
+    const kw = sharedWindow(k16, h0, h1, kvOf16, lim.align);
+    const vw = sharedWindow(v16, h0, h1, kvOf16, lim.align);
     const ow = headWindow(o, h0, h1, lim.align);
-    const iw = indices ? headWindow(indices, h0, h1, lim.align) : null;
     rec.dispatch(
       kernel,
       {
@@ -158,12 +169,11 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         kvHeadStride: 2 * k16.headElems,
         oHeadStride: o.headElems,
         h0,
-        kvDiv,
+        kvDiv: kvOf16,
         kv0: kw.first,
         gate,
-        ...(iw ? { idxBase: iw.base, idxHeadStride: indices!.headElems } : {}),
       },
-      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks), ...(iw ? { indices: iw } : {}) },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
       [ceilDiv(d.L, rows), h1 - h0],
     );
   }

@@ -54,7 +54,7 @@ export interface StageCtx extends GpuCtx {
   rec: Recorder;
   precision: Precision;
   /** The call's f16 copies of whole tensors by source (stages/attend-f16.ts f16Copy). */
-  f16Copies: Map<HeadTensor, { scale: number; tensor: HeadTensor }>;
+  f16Copies: Map<HeadTensor, HeadTensor>;
 }
 
 /** Shape of one call: H, Hkv, D, L, window W, prefix P = L - W, group G = H / Hkv. */

@@ -17,7 +17,7 @@ import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './co
  * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
  * At precision 'f16' the logits are those of f16-rounded Q (before the scale) and K, with f32
  * sums: on the matrix units (scorePartials-f16 on an f16 copy of the window's Q rows and the
- * attention's f16 copy of K, f16Copy)
+ * layer's f16 copy of K, f16Copy, which its dense attention reads too)
  * where the adapter has them and the logits are kept, else the f32 kernels rounding as they load.
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
@@ -41,8 +41,8 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     ...(logits ? [{ tensor: logits, kvDiv: 1 }] : []),
   ];
   const f16 = mc && {
-    q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, { first: d.P, n: d.W }),
-    k: f16Copy(ctx, d, k, 1, 'f16.k'),
+    q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, undefined, { first: d.P, n: d.W }),
+    k: f16Copy(ctx, d, k, 'f16.k'),
   };
   if (f16) uses.splice(0, 2, { tensor: f16.q, kvDiv: 1 }, { tensor: f16.k, kvDiv: d.G });
   for (const [h0, h1] of headChunks(d.H, uses, lim)) {
@@ -95,11 +95,13 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
  * sgh times the heads of one KV head that share a workgroup, up to 8 subgroups): 16-row
  * subgroups, as many per head as cover the window up to 8 (the full window of 128 rows in one
  * pass; the probe's 16 rows take one per head, four heads of a KV group sharing its K blocks),
- * blocks of 32 keys, 4 blocks per workgroup.
+ * blocks of 32 keys, 8 blocks per workgroup with 8 subgroups per head, else 4 (the fastest of 1-8 on
+ * an H200 at L 8K-16K, scripts/score-f16-check.mjs --time).
  */
 function scoreF16Config(ctx: StageCtx, d: Dims): Omit<ScoreF16Config, 'sg'> | null {
   if (!ctx.features.matrix || !ctx.f16Tiles) return null;
-  const c = { sgh: Math.min(8, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16)))), bn: 32, dp: ceilDiv(d.D, 16) * 16, blocks: 4 };
+  const sgh = Math.min(8, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16))));
+  const c = { sgh, bn: 32, dp: ceilDiv(d.D, 16) * 16, blocks: sgh === 8 ? 8 : 4 };
   return scoreF16SharedBytes({ ...c, sg: 8 }) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
