@@ -3,7 +3,7 @@
  * Checks and times scorePartials-f16 (gpu/kernels/score-f16.wgsl.ts, precision 'f16' scoring on
  * the matrix units) alone: partials (m, l) and prefix logits against float64 on the same f16
  * values, per shape; then its device time at the given lengths (timestamps, median of runs).
- *   node scripts/score-f16-check.mjs [--emulate] [--time 8192,16384] [--heads 32 --kv-heads 8 --head-dim 128]
+ *   node scripts/score-f16-check.mjs [--emulate] [--time 8192,16384] [--heads 32 --kv-heads 8 --head-dim 128] [--config JSON]
  * --emulate: subgroup matrices emulated in plain WGSL (every invocation holds whole matrices), so
  * the kernel's indexing can be checked on an adapter without them (lavapipe; small shapes only).
  * Needs `npm run build`. Exit 1 when a check fails.
@@ -21,6 +21,7 @@ const { values: a } = parseArgs({
     heads: { type: 'string', default: '32' },
     'kv-heads': { type: 'string', default: '8' },
     'head-dim': { type: 'string', default: '128' },
+    config: { type: 'string', default: '{}' },
   },
 });
 const K = (f) => import(new URL(`../dist/gpu/kernels/${f}`, import.meta.url).href);
@@ -76,10 +77,10 @@ async function readBack(b, n) {
 }
 
 /** One problem: f16 window Q [H][Wr][DP] and K [Hkv][Lr][DP] (random, scaled by `mag`), the kernel's buffers and dispatch. */
-async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), bn = 32, blocks = sgh === 8 ? 8 : 4, mag = 1 }) {
+async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(W / 16)))), bn = 32, blocks = sgh === 8 ? 8 : 4, mag = 1, ...more }) {
   // The stage's choice (stages/score.ts): as many heads of a KV group per workgroup as fit 8 subgroups.
   const hpw = [8, 4, 2, 1].find((n) => n * sgh <= 8 && (H / Hkv) % n === 0);
-  const c = { sg: hpw * sgh, sgh, bn, dp: Math.ceil(D / 16) * 16, blocks };
+  const c = { sg: hpw * sgh, sgh, bn, dp: Math.ceil(D / 16) * 16, blocks, ...more };
   if (scoreF16SharedBytes(c) > dev.limits.maxComputeWorkgroupStorageSize) throw new Error(`config ${JSON.stringify(c)} does not fit`);
   const P = L - W, DP = c.dp;
   const Wr = Math.ceil(W / ROW_ALIGN) * ROW_ALIGN, Lr = Math.ceil(L / ROW_ALIGN) * ROW_ALIGN;
@@ -128,7 +129,7 @@ async function problem({ H, Hkv, D, L, W, sgh = Math.min(8, 2 ** Math.ceil(Math.
 
 /** Max relative errors of the partials' m (absolute) and l, and of the logits, against float64. */
 async function check(s) {
-  const pr = await problem(s);
+  const pr = await problem({ ...s, ...JSON.parse(a.config) });
   await pr.run();
   const [part, lg] = [await pr.partials(), await pr.logits()];
   const { H, Hkv, D, L, W } = s;
@@ -182,7 +183,7 @@ for (const s of shapes) ok = (await check(s)) && ok;
 for (const L of a.time ? a.time.split(',').map(Number) : []) {
   for (const W of [128, 16]) {
     for (const cfg of [{}, { blocks: 1 }, { blocks: 2 }, { blocks: 4 }, { blocks: 8 }, { blocks: 16 }, { bn: 64 }, ...(W > 16 ? [{ sgh: 4 }] : [])]) {
-      const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...cfg }).catch((e) => (console.log(`skip ${JSON.stringify(cfg)}: ${e.message}`), null));
+      const pr = await problem({ H: +a.heads, Hkv: +a['kv-heads'], D: +a['head-dim'], L, W, ...JSON.parse(a.config), ...cfg }).catch((e) => (console.log(`skip ${JSON.stringify(cfg)}: ${e.message}`), null));
       if (!pr) continue;
       const t = [];
       for (let r = 0; r < 6; r++) t.push(await pr.run(20));

@@ -16,9 +16,9 @@
  *
  * One workgroup per (pass of BM = 16 sgh window rows, run of KPW key blocks, HPW = SG / sgh
  * heads of one KV head), SG subgroups of 32 invocations (grid x = pass + nPass * run, y = head
- * group): subgroup g computes rows (g % sgh) 16 .. +16 of the pass for head g / sgh. The
- * workgroup's Q rows are staged BN at a time through ks and each subgroup keeps its left
- * fragments in registers; then per key block the K block is staged into ks ([BN][DP + 8] f16,
+ * group): subgroup g computes rows (g % sgh) 16 .. +16 of the pass for head g / sgh and keeps
+ * their left fragments in registers (loaded from storage: 10% faster on an H200 than staging
+ * them through workgroup memory); then per key block the K block is staged into ks ([BN][DP + 8] f16,
  * from registers loaded while the previous block computed; K^T fragments load column-major),
  * each subgroup multiplies and stores S [16][BN + 4] f32 in its region, invocations 2r and
  * 2r + 1 fold row r's halves (max, then the exponential sum), and the workgroup writes the
@@ -87,9 +87,6 @@ function scoreF16Source(c: ScoreF16Config): string {
   const slot = (i: number, f: (e: string) => string) => `    { let e = lid + ${i * threads}u; if (e < BN * DP4) { ${f('e')} } }`;
   const fetch = (k0: string) => unroll(slots, (i) => slot(i, (e) => `kp${i} = kIn[kb + ${k0} * DP4 + ${e}];`));
   const kFrag = (j: number, f: number) => matrixLoad(RIGHT, '&ks', `${(j * 16 * (c.dp + 8) + f * 16) / 4}u`, true, 'KST4');
-  // Q staging: the workgroup's 16 SG rows, BN at a time through ks; subgroup g's fragments load
-  // from the chunk holding its rows.
-  const qChunks = Math.ceil((16 * c.sg) / c.bn);
   return `const SG: u32 = ${c.sg}u;
 const BM: u32 = ${16 * c.sgh}u;
 const HPW: u32 = ${c.sg / c.sgh}u;
@@ -117,20 +114,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b1 = min(p.nKeyBlocks, b0 + KPW);
 ${unroll(slots, (i) => `  var kp${i} = vec4<f16>();`)}
 ${fetch('b0 * BN')}
-${unroll(nf, (f) => `  var qf${f}: ${LEFT};`)}
-  for (var qc = 0u; qc < ${qChunks}u; qc = qc + 1u) {
-    // Workgroup row w = head offset w / BM, window row qw0 + w % BM.
-    for (var e = lid; e < BN * DP4; e = e + WG) {
-      let w = qc * BN + e / DP4;
-      let at = (p.qBase + (hw + w / BM) * p.qHeadStride + (qw0 + w % BM) * DP) / 4u + e % DP4;
-      if (w < SG * 16u) { ks[(e / DP4) * KST4 + e % DP4] = qIn[at]; }
-    }
-    workgroupBarrier();
-    if ((sg * 16u) / BN == qc) {
-${unroll(nf, (f) => `      qf${f} = ${matrixLoad(LEFT, '&ks', `((sg * 16u) % BN) * KST4 + ${f * 4}u`, false, 'KST4')};`)}
-    }
-    workgroupBarrier();
-  }
+  // Subgroup g's left fragments, rows qw0 + (g % sgh) 16 .. +16 of head hw + g / sgh, from storage.
+  let qb = (p.qBase + (hw + sg / ${c.sgh}u) * p.qHeadStride + (qw0 + (sg % ${c.sgh}u) * 16u) * DP) / 4u;
+${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb + ${f * 4}u`, false, 'DP4')};`)}
   // Invocations 2r, 2r + 1 fold row r: head hw + r / BM, window query P + qw.
   let r = lid / 2u;
   let hc = lid % 2u;

@@ -15,6 +15,8 @@
  *                 (a second Q.K^T pass), or read back from `logits` (scoreMeanStored:
  *                 one Q.K^T pass for W P H floats of memory; the stage picks it where
  *                 they fit)
+ * With `round` (precision 'f16'), Q and K are rounded to f16 as they load (before the scale):
+ * s_ij = f16(q_i) . f16(k_j) / sqrt(D), as scorePartials-f16 (score-f16.wgsl.ts) on the matrix units.
  * Layouts: Q [head][L][dim], K [kvHead][L][dim] with kvHead = head / kvDiv,
  * f32; bindings are windows starting at the chunk's first head (`*Base`).
  */
