@@ -9,6 +9,7 @@
  *   f16OutputBound of the f64 oracle, scores of f16-rounded q and k, selections valid within
  *   that rounding, golden indices exact);
  * - scores, indices at f16 equal the f32 path's on f16-rounded q and k;
+ * - scorePartials-f16 (the matrix-unit scoring) with emulated matrices against float64;
  * - attendBlocks and the composed XAttention layer at f16 (the plain f16 kernel in block mode)
  *   within f16OutputBound of the reference;
  * - per-call f16 where a backend has no f16: TsaInputError PRECISION; bad values: OPTION.
@@ -168,6 +169,34 @@ describe('webgpu precision f16', () => {
     expect(mismatches).toBe(0);
     expect((await res.info()).indices).toEqual(want.indices);
   });
+
+  it('scorePartials-f16 (the matrix-unit scoring, matrices emulated in plain WGSL) matches float64 on the same f16 values', async () => {
+    // The subgroup-matrix kernel runs only where the adapter has subgroup matrices (an H200: `tsa conformance --precision f16`);
+    // here its indexing, masks and folds run with every invocation holding whole matrices.
+    // @ts-expect-error a plain-JS module of the scripts
+    const { scoreF16Checker } = await import('../scripts/score-f16-checks.mjs');
+    const { check } = scoreF16Checker(b.device, { emulate: true });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          Hkv: fc.integer({ min: 1, max: 2 }),
+          group: fc.constantFrom(1, 2, 4),
+          D: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constant(128)),
+          L: fc.integer({ min: 130, max: 300 }),
+          W: fc.integer({ min: 1, max: 128 }),
+          mag: fc.double({ min: 0.3, max: 3, noNaN: true }),
+          seed: fc.integer({ min: 0, max: 0x7fffffff }),
+        }),
+        async (r) => {
+          const res = await check({ ...r, H: r.Hkv * r.group });
+          expect(res.logitErr).toBeLessThan(1e-5);
+          expect(res.mErr).toBeLessThan(1e-5);
+          expect(res.lErr).toBeLessThan(1e-4);
+        },
+      ),
+      { numRuns: 4 },
+    );
+  }, 600_000);
 
   it('attendBlocks at f16 (the plain f16 kernel walking the key-block lists) is within the f16 bound, alone and composed', () =>
     fc.assert(
