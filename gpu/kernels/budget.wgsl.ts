@@ -27,7 +27,7 @@
  * Layouts: pooled [H][P] f32; keys [P] vec4<u32>; hist [BUDGET_BUCKETS][5] u32
  * (count, 128-bit sum); state u32 words per STATE.
  */
-import { read, write, type Kernel } from './kernel.js';
+import { read, variants, write, type Kernel } from './kernel.js';
 import type { ParamFields } from './params.js';
 import { STATE } from './state.js';
 import { U128_WGSL } from './u128.wgsl.js';
@@ -211,8 +211,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
  * sum first reaches Theta (see the file comment) and updates the radix state, or finishes
  * (state.done, state.count). `first`: the first byte (Theta from the total); `last`: byte 0.
  */
-const CHOOSE_FN = `var<workgroup> sums: array<vec4<u32>, WG>;
-var<workgroup> counts: array<u32, WG>;
+const CHOOSE_FN = `const NB: u32 = ${BUDGET_BUCKETS}u;
+var<workgroup> sums: array<vec4<u32>, NB>;
+var<workgroup> counts: array<u32, NB>;
 var<workgroup> chosen: atomic<u32>;
 var<workgroup> flag: u32;
 
@@ -221,41 +222,47 @@ fn store4(at: u32, v: vec4<u32>) { state[at] = v.x; state[at + 1u] = v.y; state[
 fn finish(count: u32) { state[${S.count}] = count; state[${S.done}] = 1u; }
 
 fn choose(b: u32, cnt: u32, own: vec4<u32>, word: u32, shift: u32, first: bool, last: bool) {
-  if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, WG); }
+  if (b == 0u) { flag = state[${S.done}]; atomicStore(&chosen, NB); }
   if (workgroupUniformLoad(&flag) != 0u) { return; }
 
-  // Inclusive scans of counts and sums over buckets (Hillis-Steele; integers, exact).
-  sums[b] = own;
-  counts[b] = cnt;
-  for (var off = 1u; off < WG; off = off * 2u) {
+  // Inclusive scans of counts and sums over buckets (Hillis-Steele; integers, exact); threads
+  // b >= NB (a wider workgroup's) only take part in the barriers.
+  let mine = b < NB;
+  if (mine) {
+    sums[b] = own;
+    counts[b] = cnt;
+  }
+  for (var off = 1u; off < NB; off = off * 2u) {
     workgroupBarrier();
     var s = vec4<u32>(0u);
     var c = 0u;
-    if (b >= off) { s = sums[b - off]; c = counts[b - off]; }
+    if (mine && b >= off) { s = sums[b - off]; c = counts[b - off]; }
     workgroupBarrier();
-    sums[b] = add128(sums[b], s);
-    counts[b] = counts[b] + c;
+    if (mine) {
+      sums[b] = add128(sums[b], s);
+      counts[b] = counts[b] + c;
+    }
   }
   workgroupBarrier();
 
   if (first && b == 0u) {
     // Theta = floor((T + C) * tau_64 / 2^64), T = every key (all are in the first pass).
     let s = bitcast<i32>(state[${S.shift}]);
-    let total = add128(sums[WG - 1u], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
+    let total = add128(sums[NB - 1u], add128(fix128(p.cHi, s), fix128(p.cLo, s)));
     store4(${S.theta}u, mulShr64(total, p.tauLo, p.tauHi));
   }
   storageBarrier();
   workgroupBarrier();
   let theta = load4(${S.theta}u);
   let base = load4(${S.baseSum}u);
-  if (ge128(add128(base, sums[b]), theta)) { atomicMin(&chosen, b); }
+  if (mine && ge128(add128(base, sums[b]), theta)) { atomicMin(&chosen, b); }
   workgroupBarrier();
   if (b != 0u) { return; }
 
   let baseCount = state[${S.baseCount}];
   let bs = atomicLoad(&chosen);
   if (!ge128(theta, add128(base, vec4<u32>(1u, 0u, 0u, 0u)))) { finish(0u); return; }    // Theta <= base: c = 0
-  if (bs == WG) { finish(baseCount + counts[WG - 1u]); return; }                          // the whole group is below Theta
+  if (bs == NB) { finish(baseCount + counts[NB - 1u]); return; }                          // the whole group is below Theta
   var belowSum = vec4<u32>(0u);
   var belowCount = 0u;
   if (bs > 0u) { belowSum = sums[bs - 1u]; belowCount = counts[bs - 1u]; }
@@ -335,18 +342,22 @@ const DECIDE_FN = `fn decide() {
 `;
 
 /**
- * The whole radix select in one workgroup (one dispatch instead of two per byte, for prefixes
- * up to GpuCtx.radixOneGroupKeys): for bytes firstByte .. 0, the histogram of the keys still
- * in the group (each thread a contiguous range) in workgroup memory, then `choose`, until the
- * state says done; then `decide`. The same state words as budgetHist + budgetChoose + budgetDecide.
+ * The whole radix select in one workgroup of `threads` (a multiple of BUDGET_BUCKETS; one dispatch
+ * instead of two per byte, for prefixes up to GpuCtx.radixOneGroupKeys): for bytes firstByte .. 0,
+ * the histogram of the keys still in the group (each thread a contiguous range) in workgroup
+ * memory, then `choose`, until the state says done; then `decide`. The same state words as
+ * budgetHist + budgetChoose + budgetDecide. More threads than buckets shorten each thread's range
+ * (the histogram's atomics are the kernel's cost).
  */
-export const BUDGET_RADIX: Kernel<'keys' | 'state'> = {
-  name: 'budgetRadix',
-  key: 'budgetRadix',
-  params: [['P', 'u32'], ['firstByte', 'u32'], ...THETA_PARAMS, ...DECIDE_PARAMS],
-  bindings: [read('keys', 'vec4<u32>'), write('state', 'u32')],
-  workgroupSize: WG,
-  source: () => `var<workgroup> local: array<atomic<u32>, WG * 5u>;
+export const budgetRadixKernel = variants(
+  (threads: number) => `budgetRadix:${threads}`,
+  (threads: number, key): Kernel<'keys' | 'state'> => ({
+    name: 'budgetRadix',
+    key,
+    params: [['P', 'u32'], ['firstByte', 'u32'], ...THETA_PARAMS, ...DECIDE_PARAMS],
+    bindings: [read('keys', 'vec4<u32>'), write('state', 'u32')],
+    workgroupSize: threads,
+    source: () => `var<workgroup> local: array<atomic<u32>, ${BUDGET_BUCKETS * 5}u>;
 var<workgroup> stop: u32;
 ${U128_WGSL}
 ${IN_GROUP}
@@ -359,16 +370,18 @@ fn main(@builtin(local_invocation_index) tid: u32) {
   let per = (p.P + WG - 1u) / WG;
   let t0 = min(tid * per, p.P);
   let t1 = min(t0 + per, p.P);
+  let b = min(tid, NB - 1u);
   for (var byte = i32(p.firstByte); byte >= 0; byte = byte - 1) {
     let word = u32(byte) >> 2u;
     let shift = 8u * (u32(byte) & 3u);
-    for (var i = tid; i < (WG * 5u); i = i + WG) { atomicStore(&local[i], 0u); }
+    for (var i = tid; i < NB * 5u; i = i + WG) { atomicStore(&local[i], 0u); }
     workgroupBarrier();
     histRange(t0, t1, load4(${S.prefix}u), word, shift);
     workgroupBarrier();
-    let own = vec4<u32>(atomicLoad(&local[tid * 5u + 1u]), atomicLoad(&local[tid * 5u + 2u]),
-                        atomicLoad(&local[tid * 5u + 3u]), atomicLoad(&local[tid * 5u + 4u]));
-    choose(tid, atomicLoad(&local[tid * 5u]), own, word, shift, u32(byte) == p.firstByte, byte == 0);
+    // Threads past the buckets read the last one's words, unused (choose ignores them).
+    let own = vec4<u32>(atomicLoad(&local[b * 5u + 1u]), atomicLoad(&local[b * 5u + 2u]),
+                        atomicLoad(&local[b * 5u + 3u]), atomicLoad(&local[b * 5u + 4u]));
+    choose(tid, atomicLoad(&local[b * 5u]), own, word, shift, u32(byte) == p.firstByte, byte == 0);
     storageBarrier();
     workgroupBarrier();
     if (tid == 0u) { stop = state[${S.done}]; }
@@ -377,7 +390,8 @@ fn main(@builtin(local_invocation_index) tid: u32) {
   if (tid == 0u) { decide(); }
 }
 `,
-};
+  }),
+);
 
 /** `decide` after the multi-workgroup radix passes; one thread. */
 export const BUDGET_DECIDE: Kernel<'state'> = {

@@ -8,7 +8,7 @@ import {
   BUDGET_HIST,
   BUDGET_INIT,
   BUDGET_MAX,
-  BUDGET_RADIX,
+  budgetRadixKernel,
   HIST_ITEMS,
 } from '../kernels/budget.wgsl.js';
 import { wholeWindow, type HeadTensor } from '../resources.js';
@@ -55,7 +55,7 @@ export function budget(ctx: StageCtx, d: Dims, pooled: HeadTensor, o: ResolvedTs
   const theta = { ...tau64(o.coverage), cHi, cLo };
   const decide = { W: d.W, L: d.L, minTokens: Math.min(o.minTokens, 0xffffffff), maxKeptLength };
   if (d.P <= ctx.radixOneGroupKeys) {
-    rec.dispatch(BUDGET_RADIX, { P: d.P, firstByte, ...theta, ...decide }, { keys, state: sw }, [1]);
+    rec.dispatch(budgetRadixKernel(radixThreads(ctx.device.limits)), { P: d.P, firstByte, ...theta, ...decide }, { keys, state: sw }, [1]);
     return state;
   }
   for (let byte = firstByte; byte >= 0; byte--) {
@@ -66,4 +66,13 @@ export function budget(ctx: StageCtx, d: Dims, pooled: HeadTensor, o: ResolvedTs
   }
   rec.dispatch(BUDGET_DECIDE, { P: d.P, ...decide }, { state: sw }, [1]);
   return state;
+}
+
+/**
+ * Threads of the one-workgroup budgetRadix: 1024 where the device allows (each thread's key range
+ * a quarter of what 256 threads take: the histogram's atomics are the kernel's cost), else fewer.
+ */
+export function radixThreads(limits: Pick<GPUSupportedLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'>): number {
+  const most = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  return [1024, 512, BUDGET_BUCKETS].find((t) => t <= most) ?? BUDGET_BUCKETS;
 }
