@@ -140,7 +140,7 @@ export class GpuCore {
   /** A stage context with a fresh recorder for one call (precision: that of the call's options). */
   stageCtx(o: Pick<ResolvedTsaOptions, 'precision'> = {}): StageCtx {
     const rec = new Recorder(this.device, this.pipelines, this.device.limits.maxComputeWorkgroupsPerDimension, this.gpu.timestamps, this.profileDispatches);
-    return { ...this.ctx, rec, precision: this.precisionFor(o), f16Copies: new Map() };
+    return { ...this.ctx, rec, precision: this.precisionFor(o) };
   }
 
   /** Uploads head-major Float32Array data into a pooled tensor. */

@@ -27,7 +27,7 @@ import { GATE } from './kernels/attend.wgsl.js';
 import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
 import { attend, gather, scatter } from './stages/attend.js';
-import { prepareF16 } from './stages/attend-f16.js';
+import { f16K } from './stages/attend-f16.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
 import { pool, score } from './stages/score.js';
@@ -180,7 +180,7 @@ export function recordLayer(ctx: StageCtx, plan: LayerPlan, t: LayerTensors, sel
     return;
   }
   // At f16 the scoring and the dense branch read one f16 copy of K: made here, ungated.
-  if (ctx.precision === 'f16') prepareF16(ctx, d, t.k);
+  if (ctx.precision === 'f16') f16K(ctx, d, t.k);
   if (plan.cost) recordProbe(ctx, plan, t);
   else recordSelection(ctx, plan, t);
   rec.mark('attend');

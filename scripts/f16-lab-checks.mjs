@@ -1,8 +1,33 @@
 /**
  * Checks of the f16 kernel lab (scripts/f16-lab.mjs) that need no attention shapes:
  * `emulate` rewrites the subgroup-matrix kernel with emulated matrices (its logic on any adapter),
- * `prims` checks each subgroup-matrix primitive the kernel uses on the real adapter.
+ * `prims` checks each subgroup-matrix primitive the kernel uses on the real adapter; `toHalf` and
+ * `fromHalf` convert between numbers and f16 bits.
  */
+// f32 -> f16 bits, round to nearest even (subnormals included); f16 bits -> number.
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+export function toHalf(x) {
+  f32[0] = x;
+  const u = u32[0], s = (u >>> 16) & 0x8000, e = (u >>> 23) & 0xff, m = u & 0x7fffff;
+  if (e === 0xff) return s | 0x7c00 | (m ? 0x200 : 0);
+  const ue = e - 127 + 15;
+  if (ue >= 0x1f) return s | 0x7c00;
+  if (ue <= 0) {
+    if (ue < -10) return s;
+    const mm = m | 0x800000, sh = 14 - ue, hm = mm >>> sh, rem = mm & ((1 << sh) - 1), halfway = 1 << (sh - 1);
+    return s | (hm + (rem > halfway || (rem === halfway && hm & 1) ? 1 : 0));
+  }
+  const hm = m >>> 13, rem = m & 0x1fff;
+  return (s | (ue << 10) | hm) + (rem > 0x1000 || (rem === 0x1000 && hm & 1) ? 1 : 0);
+}
+export function fromHalf(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+
 /**
  * --emulate: the subgroup-matrix kernel with each matrix held whole by every invocation (plain
  * WGSL loops with the same load/store/multiply semantics), so its logic can be checked on an adapter

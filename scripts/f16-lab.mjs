@@ -20,7 +20,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
-import { emulate, prims } from './f16-lab-checks.mjs';
+import { emulate, fromHalf, prims, toHalf } from './f16-lab-checks.mjs';
 
 Object.assign(globalThis, globals);
 const { values: a } = parseArgs({
@@ -65,29 +65,6 @@ const matrix = dev.features.has('chromium-experimental-subgroup-matrix');
 const results = { adapter: { ...Object.fromEntries(['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize'].map((k) => [k, ad.info[k]])), configs, features: want }, checks: [], timings: [], warnings: [], prims: [] };
 log('adapter', JSON.stringify(results.adapter));
 const save = () => a.out && writeFileSync(a.out, JSON.stringify(results, null, 1));
-
-// f32 -> f16 bits, round to nearest even (subnormals included); f16 bits -> number.
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-function toHalf(x) {
-  f32[0] = x;
-  const u = u32[0], s = (u >>> 16) & 0x8000, e = (u >>> 23) & 0xff, m = u & 0x7fffff;
-  if (e === 0xff) return s | 0x7c00 | (m ? 0x200 : 0);
-  const ue = e - 127 + 15;
-  if (ue >= 0x1f) return s | 0x7c00;
-  if (ue <= 0) {
-    if (ue < -10) return s;
-    const mm = m | 0x800000, sh = 14 - ue, hm = mm >>> sh, rem = mm & ((1 << sh) - 1), halfway = 1 << (sh - 1);
-    return s | (hm + (rem > halfway || (rem === halfway && hm & 1) ? 1 : 0));
-  }
-  const hm = m >>> 13, rem = m & 0x1fff;
-  return (s | (ue << 10) | hm) + (rem > 0x1000 || (rem === 0x1000 && hm & 1) ? 1 : 0);
-}
-function fromHalf(h) {
-  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 let seed = 12345;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);

@@ -4,7 +4,7 @@
  * f16 Q window rows and K, its partials (m, l) and prefix logits against float64 on the same
  * values. Imports the built kernels (dist/).
  */
-import { emulate as emulateMatrices } from './f16-lab-checks.mjs';
+import { emulate as emulateMatrices, fromHalf, toHalf } from './f16-lab-checks.mjs';
 
 const K = (f) => import(new URL(`../dist/gpu/kernels/${f}`, import.meta.url).href);
 const { scorePartialsF16Kernel, scoreF16SharedBytes } = await K('score-f16.wgsl.js');
@@ -18,18 +18,6 @@ const { packParams } = await K('params.js');
  * config; `timestamps`: the device has timestamp-query.
  */
 export function scoreF16Checker(dev, { emulate = false, config = {}, timestamps = false } = {}) {
-  const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-  /** f32 -> f16 bits, round to nearest even (normals; the test values are normal). */
-  function toHalf(x) {
-    f32[0] = x;
-    const u = u32[0], s = (u >>> 16) & 0x8000, e = ((u >>> 23) & 0xff) - 127 + 15, m = u & 0x7fffff;
-    if (e <= 0) return s;
-    let h = s | (e << 10) | (m >>> 13);
-    const rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-    return h;
-  }
-  const fromHalf = (h) => (h & 0x8000 ? -1 : 1) * (((h >>> 10) & 0x1f) === 0 ? (h & 0x3ff) * 2 ** -24 : (1 + (h & 0x3ff) / 1024) * 2 ** (((h >>> 10) & 0x1f) - 15));
   let seed = 7;
   const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());

@@ -1,7 +1,7 @@
 /**
  * attend at precision 'f16': Q, K, V converted to the f16 layout (to-f16.wgsl.ts; Q scaled by
  * 1/sqrt(D) before rounding; on a sparse layer the conversion gathers each head's kept rows
- * itself; K of a layer once per call, f16Copy, shared with the scoring), then causal attention
+ * itself; K of a layer once per call, f16K, shared with the scoring), then causal attention
  * with the plain f16 kernel (attend-f16-plain.wgsl.ts), or on the matrix units
  * (attend-f16.wgsl.ts, same numerics) where f16Attend says; output O [H][L][D] f32 as the f32
  * attend.
@@ -22,7 +22,7 @@ import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from '.
  * f16Tiles is false) and its config fits the workgroup memory, else the plain f16 kernel.
  */
 export function f16Attend(ctx: StageCtx, D: number) {
-  const dp = ceilDiv(D, 16) * 16;
+  const dp = f16Dim(D);
   const c = matrixConfig(ctx, dp);
   if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
   return { kernel: attendF16PlainKernel(dp) as Kernel, rows: PLAIN_ROWS, dp };
@@ -99,29 +99,26 @@ interface GatheredRows {
   kvDiv: number;
 }
 
-/**
- * The f16 copy of a whole tensor (scale 1: a layer's K), converted once per call (GATE.always)
- * and shared by every later use: the probe, the scoring (stages/score.ts) and the dense
- * attention. The layer makes it before its gated branches (prepareF16): a copy first recorded
- * inside one would not exist where that branch is skipped, so that is an error.
- */
-export function f16Copy(ctx: StageCtx, d: Dims, src: HeadTensor, name: string): HeadTensor {
-  const hit = ctx.f16Copies.get(src);
-  if (hit) return hit;
-  if (ctx.rec.recordingGated) throw new Error(`f16 copy ${name} first recorded in a gated branch: convert it before (prepareF16)`);
-  const tensor = toF16(ctx, d, src, ceilDiv(d.D, 16) * 16, 1, GATE.always, name);
-  ctx.f16Copies.set(src, tensor);
-  return tensor;
-}
+/** The f16 layout's padded head dimension DP (a multiple of 16, for the matrix fragments). */
+export const f16Dim = (D: number) => ceilDiv(D, 16) * 16;
 
-/** The f16 copy of a layer's K (f16Copy), recorded now. */
-export function prepareF16(ctx: StageCtx, d: Dims, k: HeadTensor): void {
-  f16Copy(ctx, d, k, 'f16.k');
+/**
+ * The layer's K in the f16 layout, converted once per call (GATE.always) and read by every later
+ * use: the probe, the scoring (stages/score.ts) and the dense attention. The layer converts it
+ * before its gated branches: a copy first recorded inside one would not exist where that branch
+ * is skipped, so that is an error.
+ */
+export function f16K(ctx: StageCtx, d: Dims, k: HeadTensor): HeadTensor {
+  if (ctx.f16K?.of === k) return ctx.f16K.copy;
+  if (ctx.rec.recordingGated) throw new Error('the f16 copy of K first recorded in a gated branch: convert it before (f16K)');
+  const copy = toF16(ctx, d, k, f16Dim(d.D), 1, GATE.always, 'f16.k');
+  ctx.f16K = { of: k, copy };
+  return copy;
 }
 
 /** attendBlocks at precision 'f16': the block mode of the subgroup-matrix kernel where it runs, else of the plain one. */
 function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
-  const dp = ceilDiv(D, 16) * 16;
+  const dp = f16Dim(D);
   const c = matrixConfig(ctx, dp, B);
   if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
   return { kernel: attendF16PlainBlocksKernel({ dp, B }) as Kernel, rows: plainBlockTiles(B).rows, dp };
@@ -132,14 +129,14 @@ function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
  * only. With `indices` (a sparse layer's selection, gated sparse): q, k, v are the full tensors
  * and each head attends over its kept rows, gathered by the conversion (no f32 compact copies;
  * per-head copies ran faster on an H200 than reading the kept rows of full f16 copies in place).
- * Dense on a layer's full K (no blocks): its f16Copy.
+ * Dense on a layer's full K (no blocks): its f16K.
  */
 export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
   const { rec, lim } = ctx;
   const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
-  const k16 = indices ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, { indices, kvDiv }) : blocks ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`) : f16Copy(ctx, d, k, 'f16.k');
+  const k16 = blocks || indices ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, indices && { indices, kvDiv }) : f16K(ctx, d, k);
   const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
   // Gathered copies have a row set per query head.
   const kvOf16 = indices ? 1 : kvDiv;

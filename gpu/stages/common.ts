@@ -53,8 +53,8 @@ export interface GpuCtx {
 export interface StageCtx extends GpuCtx {
   rec: Recorder;
   precision: Precision;
-  /** The call's f16 copies of whole tensors by source (stages/attend-f16.ts f16Copy). */
-  f16Copies: Map<HeadTensor, HeadTensor>;
+  /** The call's f16 copy of the layer's K, once made (stages/attend-f16.ts f16K). */
+  f16K?: { of: HeadTensor; copy: HeadTensor };
 }
 
 /** Shape of one call: H, Hkv, D, L, window W, prefix P = L - W, group G = H / Hkv. */

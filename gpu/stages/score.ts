@@ -8,7 +8,7 @@ import { scoreF16SharedBytes, scorePartialsF16Kernel, type ScoreF16Config } from
 import { SCORE_MEAN_STORED, SCORE_STATS, scoreMeanKernel, scorePartialsKernel } from '../kernels/score.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { bm, bn, type TileConfig } from '../tiles.js';
-import { f16Copy, toF16 } from './attend-f16.js';
+import { f16Dim, f16K, toF16 } from './attend-f16.js';
 import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 
 /**
@@ -17,7 +17,7 @@ import { ceilDiv, qkParams, STORAGE_USAGE, type Dims, type StageCtx } from './co
  * `tag` prefixes the buffer names (the cost rule's probe scores apart from the full scoring).
  * At precision 'f16' the logits are those of f16-rounded Q (before the scale) and K, with f32
  * sums: on the matrix units (scorePartials-f16 on an f16 copy of the window's Q rows and the
- * layer's f16 copy of K, f16Copy, which its dense attention reads too)
+ * layer's f16 copy of K, f16K, which its dense attention reads too)
  * where the adapter has them and the logits are kept, else the f32 kernels rounding as they load.
  */
 export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag = ''): HeadTensor {
@@ -42,10 +42,11 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
   ];
   const f16 = mc && {
     q: toF16(ctx, d, q, mc.dp, 1, GATE.always, `${tag}score.q16`, undefined, { first: d.P, n: d.W }),
-    k: f16Copy(ctx, d, k, 'f16.k'),
+    k: f16K(ctx, d, k),
   };
   if (f16) uses.splice(0, 2, { tensor: f16.q, kvDiv: 1 }, { tensor: f16.k, kvDiv: d.G });
   for (const [h0, h1] of headChunks(d.H, uses, lim)) {
+    const qk = f16 ? null : qkParams(d, q, k, d.G, h0, h1, lim.align);
     const pw = headWindow(partials, h0, h1, lim.align);
     const sw = headWindow(stats, h0, h1, lim.align);
     const ow = headWindow(scores, h0, h1, lim.align);
@@ -69,12 +70,11 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
         [nPass * ceilDiv(nKeyBlocks, mc!.blocks), (h1 - h0) / hpw],
       );
     } else {
-      const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
       rec.dispatch(
         scorePartialsKernel({ tiles: c, store, round }),
-        { ...base, ...qk.params, ...part, ...logit },
+        { ...base, ...qk!.params, ...part, ...logit },
         // The store variant alone binds `logits` (the recorder checks the names against the kernel's).
-        { ...qk.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
+        { ...qk!.windows, partials: pw, ...(lw ? { logits: lw } : {}) } as Record<'qIn' | 'kIn' | 'partials' | 'logits', Window>,
         [nKeyBlocks, h1 - h0],
       );
     }
@@ -82,8 +82,8 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
     if (lw) {
       rec.dispatch(SCORE_MEAN_STORED, { P: d.P, W: d.W, ...logit, ...stat, ...out }, { logits: lw, stats: sw, scores: ow }, [ceilDiv(d.P, SCORE_MEAN_STORED.workgroupSize), h1 - h0]);
     } else {
-      const qk = qkParams(d, q, k, d.G, h0, h1, lim.align);
-      rec.dispatch(scoreMeanKernel({ tiles: c, round }), { ...base, ...qk.params, ...stat, ...out }, { ...qk.windows, stats: sw, scores: ow }, [ceilDiv(d.P, bn(c)), h1 - h0]);
+      // Logits not kept: f16 has no matrix path here (mc needs `store`), so qk is set.
+      rec.dispatch(scoreMeanKernel({ tiles: c, round }), { ...base, ...qk!.params, ...stat, ...out }, { ...qk!.windows, stats: sw, scores: ow }, [ceilDiv(d.P, bn(c)), h1 - h0]);
     }
   }
   return scores;
@@ -101,7 +101,7 @@ export function score(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, tag 
 function scoreF16Config(ctx: StageCtx, d: Dims): Omit<ScoreF16Config, 'sg'> | null {
   if (!ctx.features.matrix || !ctx.f16Tiles) return null;
   const sgh = Math.min(8, 2 ** Math.ceil(Math.log2(ceilDiv(d.W, 16))));
-  const c = { sgh, bn: 32, dp: ceilDiv(d.D, 16) * 16, blocks: sgh === 8 ? 8 : 4 };
+  const c = { sgh, bn: 32, dp: f16Dim(d.D), blocks: sgh === 8 ? 8 : 4 };
   return scoreF16SharedBytes({ ...c, sg: 8 }) <= ctx.device.limits.maxComputeWorkgroupStorageSize ? c : null;
 }
 
