@@ -5,10 +5,12 @@
  *   the diagonal i and block 0 are selected; R = T * sum_j M[i][j];
  *   the causal blocks j < i by descending mass o_0, o_1, ... (ties: lower index first): o_0 always,
  *   o_k (k >= 1) iff M[i][i] + M[o_0] + ... + M[o_{k-2}] < R, stopping at the first that is not.
- * The reference compares in float64; here every mass of the row is the exact 128-bit fixed-point
- * integer X = floor(M 2^s) (u128.wgsl.ts; s from the row's largest mass so that the row sum fits
- * 2^126), so the sums are exact, and with t = floor(T 2^63) (exact for T >= 2^-10) the test
- * "sum < T total" is exact too: sum < floor(2 X t / 2^64), or equal to it with a non-zero remainder.
+ * The reference compares in float64 (as the authors' code); here every mass of the row is the
+ * exact 128-bit fixed-point integer X = floor(M 2^s) (u128.wgsl.ts; s from the row's largest mass
+ * so that the row sum fits 2^126), so the sums are exact (as float64 sums of float32 masses within
+ * 2^29 of each other are), and with t = floor(T 2^63) (exact for T >= 2^-10) R = X t / 2^63 is
+ * exact too; it is rounded to 53 significant bits, ties to even, as float64 rounds T * total, so
+ * "sum < R" decides as the reference does even where the sum equals T total exactly.
  * One workgroup per (query block, head): a bitonic sort of (mass bits, index) pairs (non-negative
  * floats order as their bits) in workgroup memory, the exact row sum by a tree reduction, then
  * one invocation walks the sorted order.
@@ -129,14 +131,19 @@ ${blockGate(c.B)}
   workgroupBarrier();
   if (tid == 0u) {
     let total2 = add128(acc[0], acc[0]);
-    let limit = mulShr64(total2, p.tLo, p.tHi);
+    let exact = mulShr64(total2, p.tLo, p.tHi);
     let rest = mulLimbs(total2, vec4<u32>(p.tLo, p.tHi, 0u, 0u), 4u, 0u);
     let inexact = rest.x != 0u || rest.y != 0u;
+    // R = T total as float64 rounds it (53 significant bits); at 2^53 units or below (no scale puts
+    // a row there but an all-zero one) the exact product, its fraction kept in 'fraction'.
+    let rounded = topBit128(exact) >= 53;
+    let limit = select(exact, roundSig53(exact, inexact), rounded);
+    let fraction = inexact && !rounded;
     var sum = fix128(masses[row + i], s);
     var k = 0u;
     for (; k < i; k = k + 1u) {
       if (k >= 1u) {
-        let below = !ge128(sum, limit) || (all(sum == limit) && inexact);
+        let below = !ge128(sum, limit) || (all(sum == limit) && fraction);
         if (!below) { break; }
         sum = add128(sum, fix128(masses[row + order[k - 1u]], s));
       }

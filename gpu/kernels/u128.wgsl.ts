@@ -38,6 +38,35 @@ fn shl128(m: u32, sh: i32) -> vec4<u32> {
   return r;
 }
 
+/** The index of a's highest set bit; -1 for 0. */
+fn topBit128(a: vec4<u32>) -> i32 {
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let w = 3u - i;
+    if (a[w] != 0u) { return i32(w * 32u + firstLeadingBit(a[w])); }
+  }
+  return -1;
+}
+
+/**
+ * a + f (0 <= f < 1, frac: f > 0) rounded to 53 significant bits, ties to even: how float64
+ * rounds that value, for 2^53 <= a < 2^127.
+ */
+fn roundSig53(a: vec4<u32>, frac: bool) -> vec4<u32> {
+  let sh = topBit128(a) - 52;
+  // a = kept + low, low < 2^sh; rounding compares low + f with half = 2^(sh - 1).
+  var low = vec4<u32>(0u);
+  for (var w = 0u; w < 4u; w = w + 1u) {
+    let lo = i32(w * 32u);
+    if (lo + 32 <= sh) { low[w] = a[w]; } else if (lo < sh) { low[w] = a[w] & ((1u << u32(sh - lo)) - 1u); }
+  }
+  let kept = a - low;
+  let half = shl128(1u, sh - 1);
+  let tie = all(low == half);
+  let odd = ((a[u32(sh) / 32u] >> (u32(sh) % 32u)) & 1u) == 1u;
+  if ((ge128(low, half) && !tie) || (tie && (frac || odd))) { return add128(kept, shl128(1u, sh)); }
+  return kept;
+}
+
 /** floor(|x| * 2^s): the exact fixed-point value of a float32, truncated below 2^-s. */
 fn fix128(x: f32, s: i32) -> vec4<u32> {
   let bits = bitcast<u32>(x) & 0x7fffffffu;

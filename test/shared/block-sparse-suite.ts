@@ -151,6 +151,19 @@ export function describeBlockSparseSuite(opts: BlockSparseSuiteOptions): void {
         { numRuns: 4 * runs.numRuns },
       ), TIMEOUT_MS);
 
+    it('block-select-exact-ties: a running sum equal to T * total in float64 decides as the reference (the product rounded)', async () => {
+      // Masses 0 or 1/2 (fast-check's counterexample that found it): with T 0.05 and 0.9, running sums
+      // land exactly on float64(T * total) (0.5, 9), while the exact product is slightly larger.
+      const [H, nb] = [1, 25];
+      const rng = new Rng(1878998974);
+      const masses = new Float32Array(H * nb * nb);
+      for (let i = 0; i < nb; i++) for (let j = 0; j <= i; j++) masses[i * nb + j] = (rng.u32() % 2) / 2;
+      for (const threshold of [0.05, 0.9]) {
+        const o = { blockSparse: { method: 'xattention' as const, blockSize: 16, stride: 1, threshold } };
+        checkMaskEqual(`blockSelect at T ${threshold} vs reference`, await b().blockSelect(masses, { heads: H, blocks: nb }, o), await reference.blockSelect(masses, { heads: H, blocks: nb }, o));
+      }
+    }, TIMEOUT_MS);
+
     it('composed-pipeline: mask = blockSelect(blockScores(rows)), output = reference attendBlocks on those rows (scattered when composed)', () =>
       fc.assert(
         fc.asyncProperty(blockCases(longest(900), opts.headDims), fc.boolean(), async ({ input, o: base }, alone) => {
