@@ -62,21 +62,21 @@ export interface CalibrationTarget {
   software: boolean;
 }
 
-type Sampler = (kind: 'gaussian' | 'structured', seqLen: number, options: TsaOptions, repeats: number) => Promise<Sample>;
+type Sampler = (kind: 'gaussian' | 'structured', seqLen: number, options: TsaOptions, repeats: number, model?: CostModel) => Promise<Sample>;
 
 /**
  * Timed resident calls on device-generated inputs of the target's shape, at its precision and
- * with no cost rule (the calls never ask for the rates they fit): the fastest of `repeats`
- * after a warm-up (the one call where `repeats` is 0).
+ * with no cost rule (the calls never ask for the rates they fit), or the rule with the given
+ * `model`: the fastest of `repeats` after a warm-up (the one call where `repeats` is 0).
  */
 function sampler(t: CalibrationTarget, shape: Omit<AttentionShape, 'seqLen'>): Sampler {
-  return async (kind, seqLen, options, repeats) => {
+  return async (kind, seqLen, options, repeats, model) => {
     const input = await generateInputOnGpu(t.device, kind, { ...shape, seqLen }, seqLen);
     const output = t.device.createBuffer({ label: 'calibration output', size: seqLen * shape.heads * shape.headDim * 4, usage: STORAGE_USAGE });
     try {
       const runs: Sample[] = [];
       for (let i = 0; i <= repeats; i++) {
-        const r = await t.call({ ...input, output }, { ...options, costRule: false, precision: t.precision }, !t.timestamps);
+        const r = await t.call({ ...input, output }, { ...options, costRule: !!model, precision: t.precision }, !t.timestamps, model);
         const stageMs = await r.stageMs;
         const { keptLength, blockSparse } = await r.info();
         const share = blockSparse ? mean(blockSparse.selectedShare) : 1;
@@ -91,6 +91,13 @@ function sampler(t: CalibrationTarget, shape: Omit<AttentionShape, 'seqLen'>): S
 
 const DENSE: TsaOptions = { coverage: 0 };
 
+/**
+ * Rates under which the rule probes every layer (free scoring and selection, no gain asked): the
+ * first call, with them, records the probe as well as the full selection and both attention
+ * branches, so every kernel a later call of the rule runs is created in one batch.
+ */
+const PROBE_ALWAYS: CostModel = { attendRate: 1, attendFixedMs: 0, compactPenalty: 1, scoreRate: 1e30, selectMsPerToken: 0, minGain: 0 };
+
 /** The calibration length L (doubling until dense is busy; see the header) and a sampler, once per target. */
 const plans = new Map<string, Promise<{ shape: Omit<AttentionShape, 'seqLen'>; sample: Sampler; L: number }>>();
 function planned(t: CalibrationTarget) {
@@ -100,9 +107,11 @@ function planned(t: CalibrationTarget) {
     plan = (async () => {
       const shape = t.software ? SOFTWARE_SHAPE : SHAPE;
       const sample = sampler(t, shape);
-      // One call of the spec's pipeline first: it records every kernel the fit runs (both
-      // attention branches), whose pipelines are then created side by side (Recorder.prepare).
-      await sample('structured', FIRST_LENGTH, { minTokens: 1 }, 0);
+      // One call of the rule's pipeline first (PROBE_ALWAYS): it records every kernel the fit runs
+      // and the probe's, whose pipelines are then created side by side (Recorder.prepare); on an
+      // H200 with a cold shader cache the probe's kernels cost over a second more when created
+      // after the fit, one at a time, by the first call.
+      await sample('structured', FIRST_LENGTH, { minTokens: 1 }, 0, PROBE_ALWAYS);
       let L = FIRST_LENGTH;
       let ms = 0;
       while (L < MAX_LENGTH && (ms = (await sample('gaussian', L, DENSE, 0)).ms) < BUSY_MS) L *= 2;

@@ -120,8 +120,12 @@ async function blameInput(core: GpuCore, named: Named[], e: unknown): Promise<un
   return e;
 }
 
-/** A resident call; `syncSegments` times each stage by host waits where the adapter has no timestamps. */
-export type ResidentCall = (input: GpuAttentionInput, options: TsaOptions | undefined, syncSegments: boolean) => Promise<GpuTsaResult>;
+/**
+ * A resident call; `syncSegments` times each stage by host waits where the adapter has no
+ * timestamps; `model`: the cost rule's rates for this call instead of the backend's (the
+ * calibration's first call records the rule's kernels with them while it fits the backend's).
+ */
+export type ResidentCall = (input: GpuAttentionInput, options: TsaOptions | undefined, syncSegments: boolean, model?: CostModel) => Promise<GpuTsaResult>;
 
 /** tokenSparseAttentionGpu of a backend (per-stage host waits where the backend option profileStages asks). */
 export function residentEntry(call: ResidentCall, core: GpuCore) {
@@ -130,14 +134,14 @@ export function residentEntry(call: ResidentCall, core: GpuCore) {
 
 /** The resident layer of a backend (the entry, and the calibration's timed calls). */
 export function residentCall(core: GpuCore, rates: (o: ResolvedTsaOptions) => Promise<CostModel>): ResidentCall {
-  return async function tokenSparseAttentionGpu(input, options, syncSegments) {
+  return async function tokenSparseAttentionGpu(input, options, syncSegments, model) {
     validateShape(input);
     const o = resolveOptions(options);
     const named = checkBuffers(input);
     const { heads: H, kvHeads: Hkv, headDim: D, seqLen: L } = input;
     const early = denseBeforeScoring(L, o);
     // The rates also where core's rule decided dense: the block rule's first step needs them (layer.ts).
-    const cost = (!early || o.blockSparse) && (o.costRule ?? core.costDefault) ? await rates(o) : null;
+    const cost = (!early || o.blockSparse) && (o.costRule ?? core.costDefault) ? (model ?? (await rates(o))) : null;
     const plan = planLayer(input, o, cost, early);
     const call = async (): Promise<GpuTsaResult> => {
       throwIfAborted(o.signal);

@@ -110,11 +110,22 @@ describe('webgpu cost rule on the device', () => {
     }
   });
 
-  it('calibrates once per adapter when not pinned: valid rates, the same for every backend on it', async () => {
+  it('calibrates once per adapter when not pinned: valid rates, the same for every backend on it; a later call of the rule compiles nothing', async () => {
     const a = await createWebGpuBackend({ ...ADAPTER });
     const [r1, r2] = await Promise.all([a.costRates!(), a.costRates!()]);
     expect(r1).toBe(r2);
     expect(() => checkCostOptions({ costModel: r1 })).not.toThrow();
+    // The calibration (at D 128) created every pipeline of the rule's layer at D 128, the probe's included, in one batch.
+    const created: string[] = [];
+    for (const name of ['createComputePipeline', 'createComputePipelineAsync'] as const) {
+      const create = a.device[name].bind(a.device) as (d: GPUComputePipelineDescriptor) => never;
+      a.device[name] = ((d: GPUComputePipelineDescriptor) => (created.push(d.label ?? '?'), create(d))) as never;
+    }
+    const input = generateInput('structured', { heads: 2, kvHeads: 1, headDim: 128, seqLen: 1024 }, 5);
+    const r = await a.tokenSparseAttention(input, { minTokens: 64 });
+    // The rule probed (a sparse layer, or the probe's not-worth-it verdict): its kernels were recorded.
+    expect(r.budget.mode === 'sparse' || r.budget.detail.includes('probe')).toBe(true);
+    expect(created).toEqual([]);
     const again = await createWebGpuBackend({ ...ADAPTER });
     expect(await again.costRates!()).toBe(r1);
     await Promise.all([a.dispose(), again.dispose()]);
