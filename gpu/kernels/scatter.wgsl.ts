@@ -4,38 +4,47 @@
  *           inverse[h][t] == 0 (position t pruned for head h);
  *   dense:  out[t][h*dim + d] = O[h][t][d].
  * Layouts: O [head][L][dim] (compact rows first), inverse [head][L] u32,
- * out [L][H*dim]; f32. One dispatch per (window of output rows, chunk of
- * heads); a workgroup writes rowsPerGroup whole rows of the chunk's columns,
- * so consecutive threads write consecutive floats.
+ * out [L][H*dim]; f32 (moved as vec4s where dim % 4 == 0). One dispatch per
+ * (window of output rows, chunk of heads); a workgroup writes rowsPerGroup
+ * whole rows of the chunk's columns, so consecutive threads write consecutive
+ * elements.
  *
  * INVERT_INDICES builds `inverse` from given indices (for attendSelected on
  * host-provided indices; the pipeline's select writes it directly):
  *   inverse[h][indices[h][r]] = r + 1 for r < L', on a zeroed buffer.
  */
 import { DIVU_WGSL } from './divu.wgsl.js';
-import { read, write, type Kernel } from './kernel.js';
+import { read, variants, write, type Kernel } from './kernel.js';
 import { STATE } from './state.js';
 
-export const SCATTER: Kernel<'state' | 'inverse' | 'o' | 'out'> = {
-  name: 'scatter',
-  key: 'scatter',
-  params: [
-    ['t0', 'u32'],
-    ['rows', 'u32'],
-    ['H', 'u32'],
-    ['dim', 'u32'],
-    ['h0', 'u32'],
-    ['heads', 'u32'],
-    ['rowsPerGroup', 'u32'],
-    ['oBase', 'u32'],
-    ['oHeadStride', 'u32'],
-    ['invBase', 'u32'],
-    ['invHeadStride', 'u32'],
-    ['outBase', 'u32'],
-  ],
-  bindings: [read('state', 'u32'), read('inverse', 'u32'), read('o'), write('out')],
-  workgroupSize: 256,
-  source: () => `${DIVU_WGSL}
+/**
+ * The scatter kernel, on f32 elements or (vec, where dim % 4 == 0) on vec4<f32>: the same
+ * code, every offset, stride and `dim` then counted in vec4s (16-byte loads and stores).
+ */
+export const scatterKernel = variants(
+  (o: { vec: boolean }) => (o.vec ? 'scatter:v4' : 'scatter'),
+  (o, key): Kernel<'state' | 'inverse' | 'o' | 'out'> => {
+    const T = o.vec ? 'vec4<f32>' : 'f32';
+    return {
+      name: 'scatter',
+      key,
+      params: [
+        ['t0', 'u32'],
+        ['rows', 'u32'],
+        ['H', 'u32'],
+        ['dim', 'u32'],
+        ['h0', 'u32'],
+        ['heads', 'u32'],
+        ['rowsPerGroup', 'u32'],
+        ['oBase', 'u32'],
+        ['oHeadStride', 'u32'],
+        ['invBase', 'u32'],
+        ['invHeadStride', 'u32'],
+        ['outBase', 'u32'],
+      ],
+      bindings: [read('state', 'u32'), read('inverse', 'u32'), read('o', T), write('out', T)],
+      workgroupSize: 256,
+      source: () => `${DIVU_WGSL}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
@@ -50,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let d = inRow - hl * p.dim;
     let t = p.t0 + r;
     var row = t;
-    var x = 0.0;
+    var x = ${T}(0.0);
     if (sparse) {
       let s = inverse[p.invBase + hl * p.invHeadStride + t];
       row = s - 1u;
@@ -62,7 +71,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
 }
 `,
-};
+    };
+  },
+);
 
 export const INVERT_INDICES: Kernel<'indices' | 'inverse'> = {
   name: 'invertIndices',

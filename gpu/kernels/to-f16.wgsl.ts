@@ -15,7 +15,10 @@
  * gathering [srcHead][L][dim] from head src0 on, read by query head
  * h0 + wg.y), indices [h][L] u32 (`idxBase`, `idxHeadStride`), dst
  * [h][row][DP] as vec4<f16> (`dstBase`, `dstHeadStride` in vec4s); one
- * invocation per destination vec4, workgroups (blocks of 256 vec4s, head).
+ * invocation per TO_F16_PER destination vec4s 256 apart, workgroups (blocks of
+ * 256 * TO_F16_PER vec4s, head);
+ * where dim % 4 == 0 (every row start then a multiple of 4 floats) src is read
+ * as vec4<f32> (`vec`: one 16-byte load per invocation; offsets still in floats).
  */
 import { gatePrologue } from './attend.wgsl.js';
 import { DIVU_WGSL } from './divu.wgsl.js';
@@ -34,6 +37,9 @@ const PARAMS: ParamFields = [
   ['gate', 'u32'],
   ['scale', 'f32'],
 ];
+/** Destination vec4s per invocation (a workgroup converts TO_F16_PER * 256 of them). */
+export const TO_F16_PER = 4;
+
 const GATHER_PARAMS: ParamFields = [
   ['h0', 'u32'],
   ['kvDiv', 'u32'],
@@ -49,31 +55,45 @@ const ROW = {
 };
 
 export const toF16Kernel = variants(
-  (o: { gathered: boolean }) => (o.gathered ? 'gather-to-f16' : 'to-f16'),
+  (o: { gathered: boolean; vec: boolean }) => `${o.gathered ? 'gather-to-f16' : 'to-f16'}${o.vec ? ':v4' : ''}`,
   (o, key): Kernel<'state' | 'src' | 'dst' | 'indices'> => ({
-    name: key,
+    name: o.gathered ? 'gather-to-f16' : 'to-f16',
     key,
     params: o.gathered ? [...PARAMS, ...GATHER_PARAMS] : PARAMS,
-    bindings: [read('state', 'u32'), read('src', 'f32'), write('dst', 'vec4<f16>'), ...(o.gathered ? [read('indices', 'u32')] : [])],
+    bindings: [read('state', 'u32'), read('src', o.vec ? 'vec4<f32>' : 'f32'), write('dst', 'vec4<f16>'), ...(o.gathered ? [read('indices', 'u32')] : [])],
     workgroupSize: 256,
     enable: ['f16'],
     source: () => `${o.gathered ? DIVU_WGSL : ''}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
 ${gatePrologue()}
-  let e = wg.x * WG + tid;
-  if (e >= p.rows * p.dp4) { return; }
-  let r = e / p.dp4;
-  let c = 4u * (e % p.dp4);
-  var x = vec4<f32>(0.0);
-  if (r < n) {
-    let at = ${o.gathered ? ROW.gathered : ROW.plain} + c;
-    if (c < p.dim) { x.x = src[at]; }
-    if (c + 1u < p.dim) { x.y = src[at + 1u]; }
-    if (c + 2u < p.dim) { x.z = src[at + 2u]; }
-    if (c + 3u < p.dim) { x.w = src[at + 3u]; }
+  // TO_F16_PER vec4s per invocation, WG apart: all loaded before any is stored, so their
+  // independent loads (the gathered ones behind their row indices) are in flight together.
+  let first = wg.x * ${TO_F16_PER}u * WG + tid;
+  let total = p.rows * p.dp4;
+  var xs: array<vec4<f32>, ${TO_F16_PER}>;
+  for (var k = 0u; k < ${TO_F16_PER}u; k = k + 1u) {
+    let e = first + k * WG;
+    let r = e / p.dp4;
+    let c = 4u * (e % p.dp4);
+    var x = vec4<f32>(0.0);
+    if (e < total && r < n) {
+      let at = ${o.gathered ? ROW.gathered : ROW.plain} + c;
+${
+  o.vec
+    ? '      if (c < p.dim) { x = src[at / 4u]; }'
+    : `      if (c < p.dim) { x.x = src[at]; }
+      if (c + 1u < p.dim) { x.y = src[at + 1u]; }
+      if (c + 2u < p.dim) { x.z = src[at + 2u]; }
+      if (c + 3u < p.dim) { x.w = src[at + 3u]; }`
+}
+    }
+    xs[k] = x;
   }
-  dst[p.dstBase + wg.y * p.dstHeadStride + e] = vec4<f16>(x * p.scale);
+  for (var k = 0u; k < ${TO_F16_PER}u; k = k + 1u) {
+    let e = first + k * WG;
+    if (e < total) { dst[p.dstBase + wg.y * p.dstHeadStride + e] = vec4<f16>(xs[k] * p.scale); }
+  }
 }
 `,
   }),

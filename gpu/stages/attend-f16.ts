@@ -10,7 +10,7 @@ import { ROW_ALIGN, attendF16Kernel, attendF16SharedBytes, type F16MatrixConfig 
 import { PLAIN_ROWS, attendF16PlainBlocksKernel, attendF16PlainKernel, plainBlockTiles } from '../kernels/attend-f16-plain.wgsl.js';
 import type { Kernel } from '../kernels/kernel.js';
 import { listWindows, type BlockLists } from './block-select.js';
-import { toF16Kernel } from '../kernels/to-f16.wgsl.js';
+import { TO_F16_PER, toF16Kernel } from '../kernels/to-f16.wgsl.js';
 import { GATE } from '../kernels/attend.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { attendHeadsPerDispatch, splitChunks } from './attend.js';
@@ -64,7 +64,7 @@ export function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale
   const heads = rows ? d.H : src.heads;
   const dst = ctx.pool.heads(name, heads, (padded * dp) / 2, STORAGE_USAGE);
   const state = stateWindow(ctx);
-  const kernel = toF16Kernel({ gathered: !!rows });
+  const kernel = toF16Kernel({ gathered: !!rows, vec: d.D % 4 === 0 });
   const uses = [
     { tensor: src, kvDiv: rows?.kvDiv ?? 1 },
     { tensor: dst, kvDiv: 1 },
@@ -80,7 +80,7 @@ export function toF16(ctx: StageCtx, d: Dims, src: HeadTensor, dp: number, scale
       { n: span.n, rows: padded, dim: d.D, dp4: dp / 4, srcBase: sw.base + span.first * d.D, srcHeadStride: src.headElems, dstBase: dw.base / 2, dstHeadStride: dst.headElems / 2, gate, scale, ...gathering },
       // The gathered variant alone binds `indices` (the recorder checks the names against the kernel's).
       { state, src: sw, dst: dw, ...(iw ? { indices: iw } : {}) } as Record<'state' | 'src' | 'dst' | 'indices', Window>,
-      [ceilDiv((padded * dp) / 4, kernel.workgroupSize), h1 - h0],
+      [ceilDiv((padded * dp) / 4, TO_F16_PER * kernel.workgroupSize), h1 - h0],
       `${kernel.name} ${name}`,
     );
   }

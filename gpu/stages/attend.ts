@@ -8,7 +8,7 @@ import { attendBlocksKernel, attendGatheredKernel, attendKernel } from '../kerne
 import type { Kernel } from '../kernels/kernel.js';
 import { attendF16 } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
-import { SCATTER } from '../kernels/scatter.wgsl.js';
+import { scatterKernel } from '../kernels/scatter.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
 import { bm } from '../tiles.js';
 import { ceilDiv, qkParams, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
@@ -126,6 +126,9 @@ export function scatter(ctx: StageCtx, d: Dims, o: HeadTensor, sel: Selection, o
     ],
     lim,
   );
+  // vec4 moves where every offset below is a multiple of 4 floats (dim, and so the head strides and row starts).
+  const u = d.D % 4 === 0 ? 4 : 1;
+  const kernel = scatterKernel({ vec: u === 4 });
   for (let t0 = 0; t0 < d.L; t0 += rowsPerWindow) {
     const rows = Math.min(rowsPerWindow, d.L - t0);
     const start = t0 * rowBytes;
@@ -136,20 +139,20 @@ export function scatter(ctx: StageCtx, d: Dims, o: HeadTensor, sel: Selection, o
       const vw = headWindow(sel.inverse, h0, h1, lim.align);
       const { rowsPerGroup, groups } = rec.rowBlocks(rows, Math.floor(COPY_FLOATS_PER_GROUP / ((h1 - h0) * d.D)));
       rec.dispatch(
-        SCATTER,
+        kernel,
         {
           t0,
           rows,
           H: d.H,
-          dim: d.D,
+          dim: d.D / u,
           h0,
           heads: h1 - h0,
           rowsPerGroup,
-          oBase: ow.base,
-          oHeadStride: o.headElems,
+          oBase: ow.base / u,
+          oHeadStride: o.headElems / u,
           invBase: vw.base,
           invHeadStride: sel.inverse.headElems,
-          outBase: outW.base,
+          outBase: outW.base / u,
         },
         { state, inverse: vw, o: ow, out: outW },
         [groups, 1],
