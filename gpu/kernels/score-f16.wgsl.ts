@@ -21,8 +21,9 @@
  * them through workgroup memory); then per key block the K block is staged into ks ([BN][DP + 8] f16,
  * from registers loaded while the previous block computed; K^T fragments load column-major),
  * each subgroup multiplies and stores S [16][BN + 4] f32 in its region, invocations 2r and
- * 2r + 1 fold row r's halves (max, then the exponential sum), and the workgroup writes the
- * block's logits row by row (coalesced). The K block is read once for the HPW heads.
+ * 2r + 1 (one subgroup) fold row r's halves by shuffles (the max, then the exponential sum),
+ * and the workgroup writes the block's logits row by row (coalesced). The K block is read
+ * once for the HPW heads.
  */
 import { read, variants, write, type Kernel } from './kernel.js';
 import { unroll, type ParamFields } from './params.js';
@@ -42,9 +43,9 @@ export interface ScoreF16Config {
   blocks: number;
 }
 
-/** Workgroup memory bytes of a config: the K block, the S regions and the row folds. */
+/** Workgroup memory bytes of a config: the K block and the S regions. */
 export function scoreF16SharedBytes(c: ScoreF16Config): number {
-  return c.bn * (c.dp + 8) * 2 + c.sg * 16 * (c.bn + 4) * 4 + 2 * 32 * c.sg * 4;
+  return c.bn * (c.dp + 8) * 2 + c.sg * 16 * (c.bn + 4) * 4;
 }
 
 /** scorePartials' parameters (no `dim`: the f16 layout pads D to DP with zeros); bases in halves. */
@@ -100,8 +101,6 @@ const NEG: f32 = -1.0e30;
 // The matrix operands first, each a multiple of 16 bytes (see attend-f16.wgsl.ts).
 var<workgroup> sw: array<f32, ${c.sg * 16 * (c.bn + 4)}>;
 var<workgroup> ks: array<vec4<f16>, ${(c.bn * (c.dp + 8)) / 4}>;
-var<workgroup> redM: array<f32, ${threads}>;
-var<workgroup> redL: array<f32, ${threads}>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -136,36 +135,31 @@ ${unroll(nf, (f) => `      s = subgroupMatrixMultiplyAccumulate(qf${f}, ${kFrag(
       ${matrixStore('&sw', `sg * 16u * SST + ${j * 16}u`, 's', 'SST')};
     }`)}
     workgroupBarrier();
+    // Row r's two halves, folded across the lane pair (one subgroup) by shuffles: the max,
+    // then the exponential sum; masked logits (past the query, or t >= L) are NEG.
     let c0 = k0 + hc * ${half}u;
+    let limit = min(p.P + qw + 1u, p.L);
     var tmax = NEG;
     for (var e = 0u; e < ${half}u; e = e + 1u) {
-      let at = r * SST + hc * ${half}u + e;
-      let t = c0 + e;
-      let x = select(sw[at] * p.scale, NEG, t > p.P + qw || t >= p.L);
-      sw[at] = x;
-      tmax = max(tmax, x);
+      tmax = max(tmax, select(NEG, sw[r * SST + hc * ${half}u + e] * p.scale, c0 + e < limit));
     }
-    redM[lid] = tmax;
-    workgroupBarrier();
-    let m = max(redM[2u * r], redM[2u * r + 1u]);
+    let m = max(tmax, subgroupShuffleXor(tmax, 1u));
     var ls = 0.0;
     for (var e = 0u; e < ${half}u; e = e + 1u) {
-      let x = sw[r * SST + hc * ${half}u + e];
-      ls = ls + select(exp(x - m), 0.0, x == NEG);
+      ls = ls + select(0.0, exp(sw[r * SST + hc * ${half}u + e] * p.scale - m), c0 + e < limit);
     }
-    redL[lid] = ls;
-    workgroupBarrier();
+    let l = ls + subgroupShuffleXor(ls, 1u);
     if (hc == 0u && qw < p.W) {
       let at = pb + (blk * p.W + qw) * 2u;
       partials[at] = m;
-      partials[at + 1u] = redL[lid] + redL[lid + 1u];
+      partials[at + 1u] = l;
     }
     // The block's prefix logits (prefix keys are visible to every window query).
     for (var e = lid; e < SG * 16u * BN; e = e + WG) {
       let w = e / BN;
       let row = qw0 + w % BM;
       let t = k0 + e % BN;
-      if (row < p.W && t < p.P) { logits[p.logitsBase + (hw + w / BM) * p.logitsHeadStride + row * p.P + t] = sw[w * SST + e % BN]; }
+      if (row < p.W && t < p.P) { logits[p.logitsBase + (hw + w / BM) * p.logitsHeadStride + row * p.P + t] = sw[w * SST + e % BN] * p.scale; }
     }
   }
 }
