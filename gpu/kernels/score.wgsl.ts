@@ -245,6 +245,9 @@ ${unroll(c.tn, (j) => `  redC[(tx + ${j}u * NX) * NY + ty] = col${j};`)}
  * of a block of 256, per head: scores[t] = (1/W) sum_i exp(logits[i][t] - m_i) / l_i
  * (logits [head][W][P], stats [head][W][2], scores [head][P]).
  */
+/** Window rows scoreMeanStored loads at once. */
+const MEAN_ROWS = 8;
+
 export const SCORE_MEAN_STORED: Kernel<'logits' | 'stats' | 'scores'> = {
   name: 'scoreMeanStored',
   key: 'scoreMeanStored',
@@ -268,8 +271,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
   if (t >= p.P) { return; }
   let lb = p.logitsBase + wg.y * p.logitsHeadStride + t;
   let sb = p.statBase + wg.y * p.statHeadStride;
+  // Rows MEAN_ROWS at a time (their loads in flight together), summed in row order.
   var a = 0.0;
-  for (var i = 0u; i < p.W; i = i + 1u) {
+  var i = 0u;
+  for (; i + ${MEAN_ROWS}u <= p.W; i = i + ${MEAN_ROWS}u) {
+${unroll(MEAN_ROWS, (j) => `    let e${j} = exp(logits[lb + (i + ${j}u) * p.P] - stats[sb + 2u * (i + ${j}u)]) * (1.0 / stats[sb + 2u * (i + ${j}u) + 1u]);`)}
+${unroll(MEAN_ROWS, (j) => `    a = a + e${j};`)}
+  }
+  for (; i < p.W; i = i + 1u) {
     a = a + exp(logits[lb + i * p.P] - stats[sb + 2u * i]) * (1.0 / stats[sb + 2u * i + 1u]);
   }
   scores[p.outBase + wg.y * p.outHeadStride + t] = a * p.invW;
