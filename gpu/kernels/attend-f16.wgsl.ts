@@ -22,8 +22,10 @@
  * rows padded to a multiple of ROW_ALIGN and columns to DP (multiple of 16)
  * with zeros; kvHead = head / kvDiv (GQA reads the KV head in place, kvDiv 1
  * on per-head compact copies); bindings are windows starting at the chunk's
- * first head (`*Base` in halves). Output O [head][row][dim] f32 (`oBase` in
- * floats), rows >= n not written.
+ * first head (`*Base` in halves). With `q32`, Q is read from its f32 tensor
+ * [head][L][dim] instead (`qBase`, `qHeadStride` in floats; on a sparse layer through
+ * indices [head][L]) and rounded as it is staged: f16(q * scale), zero past n and dim.
+ * Output O [head][row][dim] f32 (`oBase` in floats), rows >= n not written.
  *
  * One workgroup per (query tile of BM = 16 * SG rows, head), SG subgroups of
  * 32 invocations; subgroup g owns rows q0 + 16g .. +16, keeps its Q'
@@ -65,6 +67,13 @@ export interface F16MatrixConfig {
   /** One lane per softmax row (no subgroup shuffles); else two lanes per row. */
   soloRows?: boolean;
   /**
+   * Q straight from its f32 tensor ([head][L][dim], dim % 4 == 0; `qBase`, `qHeadStride` in
+   * floats), scaled and rounded to f16 as it is staged: to-f16's values without its pass. 'rows':
+   * rows 0 .. n of each head; 'gathered': each head's kept rows, indices[h][r] (a sparse layer).
+   * Needs Q staged through the P region (not vecQ); not with `blocks`.
+   */
+  q32?: 'rows' | 'gathered';
+  /**
    * Block mode (XAttention's attendBlocks): the key tiles of each (head, query block of `blocks`
    * rows) come from its list (counts [H][nb], triangle-packed ascending lists, as the f32
    * attendBlocks); 16 * sg and bn divide it.
@@ -103,14 +112,28 @@ export const ATTEND_F16_BINDINGS = [
 ] as const;
 
 const configKey = (c: F16MatrixConfig) =>
-  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}`;
+  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}${c.q32 ? `.q32${c.q32 === 'gathered' ? 'g' : ''}` : ''}`;
+
+/** With `q32`: Q is f32, and the scale and (gathered) the selection's indices come along. */
+const Q32_PARAMS: ParamFields = [
+  ['scale', 'f32'],
+  ['idxBase', 'u32'],
+  ['idxHeadStride', 'u32'],
+];
+
+function bindingsOf(c: F16MatrixConfig) {
+  if (c.blocks) return [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')];
+  if (!c.q32) return ATTEND_F16_BINDINGS;
+  const [, ...rest] = ATTEND_F16_BINDINGS;
+  return [read('qIn', 'vec4<f32>'), ...rest, ...(c.q32 === 'gathered' ? [read('indices', 'u32')] : [])];
+}
 
 /** The subgroup-matrix attend kernel of a config (contract; WGSL generated once per key). */
-export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists'> => ({
+export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists' | 'indices'> => ({
   name: c.blocks ? 'attend-f16-blocks' : 'attend-f16',
   key,
-  params: ATTEND_F16_PARAMS,
-  bindings: c.blocks ? [...ATTEND_F16_BINDINGS, read('counts', 'u32'), read('lists', 'u32')] : ATTEND_F16_BINDINGS,
+  params: c.q32 ? [...ATTEND_F16_PARAMS, ...Q32_PARAMS] : ATTEND_F16_PARAMS,
+  bindings: bindingsOf(c),
   workgroupSize: 32 * c.sg,
   enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
   directives: ['diagnostic(off, chromium.subgroup_matrix_uniformity)'],
@@ -194,15 +217,28 @@ ${fetch(keyStart('kt + 1u'))}
       ${put('e', 'kx', 'vx')}
     }
     workgroupBarrier();`;
-  // Q fragments: straight from storage (vecQ), or NS at a time through the subgroup's P region.
+  // Q fragments: straight from storage (vecQ), or NS at a time through the subgroup's P region,
+  // from the f16 layout (qb in halves) or, with q32, from the f32 rows (qRow: a row's first float).
+  const qRow = (qr: string) =>
+    c.q32 === 'gathered' ? `p.qBase + wg.y * p.qHeadStride + indices[p.idxBase + wg.y * p.idxHeadStride + ${qr}] * p.dim` : `p.qBase + wg.y * p.qHeadStride + ${qr} * p.dim`;
+  const qVec = (fs: number[]) =>
+    c.q32
+      ? `let qrow = q0 + sg * 16u + qr;
+    let col = ${fs[0] * 16}u + 4u * qc;
+    var x32 = vec4<f32>(0.0);
+    if (qrow < n && col < p.dim) { x32 = qIn[(${qRow('qrow')} + col) / 4u]; }
+    let x = vec4<f16>(x32 * p.scale);`
+      : `let x = qIn[(qb + qr * DP) / 4u + ${fs[0] * 4}u + qc];`;
   const qLoad = c.vecQ
-    ? unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)
-    : chunks
+    ? `  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;
+${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)}`
+    : `${c.q32 ? '' : '  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;\n'}` +
+      chunks
         .map(
           (fs) => `  for (var e = lane; e < ${fs.length * 64}u; e = e + 32u) {
     let qr = e / ${fs.length * 4}u;
     let qc = e % ${fs.length * 4}u;
-    let x = qIn[(qb + qr * DP) / 4u + ${fs[0] * 4}u + qc];
+    ${qVec(fs)}
     let at = pBase + qr * PST + 4u * qc;
     pw[at] = x.x; pw[at + 1u] = x.y; pw[at + 2u] = x.z; pw[at + 3u] = x.w;
   }
@@ -247,7 +283,6 @@ ${gatePrologue()}
   let r = ${solo ? 'lane % 16u' : 'lane / 2u'};
   let hc = ${solo ? '0u' : 'lane % 2u'};
   let row = q0 + sg * 16u + r;
-  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;
   let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
   let kb = p.kBase + kvOff;
   let vb = p.vBase + kvOff;

@@ -1,7 +1,8 @@
 /**
  * attend at precision 'f16': Q, K, V converted to the f16 layout (to-f16.wgsl.ts; Q scaled by
  * 1/sqrt(D) before rounding; on a sparse layer the conversion gathers each head's kept rows
- * itself; K of a layer once per call, f16K, shared with the scoring), then causal attention
+ * itself; K of a layer once per call, f16K, shared with the scoring; the matrix kernel reads Q
+ * as f32 and rounds it as it stages it, the same values without the pass), then causal attention
  * with the plain f16 kernel (attend-f16-plain.wgsl.ts), or on the matrix units
  * (attend-f16.wgsl.ts, same numerics) where f16Attend says; output O [H][L][D] f32 as the f32
  * attend.
@@ -24,8 +25,8 @@ import { ceilDiv, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from '.
 export function f16Attend(ctx: StageCtx, D: number) {
   const dp = f16Dim(D);
   const c = matrixConfig(ctx, dp);
-  if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp };
-  return { kernel: attendF16PlainKernel(dp) as Kernel, rows: PLAIN_ROWS, dp };
+  if (c) return { kernel: attendF16Kernel(c) as Kernel, rows: 16 * c.sg, dp, matrix: c };
+  return { kernel: attendF16PlainKernel(dp) as Kernel, rows: PLAIN_ROWS, dp, matrix: null };
 }
 
 /**
@@ -133,23 +134,36 @@ function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
  */
 export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
   const { rec, lim } = ctx;
-  const { kernel, rows, dp } = blocks ? f16AttendBlocks(ctx, d.D, blocks.B) : f16Attend(ctx, d.D);
+  const chosen = blocks ? { ...f16AttendBlocks(ctx, d.D, blocks.B), matrix: null } : f16Attend(ctx, d.D);
+  const { rows, dp } = chosen;
+  // The matrix kernel (not in block mode) reads Q as f32 and rounds it as it stages it (q32),
+  // the kept rows through the selection on a sparse layer: no f16 copy of Q.
+  const m = chosen.matrix;
+  const q32 = m && !m.vecQ && d.D % 4 === 0 ? (indices ? 'gathered' : 'rows') : undefined;
+  const kernel: Kernel = q32 ? attendF16Kernel({ ...m!, q32 }) : chosen.kernel;
+  const scale = 1 / Math.sqrt(d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
-  const q16 = toF16(ctx, d, q, dp, 1 / Math.sqrt(d.D), gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
+  const qIn = q32 ? q : toF16(ctx, d, q, dp, scale, gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
   const k16 = blocks || indices ? toF16(ctx, d, k, dp, 1, gate, `f16.k.${gate}`, indices && { indices, kvDiv }) : f16K(ctx, d, k);
   const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
   // Gathered copies have a row set per query head.
   const kvOf16 = indices ? 1 : kvDiv;
   const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
+  const gathered = q32 === 'gathered' ? indices! : null;
   const uses = [
-    { tensor: q16, kvDiv: 1 },
+    { tensor: qIn, kvDiv: 1 },
     { tensor: k16, kvDiv: kvOf16 },
     { tensor: v16, kvDiv: kvOf16 },
     { tensor: o, kvDiv: 1 },
+    ...(gathered ? [{ tensor: gathered, kvDiv: 1 }] : []),
   ];
+  // Q's bases and strides: floats of the f32 tensor (q32), else halves of the f16 copy.
+  const qUnit = q32 ? 1 : 2;
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
-    const qw = headWindow(q16, h0, h1, lim.align);
+    const qw = headWindow(qIn, h0, h1, lim.align);
+    const iw = gathered ? headWindow(gathered, h0, h1, lim.align) : null;
+    const q32Params: Record<string, number> = q32 ? { scale, idxBase: iw?.base ?? 0, idxHeadStride: gathered?.headElems ?? 0 } : {};
     const kw = sharedWindow(k16, h0, h1, kvOf16, lim.align);
     const vw = sharedWindow(v16, h0, h1, kvOf16, lim.align);
     const ow = headWindow(o, h0, h1, lim.align);
@@ -158,19 +172,20 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
       {
         n: d.L,
         dim: d.D,
-        qBase: 2 * qw.base,
+        qBase: qUnit * qw.base,
         kBase: 2 * kw.base,
         vBase: 2 * vw.base,
         oBase: ow.base,
-        qHeadStride: 2 * q16.headElems,
+        qHeadStride: qUnit * qIn.headElems,
         kvHeadStride: 2 * k16.headElems,
         oHeadStride: o.headElems,
         h0,
         kvDiv: kvOf16,
         kv0: kw.first,
         gate,
+        ...q32Params,
       },
-      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks) },
+      { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks), ...(iw ? { indices: iw } : {}) },
       [ceilDiv(d.L, rows), h1 - h0],
     );
   }
