@@ -26,7 +26,7 @@ import { maxKeptLength } from './cost.js';
 import { GATE } from './kernels/attend.wgsl.js';
 import { MODE_GATE, PROBE_GATE } from './kernels/gate.wgsl.js';
 import { STATE } from './kernels/state.js';
-import { attend, gather, scatter } from './stages/attend.js';
+import { attend, attendInto, gather, scatter } from './stages/attend.js';
 import { f16K } from './stages/attend-f16.js';
 import { budget } from './stages/budget.js';
 import { dimsOf, stateBuffer, stateWindow, type Dims, type GpuCtx, type StageCtx } from './stages/common.js';
@@ -106,8 +106,12 @@ function attention(ctx: StageCtx, d: Dims, t: LayerTensors, kvDiv: number, gate:
   return o;
 }
 
-/** Dense attention on all L rows (XAttention's with `bs`), scattered to `out` (the state must say dense). */
+/** Dense attention on all L rows (XAttention's with `bs`), into `out` (the state must say dense). */
 export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, gate: number = GATE.always, bs?: ResolvedBlockSparse): void {
+  if (!bs) {
+    attendInto(ctx, d, t.q, t.k, t.v, d.G, gate, sel, out);
+    return;
+  }
   scatter(ctx, d, attention(ctx, d, t, d.G, gate, bs), sel, out);
 }
 
@@ -118,7 +122,7 @@ export function recordDense(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Select
  */
 export function recordSparse(ctx: StageCtx, d: Dims, t: LayerTensors, sel: Selection, out: GPUBuffer, bs?: ResolvedBlockSparse): void {
   if (!bs) {
-    scatter(ctx, d, attend(ctx, d, t.q, t.k, t.v, d.G, GATE.ifSparse, undefined, sel.indices), sel, out);
+    attendInto(ctx, d, t.q, t.k, t.v, d.G, GATE.ifSparse, sel, out, sel.indices);
     return;
   }
   const compact = {

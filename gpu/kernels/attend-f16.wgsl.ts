@@ -25,7 +25,8 @@
  * first head (`*Base` in halves). With `q32`, Q is read from its f32 tensor
  * [head][L][dim] instead (`qBase`, `qHeadStride` in floats; on a sparse layer through
  * indices [head][L]) and rounded as it is staged: f16(q * scale), zero past n and dim.
- * Output O [head][row][dim] f32 (`oBase` in floats), rows >= n not written.
+ * Output O [head][row][dim] f32 (`oBase` in floats), rows >= n not written; with `direct`
+ * straight into the layer's out [L][H*dim] instead (row indices[h][r] on a sparse layer).
  *
  * One workgroup per (query tile of BM = 16 * SG rows, head), SG subgroups of
  * 32 invocations; subgroup g owns rows q0 + 16g .. +16, keeps its Q'
@@ -74,6 +75,12 @@ export interface F16MatrixConfig {
    */
   q32?: 'rows' | 'gathered';
   /**
+   * With q32: write each output row straight to the layer's token-major output out [L][H*dim]
+   * (`oBase` its window's base, `oRowStride` = H * dim, head h's columns from h * dim): row r of
+   * head h to row r, or on a sparse layer to row indices[h][r]; no scatter pass.
+   */
+  direct?: boolean;
+  /**
    * Block mode (XAttention's attendBlocks): the key tiles of each (head, query block of `blocks`
    * rows) come from its list (counts [H][nb], triangle-packed ascending lists, as the f32
    * attendBlocks); 16 * sg and bn divide it.
@@ -112,7 +119,7 @@ export const ATTEND_F16_BINDINGS = [
 ] as const;
 
 const configKey = (c: F16MatrixConfig) =>
-  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}${c.q32 ? `.q32${c.q32 === 'gathered' ? 'g' : ''}` : ''}`;
+  `attend-f16${c.blocks ? '-blocks' : ''}:${c.sg}.${c.bn}.${c.dp}.${c.threshold}${['vecKV', 'vecQ', 'prefetch', 'lean', 'soloRows'].filter((k) => c[k as keyof F16MatrixConfig]).map((k) => `.${k}`).join('')}${c.blocks ? `.B${c.blocks}` : ''}${c.q32 ? `.q32${c.q32 === 'gathered' ? 'g' : ''}` : ''}${c.direct ? '.direct' : ''}`;
 
 /** With `q32`: Q is f32, and the scale and (gathered) the selection's indices come along. */
 const Q32_PARAMS: ParamFields = [
@@ -132,7 +139,7 @@ function bindingsOf(c: F16MatrixConfig) {
 export const attendF16Kernel = variants(configKey, (c: F16MatrixConfig, key): Kernel<(typeof ATTEND_F16_BINDINGS)[number]['name'] | 'counts' | 'lists' | 'indices'> => ({
   name: c.blocks ? 'attend-f16-blocks' : 'attend-f16',
   key,
-  params: c.q32 ? [...ATTEND_F16_PARAMS, ...Q32_PARAMS] : ATTEND_F16_PARAMS,
+  params: c.q32 ? [...ATTEND_F16_PARAMS, ...Q32_PARAMS, ...(c.direct ? ([['oRowStride', 'u32']] as ParamFields) : [])] : ATTEND_F16_PARAMS,
   bindings: bindingsOf(c),
   workgroupSize: 32 * c.sg,
   enable: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
@@ -177,10 +184,11 @@ ${fs.map((f, i) => `    o${f} = ${matrixLoad(RESULT, '&sw', `sBase + ${i * 16}u`
       (fs) => `${oStore(fs)}
   workgroupBarrier();
   if (row < n && ${mine}) {
-    for (var e = 0u; e < ${(fs.length * 16) / (solo ? 1 : 2)}u; e = e + 1u) {
+${c.direct ? `    let orow = ${c.q32 === 'gathered' ? 'indices[p.idxBase + wg.y * p.idxHeadStride + row]' : 'row'};
+` : ''}    for (var e = 0u; e < ${(fs.length * 16) / (solo ? 1 : 2)}u; e = e + 1u) {
       let cc = hc * ${(fs.length * 16) / 2}u + e;
       let col = ${fs[0] * 16}u + cc;
-      if (col < p.dim) { oOut[ob + row * p.dim + col] = sw[sBase + r * SST + cc] * invL; }
+      if (col < p.dim) { oOut[${c.direct ? 'ob + orow * p.oRowStride' : 'ob + row * p.dim'} + col] = sw[sBase + r * SST + cc] * invL; }
     }
   }
   workgroupBarrier();`,
@@ -286,7 +294,7 @@ ${gatePrologue()}
   let kvOff = (head / p.kvDiv - p.kv0) * p.kvHeadStride;
   let kb = p.kBase + kvOff;
   let vb = p.vBase + kvOff;
-  let ob = p.oBase + wg.y * p.oHeadStride;
+  let ob = p.oBase + ${c.direct ? '(p.h0 + wg.y) * p.dim' : 'wg.y * p.oHeadStride'};
   let sBase = sg * 16u * SST;
   let pBase = sg * 16u * PST;
 ${qLoad}

@@ -15,33 +15,37 @@
  */
 import { DIVU_WGSL } from './divu.wgsl.js';
 import { read, variants, write, type Kernel } from './kernel.js';
+import type { ParamFields } from './params.js';
 import { STATE } from './state.js';
+
+const SCATTER_PARAMS: ParamFields = [
+  ['t0', 'u32'],
+  ['rows', 'u32'],
+  ['H', 'u32'],
+  ['dim', 'u32'],
+  ['h0', 'u32'],
+  ['heads', 'u32'],
+  ['rowsPerGroup', 'u32'],
+  ['oBase', 'u32'],
+  ['oHeadStride', 'u32'],
+  ['invBase', 'u32'],
+  ['invHeadStride', 'u32'],
+  ['outBase', 'u32'],
+];
 
 /**
  * The scatter kernel, on f32 elements or (vec, where dim % 4 == 0) on vec4<f32>: the same
  * code, every offset, stride and `dim` then counted in vec4s (16-byte loads and stores).
  */
 export const scatterKernel = variants(
-  (o: { vec: boolean }) => (o.vec ? 'scatter:v4' : 'scatter'),
+  (o: { vec: boolean; prunedOnly?: boolean }) => `${o.prunedOnly ? 'zeroPruned' : 'scatter'}${o.vec ? ':v4' : ''}`,
   (o, key): Kernel<'state' | 'inverse' | 'o' | 'out'> => {
-    const T = o.vec ? 'vec4<f32>' : 'f32';
+    const T = o.vec ? ('vec4<f32>' as const) : ('f32' as const);
+    if (o.prunedOnly) return zeroPrunedKernel(key, T);
     return {
       name: 'scatter',
       key,
-      params: [
-        ['t0', 'u32'],
-        ['rows', 'u32'],
-        ['H', 'u32'],
-        ['dim', 'u32'],
-        ['h0', 'u32'],
-        ['heads', 'u32'],
-        ['rowsPerGroup', 'u32'],
-        ['oBase', 'u32'],
-        ['oHeadStride', 'u32'],
-        ['invBase', 'u32'],
-        ['invHeadStride', 'u32'],
-        ['outBase', 'u32'],
-      ],
+      params: SCATTER_PARAMS,
       bindings: [read('state', 'u32'), read('inverse', 'u32'), read('o', T), write('out', T)],
       workgroupSize: 256,
       source: () => `${DIVU_WGSL}
@@ -74,6 +78,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     };
   },
 );
+
+/**
+ * zeroPruned (scatterKernel's prunedOnly): out[t][h*dim + d] = 0 where inverse[h][t] == 0, other
+ * elements untouched, on a sparse layer only (nothing on a dense one): the rest of a scatter when
+ * the attention wrote the kept rows into out itself (attend-f16's `direct`). Same grid and
+ * parameters as scatter (the `o` parameters unused).
+ */
+function zeroPrunedKernel(key: string, T: 'f32' | 'vec4<f32>'): Kernel<'state' | 'inverse' | 'out'> {
+  return {
+    name: 'zeroPruned',
+    key,
+    params: SCATTER_PARAMS,
+    bindings: [read('state', 'u32'), read('inverse', 'u32'), write('out', T)],
+    workgroupSize: 256,
+    source: () => `${DIVU_WGSL}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }
+  let r0 = wg.x * p.rowsPerGroup;
+  let width = p.heads * p.dim;
+  let count = min(p.rowsPerGroup, p.rows - r0) * width;
+  for (var e = tid; e < count; e = e + WG) {
+    let er = divu(e, width);
+    let r = r0 + er;
+    let inRow = e - er * width;
+    let hl = divu(inRow, p.dim);
+    let d = inRow - hl * p.dim;
+    if (inverse[p.invBase + hl * p.invHeadStride + p.t0 + r] == 0u) {
+      out[p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d] = ${T}(0.0);
+    }
+  }
+}
+`,
+  };
+}
 
 export const INVERT_INDICES: Kernel<'indices' | 'inverse'> = {
   name: 'invertIndices',

@@ -133,14 +133,38 @@ function f16AttendBlocks(ctx: StageCtx, D: number, B: number) {
  * Dense on a layer's full K (no blocks): its f16K.
  */
 export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks?: BlockLists, indices?: HeadTensor): HeadTensor {
+  return recordAttendF16(ctx, d, q, k, v, kvDiv, gate, blocks, indices, null)!;
+}
+
+/**
+ * attendF16 writing the output rows straight into the layer's out [L][H*D] (attend-f16's
+ * `direct`; row indices[h][r] on a sparse layer), where the matrix kernel runs with f32 Q and out
+ * fits one binding: true; else false, recording nothing (the caller attends and scatters).
+ */
+export function attendF16Into(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, out: GPUBuffer, indices?: HeadTensor): boolean {
+  if (!f16Q32(ctx, d, false, indices) || d.L * d.H * d.D * 4 > ctx.lim.maxBinding) return false;
+  recordAttendF16(ctx, d, q, k, v, kvDiv, gate, undefined, indices, out);
+  return true;
+}
+
+/**
+ * How the matrix kernel (not in block mode) reads Q, where it runs: as f32, rounded as it is
+ * staged (q32: the kept rows through the selection on a sparse layer), so no f16 copy of Q is
+ * made; undefined where Q takes the f16 layout (the plain kernels, block mode, vecQ, D % 4 != 0).
+ */
+function f16Q32(ctx: StageCtx, d: Dims, blocks: boolean, indices?: HeadTensor): F16MatrixConfig['q32'] {
+  const m = blocks ? null : f16Attend(ctx, d.D).matrix;
+  return m && !m.vecQ && d.D % 4 === 0 ? (indices ? 'gathered' : 'rows') : undefined;
+}
+
+/** attendF16's dispatches; with `out`, attendF16Into's (the output straight into out, nothing returned). */
+function recordAttendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, blocks: BlockLists | undefined, indices: HeadTensor | undefined, out: GPUBuffer | null): HeadTensor | null {
   const { rec, lim } = ctx;
   const chosen = blocks ? { ...f16AttendBlocks(ctx, d.D, blocks.B), matrix: null } : f16Attend(ctx, d.D);
   const { rows, dp } = chosen;
-  // The matrix kernel (not in block mode) reads Q as f32 and rounds it as it stages it (q32),
-  // the kept rows through the selection on a sparse layer: no f16 copy of Q.
-  const m = chosen.matrix;
-  const q32 = m && !m.vecQ && d.D % 4 === 0 ? (indices ? 'gathered' : 'rows') : undefined;
-  const kernel: Kernel = q32 ? attendF16Kernel({ ...m!, q32 }) : chosen.kernel;
+  const q32 = f16Q32(ctx, d, !!blocks, indices);
+  const direct = !!out;
+  const kernel: Kernel = q32 ? attendF16Kernel({ ...chosen.matrix!, q32, ...(direct ? { direct } : {}) }) : chosen.kernel;
   const scale = 1 / Math.sqrt(d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const qIn = q32 ? q : toF16(ctx, d, q, dp, scale, gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });
@@ -148,16 +172,18 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
   const v16 = toF16(ctx, d, v, dp, 1, gate, `f16.v.${gate}`, indices && { indices, kvDiv });
   // Gathered copies have a row set per query head.
   const kvOf16 = indices ? 1 : kvDiv;
-  const o = ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
+  const o = out ? null : ctx.pool.heads('attend.out', d.H, d.L * d.D, STORAGE_USAGE);
   const state = stateWindow(ctx);
   const gathered = q32 === 'gathered' ? indices! : null;
   const uses = [
     { tensor: qIn, kvDiv: 1 },
     { tensor: k16, kvDiv: kvOf16 },
     { tensor: v16, kvDiv: kvOf16 },
-    { tensor: o, kvDiv: 1 },
+    ...(o ? [{ tensor: o, kvDiv: 1 }] : []),
     ...(gathered ? [{ tensor: gathered, kvDiv: 1 }] : []),
   ];
+  // out [L][H*D], bound whole (attendF16Into checked it fits one binding).
+  const outW: Window | null = out ? { binding: { buffer: out, offset: 0, size: d.L * d.H * d.D * 4 }, base: 0 } : null;
   // Q's bases and strides: floats of the f32 tensor (q32), else halves of the f16 copy.
   const qUnit = q32 ? 1 : 2;
   for (const [h0, h1] of splitChunks(headChunks(d.H, uses, lim), attendHeadsPerDispatch(d))) {
@@ -166,7 +192,7 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
     const q32Params: Record<string, number> = q32 ? { scale, idxBase: iw?.base ?? 0, idxHeadStride: gathered?.headElems ?? 0 } : {};
     const kw = sharedWindow(k16, h0, h1, kvOf16, lim.align);
     const vw = sharedWindow(v16, h0, h1, kvOf16, lim.align);
-    const ow = headWindow(o, h0, h1, lim.align);
+    const ow = o ? headWindow(o, h0, h1, lim.align) : outW!;
     rec.dispatch(
       kernel,
       {
@@ -178,12 +204,13 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
         oBase: ow.base,
         qHeadStride: qUnit * qIn.headElems,
         kvHeadStride: 2 * k16.headElems,
-        oHeadStride: o.headElems,
+        oHeadStride: o ? o.headElems : 0,
         h0,
         kvDiv: kvOf16,
         kv0: kw.first,
         gate,
         ...q32Params,
+        ...(out ? { oRowStride: d.H * d.D } : {}),
       },
       { qIn: qw, kIn: kw, vIn: vw, oOut: ow, state, ...listWindows(blocks), ...(iw ? { indices: iw } : {}) },
       [ceilDiv(d.L, rows), h1 - h0],

@@ -6,10 +6,10 @@
  */
 import { attendBlocksKernel, attendGatheredKernel, attendKernel } from '../kernels/attend.wgsl.js';
 import type { Kernel } from '../kernels/kernel.js';
-import { attendF16 } from './attend-f16.js';
+import { attendF16, attendF16Into } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
 import { scatterKernel } from '../kernels/scatter.wgsl.js';
-import { headChunks, headWindow, sharedWindow, type HeadTensor } from '../resources.js';
+import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { bm } from '../tiles.js';
 import { ceilDiv, qkParams, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
 import type { Selection } from './select.js';
@@ -113,29 +113,35 @@ export function attend(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: 
 
 /** scatter: O [H][L][D] (compact rows when sparse) to out [L][H*D], zeros for pruned rows. */
 export function scatter(ctx: StageCtx, d: Dims, o: HeadTensor, sel: Selection, out: GPUBuffer): void {
+  scatterPasses(ctx, d, o, sel, out);
+}
+
+/**
+ * zeroPruned: on a sparse layer, zeros into the pruned rows of out [L][H*D] only (the kept rows
+ * were written there by the attention itself, attendInto); nothing on a dense layer.
+ */
+function zeroPruned(ctx: StageCtx, d: Dims, sel: Selection, out: GPUBuffer): void {
+  scatterPasses(ctx, d, null, sel, out);
+}
+
+/** scatter's dispatches, per window of output rows and chunk of heads; without `o`, zeroPruned's. */
+function scatterPasses(ctx: StageCtx, d: Dims, o: HeadTensor | null, sel: Selection, out: GPUBuffer): void {
   const { rec, lim } = ctx;
   const state = stateWindow(ctx);
   const rowBytes = d.H * d.D * 4;
   const rowsPerWindow = Math.floor((lim.maxBinding - lim.align) / rowBytes);
   if (rowsPerWindow < 1) throw new Error(`one output row (${rowBytes} bytes) exceeds maxStorageBufferBindingSize`);
-  const chunks = headChunks(
-    d.H,
-    [
-      { tensor: o, kvDiv: 1 },
-      { tensor: sel.inverse, kvDiv: 1 },
-    ],
-    lim,
-  );
+  const chunks = headChunks(d.H, [...(o ? [{ tensor: o, kvDiv: 1 }] : []), { tensor: sel.inverse, kvDiv: 1 }], lim);
   // vec4 moves where every offset below is a multiple of 4 floats (dim, and so the head strides and row starts).
   const u = d.D % 4 === 0 ? 4 : 1;
-  const kernel = scatterKernel({ vec: u === 4 });
+  const kernel = scatterKernel({ vec: u === 4, prunedOnly: !o });
   for (let t0 = 0; t0 < d.L; t0 += rowsPerWindow) {
     const rows = Math.min(rowsPerWindow, d.L - t0);
     const start = t0 * rowBytes;
     const offset = Math.floor(start / lim.align) * lim.align;
     const outW = { binding: { buffer: out, offset, size: start + rows * rowBytes - offset }, base: (start - offset) / 4 };
     for (const [h0, h1] of chunks) {
-      const ow = headWindow(o, h0, h1, lim.align);
+      const ow = o ? headWindow(o, h0, h1, lim.align) : null;
       const vw = headWindow(sel.inverse, h0, h1, lim.align);
       const { rowsPerGroup, groups } = rec.rowBlocks(rows, Math.floor(COPY_FLOATS_PER_GROUP / ((h1 - h0) * d.D)));
       rec.dispatch(
@@ -148,15 +154,30 @@ export function scatter(ctx: StageCtx, d: Dims, o: HeadTensor, sel: Selection, o
           h0,
           heads: h1 - h0,
           rowsPerGroup,
-          oBase: ow.base / u,
-          oHeadStride: o.headElems / u,
+          oBase: ow ? ow.base / u : 0,
+          oHeadStride: o ? o.headElems / u : 0,
           invBase: vw.base,
           invHeadStride: sel.inverse.headElems,
           outBase: outW.base / u,
         },
-        { state, inverse: vw, o: ow, out: outW },
+        // zeroPruned alone binds no `o` (the recorder checks the names against the kernel's).
+        { state, inverse: vw, out: outW, ...(ow ? { o: ow } : {}) } as Record<'state' | 'inverse' | 'o' | 'out', Window>,
         [groups, 1],
+        o ? 'scatter' : 'zeroPruned',
       );
     }
   }
+}
+
+/**
+ * attend over L rows (dense) or the kept rows (`indices`, gated sparse) and its output into out
+ * [L][H*D]: attend then scatter, or where attend-f16 on the matrix units writes the rows into
+ * out itself (attendF16Into), that and, on a sparse layer, zeros into the pruned rows.
+ */
+export function attendInto(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, sel: Selection, out: GPUBuffer, indices?: HeadTensor): void {
+  if (ctx.precision === 'f16' && attendF16Into(ctx, d, q, k, v, kvDiv, gate, out, indices)) {
+    if (indices) zeroPruned(ctx, d, sel, out);
+    return;
+  }
+  scatter(ctx, d, attend(ctx, d, q, k, v, kvDiv, gate, undefined, indices), sel, out);
 }
