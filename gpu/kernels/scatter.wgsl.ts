@@ -18,6 +18,33 @@ import { read, variants, write, type Kernel } from './kernel.js';
 import type { ParamFields } from './params.js';
 import { STATE } from './state.js';
 
+/**
+ * The entry point of scatter and zeroPruned: `prologue`, then `body` once per output element of
+ * the workgroup's rows, with r (row in the window), t = t0 + r (token), hl (head in the chunk),
+ * d (column) and `at` (its index in out).
+ */
+function perOutputElement(prologue: string, body: string): string {
+  return `${DIVU_WGSL}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+${prologue}
+  let r0 = wg.x * p.rowsPerGroup;
+  let width = p.heads * p.dim;
+  let count = min(p.rowsPerGroup, p.rows - r0) * width;
+  for (var e = tid; e < count; e = e + WG) {
+    let er = divu(e, width);
+    let r = r0 + er;
+    let inRow = e - er * width;
+    let hl = divu(inRow, p.dim);
+    let d = inRow - hl * p.dim;
+    let t = p.t0 + r;
+    let at = p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d;
+${body}
+  }
+}
+`;
+}
+
 const SCATTER_PARAMS: ParamFields = [
   ['t0', 'u32'],
   ['rows', 'u32'],
@@ -48,21 +75,10 @@ export const scatterKernel = variants(
       params: SCATTER_PARAMS,
       bindings: [read('state', 'u32'), read('inverse', 'u32'), read('o', T), write('out', T)],
       workgroupSize: 256,
-      source: () => `${DIVU_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;
-  let r0 = wg.x * p.rowsPerGroup;
-  let width = p.heads * p.dim;
-  let count = min(p.rowsPerGroup, p.rows - r0) * width;
-  for (var e = tid; e < count; e = e + WG) {
-    let er = divu(e, width);
-    let r = r0 + er;
-    let inRow = e - er * width;
-    let hl = divu(inRow, p.dim);
-    let d = inRow - hl * p.dim;
-    let t = p.t0 + r;
-    var row = t;
+      source: () =>
+        perOutputElement(
+          `  let sparse = state[${STATE.mode}] == ${STATE.modeSparse}u;`,
+          `    var row = t;
     var x = ${T}(0.0);
     if (sparse) {
       let s = inverse[p.invBase + hl * p.invHeadStride + t];
@@ -71,10 +87,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     } else {
       x = o[p.oBase + hl * p.oHeadStride + row * p.dim + d];
     }
-    out[p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d] = x;
-  }
-}
-`,
+    out[at] = x;`,
+        ),
     };
   },
 );
@@ -92,25 +106,11 @@ function zeroPrunedKernel(key: string, T: 'f32' | 'vec4<f32>'): Kernel<'state' |
     params: SCATTER_PARAMS,
     bindings: [read('state', 'u32'), read('inverse', 'u32'), write('out', T)],
     workgroupSize: 256,
-    source: () => `${DIVU_WGSL}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }
-  let r0 = wg.x * p.rowsPerGroup;
-  let width = p.heads * p.dim;
-  let count = min(p.rowsPerGroup, p.rows - r0) * width;
-  for (var e = tid; e < count; e = e + WG) {
-    let er = divu(e, width);
-    let r = r0 + er;
-    let inRow = e - er * width;
-    let hl = divu(inRow, p.dim);
-    let d = inRow - hl * p.dim;
-    if (inverse[p.invBase + hl * p.invHeadStride + p.t0 + r] == 0u) {
-      out[p.outBase + r * p.H * p.dim + (p.h0 + hl) * p.dim + d] = ${T}(0.0);
-    }
-  }
-}
-`,
+    source: () =>
+      perOutputElement(
+        `  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }`,
+        `    if (inverse[p.invBase + hl * p.invHeadStride + t] == 0u) { out[at] = ${T}(0.0); }`,
+      ),
   };
 }
 
