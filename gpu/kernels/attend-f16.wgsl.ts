@@ -237,13 +237,15 @@ ${fetch(keyStart('kt + 1u'))}
     if (qrow < n && col < p.dim) { x32 = qIn[(${qRow('qrow')} + col) / 4u]; }
     let x = vec4<f16>(x32 * p.scale);`
       : `let x = qIn[(qb + qr * DP) / 4u + ${fs[0] * 4}u + qc];`;
-  const qLoad = c.vecQ
-    ? `  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;
-${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)}`
-    : `${c.q32 ? '' : '  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;\n'}` +
-      chunks
-        .map(
-          (fs) => `  for (var e = lane; e < ${fs.length * 64}u; e = e + 32u) {
+  // The subgroup's first Q row in the f16 layout, in halves (q32 addresses rows by qRow instead).
+  const qb = c.q32 ? '' : '  let qb = p.qBase + wg.y * p.qHeadStride + (q0 + sg * 16u) * DP;\n';
+  const qLoad =
+    qb +
+    (c.vecQ
+      ? unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 4}u`, false, 'DP4')};`)
+      : chunks
+          .map(
+            (fs) => `  for (var e = lane; e < ${fs.length * 64}u; e = e + 32u) {
     let qr = e / ${fs.length * 4}u;
     let qc = e % ${fs.length * 4}u;
     ${qVec(fs)}
@@ -253,8 +255,8 @@ ${unroll(nf, (f) => `  let qf${f} = ${matrixLoad(LEFT, '&qIn', `qb / 4u + ${f * 
   workgroupBarrier();
 ${fs.map((f, i) => `  let qf${f} = ${matrixLoad(LEFT, '&pw', `pBase + ${i * 16}u`, false, 'PST')};`).join('\n')}
   workgroupBarrier();`,
-        )
-        .join('\n');
+          )
+          .join('\n'));
   return `const SG: u32 = ${c.sg}u;
 const BM: u32 = ${16 * c.sg}u;
 const BN: u32 = ${c.bn}u;

@@ -137,7 +137,8 @@ ${blockGate(c.B)}
     // R = T total as float64 rounds it (53 significant bits); at 2^53 units or below (no scale puts
     // a row there but an all-zero one) the exact product, its fraction kept in 'fraction'.
     let rounded = topBit128(exact) >= 53;
-    let limit = select(exact, roundSig53(exact, inexact), rounded);
+    var limit = exact;
+    if (rounded) { limit = roundSig53(exact, inexact); }
     let fraction = inexact && !rounded;
     var sum = fix128(masses[row + i], s);
     var k = 0u;

@@ -65,10 +65,9 @@ const SCATTER_PARAMS: ParamFields = [
  * code, every offset, stride and `dim` then counted in vec4s (16-byte loads and stores).
  */
 export const scatterKernel = variants(
-  (o: { vec: boolean; prunedOnly?: boolean }) => `${o.prunedOnly ? 'zeroPruned' : 'scatter'}${o.vec ? ':v4' : ''}`,
+  (o: { vec: boolean }) => `scatter${o.vec ? ':v4' : ''}`,
   (o, key): Kernel<'state' | 'inverse' | 'o' | 'out'> => {
-    const T = o.vec ? ('vec4<f32>' as const) : ('f32' as const);
-    if (o.prunedOnly) return zeroPrunedKernel(key, T);
+    const T = elementType(o.vec);
     return {
       name: 'scatter',
       key,
@@ -94,24 +93,32 @@ export const scatterKernel = variants(
 );
 
 /**
- * zeroPruned (scatterKernel's prunedOnly): out[t][h*dim + d] = 0 where inverse[h][t] == 0, other
- * elements untouched, on a sparse layer only (nothing on a dense one): the rest of a scatter when
- * the attention wrote the kept rows into out itself (attend-f16's `direct`). Same grid and
- * parameters as scatter (the `o` parameters unused).
+ * zeroPruned: out[t][h*dim + d] = 0 where inverse[h][t] == 0, other elements untouched, on a
+ * sparse layer only (nothing on a dense one): the rest of a scatter when the attention wrote the
+ * kept rows into out itself (attend-f16's `direct`). Same grid and parameters as scatter (the `o`
+ * ones unused), f32 or vec4 elements alike.
  */
-function zeroPrunedKernel(key: string, T: 'f32' | 'vec4<f32>'): Kernel<'state' | 'inverse' | 'out'> {
-  return {
-    name: 'zeroPruned',
-    key,
-    params: SCATTER_PARAMS,
-    bindings: [read('state', 'u32'), read('inverse', 'u32'), write('out', T)],
-    workgroupSize: 256,
-    source: () =>
-      perOutputElement(
-        `  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }`,
-        `    if (inverse[p.invBase + hl * p.invHeadStride + t] == 0u) { out[at] = ${T}(0.0); }`,
-      ),
-  };
+export const zeroPrunedKernel = variants(
+  (o: { vec: boolean }) => `zeroPruned${o.vec ? ':v4' : ''}`,
+  (o, key): Kernel<'state' | 'inverse' | 'out'> => {
+    const T = elementType(o.vec);
+    return {
+      name: 'zeroPruned',
+      key,
+      params: SCATTER_PARAMS,
+      bindings: [read('state', 'u32'), read('inverse', 'u32'), write('out', T)],
+      workgroupSize: 256,
+      source: () =>
+        perOutputElement(
+          `  if (state[${STATE.mode}] != ${STATE.modeSparse}u) { return; }`,
+          `    if (inverse[p.invBase + hl * p.invHeadStride + t] == 0u) { out[at] = ${T}(0.0); }`,
+        ),
+    };
+  },
+);
+
+function elementType(vec: boolean): 'f32' | 'vec4<f32>' {
+  return vec ? 'vec4<f32>' : 'f32';
 }
 
 export const INVERT_INDICES: Kernel<'indices' | 'inverse'> = {

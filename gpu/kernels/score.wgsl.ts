@@ -240,14 +240,14 @@ ${unroll(c.tn, (j) => `  redC[(tx + ${j}u * NX) * NY + ty] = col${j};`)}
   },
 }));
 
+/** Window rows scoreMeanStored loads at once. */
+const MEAN_ROWS = 8;
+
 /**
  * scoreMeanStored: scoreMean on the logits scorePartials stored, one thread per prefix key t
  * of a block of 256, per head: scores[t] = (1/W) sum_i exp(logits[i][t] - m_i) / l_i
  * (logits [head][W][P], stats [head][W][2], scores [head][P]).
  */
-/** Window rows scoreMeanStored loads at once. */
-const MEAN_ROWS = 8;
-
 export const SCORE_MEAN_STORED: Kernel<'logits' | 'stats' | 'scores'> = {
   name: 'scoreMeanStored',
   key: 'scoreMeanStored',

@@ -142,19 +142,18 @@ export function attendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, 
  * fits one binding: true; else false, recording nothing (the caller attends and scatters).
  */
 export function attendF16Into(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v: HeadTensor, kvDiv: number, gate: number, out: GPUBuffer, indices?: HeadTensor): boolean {
-  if (!f16Q32(ctx, d, false, indices) || d.L * d.H * d.D * 4 > ctx.lim.maxBinding) return false;
+  if (!f16Q32(f16Attend(ctx, d.D).matrix, d.D, indices) || d.L * d.H * d.D * 4 > ctx.lim.maxBinding) return false;
   recordAttendF16(ctx, d, q, k, v, kvDiv, gate, undefined, indices, out);
   return true;
 }
 
 /**
- * How the matrix kernel (not in block mode) reads Q, where it runs: as f32, rounded as it is
- * staged (q32: the kept rows through the selection on a sparse layer), so no f16 copy of Q is
- * made; undefined where Q takes the f16 layout (the plain kernels, block mode, vecQ, D % 4 != 0).
+ * How the matrix kernel `m` (null: the plain kernels or block mode) reads Q: as f32, rounded as
+ * it is staged (q32: the kept rows through the selection on a sparse layer), so no f16 copy of Q
+ * is made; undefined where Q takes the f16 layout (no `m`, vecQ, D % 4 != 0).
  */
-function f16Q32(ctx: StageCtx, d: Dims, blocks: boolean, indices?: HeadTensor): F16MatrixConfig['q32'] {
-  const m = blocks ? null : f16Attend(ctx, d.D).matrix;
-  return m && !m.vecQ && d.D % 4 === 0 ? (indices ? 'gathered' : 'rows') : undefined;
+function f16Q32(m: F16MatrixConfig | null, D: number, indices?: HeadTensor): F16MatrixConfig['q32'] {
+  return m && !m.vecQ && D % 4 === 0 ? (indices ? 'gathered' : 'rows') : undefined;
 }
 
 /** attendF16's dispatches; with `out`, attendF16Into's (the output straight into out, nothing returned). */
@@ -162,9 +161,8 @@ function recordAttendF16(ctx: StageCtx, d: Dims, q: HeadTensor, k: HeadTensor, v
   const { rec, lim } = ctx;
   const chosen = blocks ? { ...f16AttendBlocks(ctx, d.D, blocks.B), matrix: null } : f16Attend(ctx, d.D);
   const { rows, dp } = chosen;
-  const q32 = f16Q32(ctx, d, !!blocks, indices);
-  const direct = !!out;
-  const kernel: Kernel = q32 ? attendF16Kernel({ ...chosen.matrix!, q32, ...(direct ? { direct } : {}) }) : chosen.kernel;
+  const q32 = f16Q32(chosen.matrix, d.D, indices);
+  const kernel: Kernel = q32 ? attendF16Kernel({ ...chosen.matrix!, q32, ...(out ? { direct: true } : {}) }) : chosen.kernel;
   const scale = 1 / Math.sqrt(d.D);
   // Per gate: a layer records the dense and the sparse attention, with differently shaped copies.
   const qIn = q32 ? q : toF16(ctx, d, q, dp, scale, gate, `f16.q.${gate}`, indices && { indices, kvDiv: 1 });

@@ -8,7 +8,7 @@ import { attendBlocksKernel, attendGatheredKernel, attendKernel } from '../kerne
 import type { Kernel } from '../kernels/kernel.js';
 import { attendF16, attendF16Into } from './attend-f16.js';
 import { GATHER } from '../kernels/gather.wgsl.js';
-import { scatterKernel } from '../kernels/scatter.wgsl.js';
+import { scatterKernel, zeroPrunedKernel } from '../kernels/scatter.wgsl.js';
 import { headChunks, headWindow, sharedWindow, type HeadTensor, type Window } from '../resources.js';
 import { bm } from '../tiles.js';
 import { ceilDiv, qkParams, stateWindow, STORAGE_USAGE, type Dims, type StageCtx } from './common.js';
@@ -134,7 +134,7 @@ function scatterPasses(ctx: StageCtx, d: Dims, o: HeadTensor | null, sel: Select
   const chunks = headChunks(d.H, [...(o ? [{ tensor: o, kvDiv: 1 }] : []), { tensor: sel.inverse, kvDiv: 1 }], lim);
   // vec4 moves where every offset below is a multiple of 4 floats (dim, and so the head strides and row starts).
   const u = d.D % 4 === 0 ? 4 : 1;
-  const kernel = scatterKernel({ vec: u === 4, prunedOnly: !o });
+  const kernel = o ? scatterKernel({ vec: u === 4 }) : zeroPrunedKernel({ vec: u === 4 });
   for (let t0 = 0; t0 < d.L; t0 += rowsPerWindow) {
     const rows = Math.min(rowsPerWindow, d.L - t0);
     const start = t0 * rowBytes;
@@ -163,7 +163,6 @@ function scatterPasses(ctx: StageCtx, d: Dims, o: HeadTensor | null, sel: Select
         // zeroPruned alone binds no `o` (the recorder checks the names against the kernel's).
         { state, inverse: vw, out: outW, ...(ow ? { o: ow } : {}) } as Record<'state' | 'inverse' | 'o' | 'out', Window>,
         [groups, 1],
-        o ? 'scatter' : 'zeroPruned',
       );
     }
   }
